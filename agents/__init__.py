@@ -1,0 +1,1 @@
+"""CityTwin agents package."""

@@ -1,0 +1,1 @@
+"""CityTwin hydraulics package."""

@@ -1,0 +1,63 @@
+"""The ``twin`` command line: parses arguments and calls library functions.
+
+Every command has ``--help``.  A user error (any :class:`~gisdata.errors.TwinError`)
+is printed as one line on stderr, without a traceback, and exits with code 2.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from gisdata.errors import TwinError
+from twin.commands.city import city_group, demo_command, info_command
+
+
+class TwinGroup(click.Group):
+    """A click group that turns :class:`TwinError` into a one-line message and exit code 2."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except TwinError as exc:
+            message = " ".join(str(exc).split())  # one line, whatever the error text held
+            click.echo(f"error: {message}", err=True)
+            ctx.exit(2)
+
+
+@click.group(cls=TwinGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="citytwin")
+def cli() -> None:
+    """CityTwin: a digital twin of a city's sewers, streets, people and crews.
+
+    CITY arguments accept a preset name (demo, small, large), a GeoPackage
+    written by `twin city generate`, or an OSM extract (.osm, .osm.bz2, .osm.pbf).
+    """
+
+
+cli.add_command(info_command)
+cli.add_command(city_group)
+cli.add_command(demo_command)
+
+
+def _register_stage_groups() -> None:
+    # Each later stage lives in its own module under twin/commands/ and exposes `group`.
+    import importlib
+    import importlib.util
+
+    for stage in ("swmm", "forecast"):
+        if importlib.util.find_spec(f"twin.commands.{stage}") is not None:
+            cli.add_command(importlib.import_module(f"twin.commands.{stage}").group)
+
+
+_register_stage_groups()
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of the ``twin`` console script."""
+    cli.main(args=argv, prog_name="twin", standalone_mode=True)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main(sys.argv[1:])

@@ -1,0 +1,1 @@
+"""Subcommands of the `twin` CLI, one module per stage."""
