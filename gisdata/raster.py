@@ -34,6 +34,8 @@ class Raster:
     nodata: float | None = None
 
     def __post_init__(self) -> None:
+        if self.transform.b != 0 or self.transform.d != 0:
+            raise ValueError("only north-up rasters (no rotation) are supported")
         arr = np.asarray(self.values, dtype="float64")
         if arr.ndim != 2:
             raise ValueError(f"raster values must be 2-D, got shape {arr.shape}")
@@ -55,21 +57,22 @@ class Raster:
     def bounds(self) -> tuple[float, float, float, float]:
         """(xmin, ymin, xmax, ymax) in metres."""
         rows, cols = self.shape
-        x0, y0 = self.transform * (0, 0)
-        x1, y1 = self.transform * (cols, rows)
+        t = self.transform
+        x0, y0, x1, y1 = t.c, t.f, t.c + cols * t.a, t.f + rows * t.e
         return min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1)
 
     def cell_centres(self) -> tuple[np.ndarray, np.ndarray]:
         """Return 2-D arrays (x, y) of cell-centre coordinates in metres."""
         rows, cols = self.shape
         c, r = np.meshgrid(np.arange(cols) + 0.5, np.arange(rows) + 0.5)
-        x, y = self.transform * (c, r)
-        return np.asarray(x), np.asarray(y)
+        t = self.transform  # north-up: no rotation terms
+        return t.c + c * t.a, t.f + r * t.e
 
     def index_of(self, x, y) -> tuple[np.ndarray, np.ndarray]:
         """Return (row, col) integer indices of points (x, y) in metres, clipped to the grid."""
-        inv = ~self.transform
-        c, r = inv * (np.asarray(x, dtype=float), np.asarray(y, dtype=float))
+        t = self.transform  # north-up: no rotation terms
+        c = (np.asarray(x, dtype=float) - t.c) / t.a
+        r = (np.asarray(y, dtype=float) - t.f) / t.e
         rows, cols = self.shape
         r = np.clip(np.floor(r).astype(int), 0, rows - 1)
         c = np.clip(np.floor(c).astype(int), 0, cols - 1)

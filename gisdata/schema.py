@@ -102,7 +102,7 @@ LAYERS: dict[str, LayerSchema] = {
                    "Where height_m came from: OSM 'height' tag, 'building:levels' x 3 m, "
                    "a documented default, or the synthetic generator",
                    choices=("height", "levels", "default", "synthetic")),
-            Column("use", "str", "-", "Main use",
+            Column("use", "str", "-", "Main use of the building",
                    choices=("residential", "commercial", "industrial", "public", "mixed", "other")),
             Column("residents", "int64", "persons", "People living in the building"),
         )),
@@ -125,7 +125,7 @@ LAYERS: dict[str, LayerSchema] = {
         )),
         LayerSchema("subcatchments", "subcatchment_id", _POLY, "Areas draining to one manhole", (
             Column("outlet_node", "str", "-", "Node ID that receives the runoff"),
-            Column("area_m2", "float64", "m2", "Plan area"),
+            Column("area_m2", "float64", "m2", "Plan (horizontal) area"),
             Column("imperv_pct", "float64", "%", "Impervious share of the area, 0-100"),
             Column("slope_pct", "float64", "%", "Mean surface slope"),
             Column("width_m", "float64", "m", "Characteristic overland-flow width"),

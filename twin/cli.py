@@ -20,7 +20,8 @@ class TwinGroup(click.Group):
     def invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)
-        except TwinError as exc:
+        except (TwinError, OSError) as exc:
+            # OSError too: an unwritable --out or a full disk is the user's to fix, not a bug.
             message = " ".join(str(exc).split())  # one line, whatever the error text held
             click.echo(f"error: {message}", err=True)
             ctx.exit(2)
