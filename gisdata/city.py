@@ -192,7 +192,7 @@ def save_city(city: CityTwin, path: str | Path) -> Path:
     try:
         for layer in LAYER_NAMES:
             gdf = getattr(city, layer).reset_index()
-            pyogrio.write_dataframe(gdf, tmp, layer=layer, driver="GPKG")
+            pyogrio.write_dataframe(gdf, tmp, layer=layer, driver="GPKG", promote_to_multi=False)
         meta = {"name": city.name, "crs": city.crs, **{f"meta.{k}": v for k, v in city.metadata.items()}}
         _write_metadata_table(tmp, meta)
         dem_tmp = write_geotiff(city.dem, tmp.with_name(tmp.stem + ".dem.tif"))
