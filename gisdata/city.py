@@ -87,6 +87,17 @@ class CityTwin:
             raise CRSError(f"city '{self.name}': DEM CRS {self.dem.crs} differs from the layers' {crs}")
         object.__setattr__(self, "metadata", MappingProxyType({str(k): str(v) for k, v in self.metadata.items()}))
 
+    def __getstate__(self) -> dict:
+        # A mappingproxy cannot be pickled; cities travel to worker processes and Dask.
+        state = dict(self.__dict__)
+        state["metadata"] = dict(self.metadata)
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        for key, value in state.items():
+            object.__setattr__(self, key, value)
+        object.__setattr__(self, "metadata", MappingProxyType(dict(state["metadata"])))
+
     def layer(self, name: str) -> gpd.GeoDataFrame:
         """Return the vector layer called ``name``."""
         if name not in LAYERS:

@@ -163,3 +163,12 @@ def test_gdf_without_index_column_gets_string_ids(tiny_city):
     gdf = gpd.GeoDataFrame(tiny_city.nodes.reset_index(drop=True))
     out = validate_layer(gdf, "nodes")
     assert out.index.name == "node_id" and list(out.index) == [str(i) for i in range(len(gdf))]
+
+
+def test_city_pickles_for_worker_processes(tiny_city):
+    import pickle
+
+    back = pickle.loads(pickle.dumps(tiny_city))
+    assert back.equals(tiny_city)
+    with pytest.raises(TypeError):
+        back.metadata["x"] = "y"  # still read-only after the trip

@@ -1,0 +1,528 @@
+"""Readers of rain files: NCDC/NWS hourly precipitation, CSV gauge records, IDF tables.
+
+All readers convert to SI on the way in (mm, mm/h) and name the file and line
+of any value they cannot use (:class:`RainFileError`).
+
+NCDC formats (as SWMM 5's ``rain.c`` reads them):
+
+- *online* (``ncdc_format_new.dat``): ``COOP:134101 20130101 01:00 0.00 g``,
+  depth in inches (``units="in"``) per interval ending at the time, with a
+  measurement flag and a quality flag in columns given by the header;
+- *space-delimited TD-3240* (``sta310301.dat``): one line per day, ``COOPID CD
+  HPCP HI YYYY MM DD`` then 25 groups ``HHMM VVVVVV F F`` of depth in hundredths of
+  an inch per interval ending at ``HHMM`` (group ``2500`` is the daily total,
+  skipped).
+
+Flags: ``M`` or a value of 99999 (999.99 in) is missing; ``[``...``]`` brackets a
+missing period and ``{``...``}`` a deleted one (every interval in between is
+missing, listed or not); ``a``...``A`` brackets an accumulation whose total,
+given at ``A``, is spread evenly over the period (as SWMM does).  Other flags
+(``g`` start of record, ``T`` trace, quality flags) leave the value as it is.
+Hours not listed had no rain.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+
+from gisdata.errors import CorruptFileError, InputFileNotFoundError
+from hydraulics.design_storms import IDFTable, cumulative_curve_storm
+from hydraulics.rain_series import MM_PER_INCH, RainSeries, Storm
+
+INTERVAL_S = {"HPCP": 3600, "QPCP": 900, "QGAG": 900}
+"""Recording interval of each NCDC element code, s."""
+
+UNIT_SUFFIXES = {"_mm_h": "mm_h", "_mmh": "mm_h", "_in_h": "in_h", "_mm": "mm", "_in": "in"}
+"""CSV column-name suffixes and the unit each declares (intensity per hour or depth per interval)."""
+
+
+class RainFileError(CorruptFileError):
+    """A rain file has a value or layout the reader cannot use; names the file and line.
+
+    Attributes
+    ----------
+    path : Path
+        The file.
+    line : int or None
+        1-based line number, where one applies.
+    """
+
+    def __init__(self, path: str | Path, line: int | None, message: str) -> None:
+        self.path = Path(path)
+        self.line = line
+        where = f"{self.path}:{line}" if line is not None else f"{self.path}"
+        super().__init__(f"{where}: {message}")
+
+
+@dataclass
+class _Record:
+    station: str
+    end: pd.Timestamp
+    depth_in: float  # nan when missing
+    flag: str
+    line: int
+
+
+def _open_lines(path: str | Path) -> tuple[Path, list[str]]:
+    path = Path(path)
+    if not path.exists():
+        raise InputFileNotFoundError(f"{path}: rain file not found")
+    if path.is_dir():
+        raise RainFileError(path, None, "is a directory; expected a rain data file")
+    try:
+        text = path.read_text(encoding="latin-1")
+    except OSError as exc:
+        raise RainFileError(path, None, f"cannot be read ({exc})") from exc
+    return path, text.splitlines()
+
+
+# ----------------------------------------------------------------------------- NCDC
+
+_TD3240 = re.compile(r"^(\d{6}) (\d{2}) (HPCP|QPCP|QGAG) (\w\w) (\d{4}) (\d{2}) (\d{2})")
+
+
+def read_ncdc(path: str | Path, *, missing: Literal["zero", "raise"] = "zero",
+              units: Literal["in", "mm"] = "in") -> RainSeries:
+    """Read an NCDC/NWS hourly or 15-minute precipitation file (either format, detected).
+
+    Parameters
+    ----------
+    path : str or Path
+        The ``.dat`` file.
+    missing : {"zero", "raise"}
+        What to do with missing or deleted intervals: count them as no rain (as
+        SWMM does; their number goes to ``meta["missing_steps"]``) or raise.
+    units : {"in", "mm"}
+        Depth unit of the *online* format's values (the file does not say);
+        TD-3240 files declare theirs (only ``HI``, hundredths of an inch, is known).
+
+    Returns
+    -------
+    RainSeries
+        Timestamped (interval start, local standard time), one column per
+        station ID, intensity in mm/h.
+
+    Raises
+    ------
+    InputFileNotFoundError, RainFileError
+    """
+    path, lines = _open_lines(path)
+    if missing not in ("zero", "raise"):
+        raise ValueError(f"missing={missing!r}; expected 'zero' or 'raise'")
+    head = "\n".join(lines[:6])
+    if "COOP:" in head:
+        records, interval = _parse_online(path, lines, units)
+        fmt = "ncdc_online"
+    else:
+        records, interval = _parse_td3240(path, lines)
+        fmt = "ncdc_td3240"
+    if not records:
+        raise RainFileError(path, None, "holds no precipitation records")
+    frames, n_missing, n_accum = {}, 0, 0
+    for station in dict.fromkeys(r.station for r in records):
+        depth, miss, acc = _station_series(path, [r for r in records if r.station == station], interval)
+        if miss.any() and missing == "raise":
+            first = depth.index[np.argmax(miss.to_numpy())]
+            raise RainFileError(path, None, f"station {station}: interval starting {first} is missing "
+                                            "(pass missing='zero' to count it as no rain)")
+        frames[station] = depth.fillna(0.0) * (MM_PER_INCH * 3600.0 / interval)
+        n_missing += int(miss.sum())
+        n_accum += acc
+    frame = pd.DataFrame(frames)
+    full = pd.date_range(frame.index.min(), frame.index.max(), freq=pd.Timedelta(seconds=interval), name="time")
+    frame = frame.reindex(full).fillna(0.0)  # stations may cover different periods
+    return RainSeries(frame, step_s=interval, label=path.stem, source=str(path),
+                      meta={"format": fmt, "missing_steps": n_missing, "accumulated_periods": n_accum})
+
+
+def _parse_online(path: Path, lines: list[str], units: str) -> tuple[list[_Record], int]:
+    if units not in ("in", "mm"):
+        raise ValueError(f"units={units!r}; expected 'in' or 'mm'")
+    header = lines[0] if lines else ""
+    elem = next((e for e in INTERVAL_S if e in header), None)
+    if elem is None:
+        raise RainFileError(path, 1, f"header names no precipitation element {list(INTERVAL_S)}")
+    value_col = header.index(elem)
+    flag_col = header.find("Measurement Flag")
+    to_in = 1.0 if units == "in" else 1.0 / MM_PER_INCH
+    records = []
+    for no, line in enumerate(lines, start=1):
+        if "COOP:" not in line:
+            if no > 1 and line.strip(" -\t"):
+                raise RainFileError(path, no, "expected a 'COOP:<id> YYYYMMDD HH:MM value' data line")
+            continue
+        m = re.match(r"\s*COOP:(\S+)\s+(\d{8})\s+(\d{1,2}):(\d{2})\s*$", line[:value_col])
+        if m is None:
+            raise RainFileError(path, no, f"expected 'COOP:<id> YYYYMMDD HH:MM' before column {value_col + 1}, "
+                                          f"got {line[:value_col].strip()!r}")
+        station, date, hh, mm = m.groups()
+        end = _end_time(path, no, date[:4], date[4:6], date[6:], hh, mm)
+        text = line[value_col:flag_col if flag_col > value_col else None].split()
+        if not text:
+            raise RainFileError(path, no, f"no {elem} value in column {value_col + 1}")
+        try:
+            v = float(text[0])
+        except ValueError:
+            raise RainFileError(path, no, f"{elem} value {text[0]!r} is not a number") from None
+        flag = line[flag_col:flag_col + 16].strip()[:1] if flag_col >= 0 else ""
+        is_missing = flag == "M" or v >= 999.0
+        if not is_missing and v < 0:
+            raise RainFileError(path, no, f"{elem} value {v} is negative")
+        records.append(_Record(station, end, np.nan if is_missing else v * to_in, flag, no))
+    return records, INTERVAL_S[elem]
+
+
+def _parse_td3240(path: Path, lines: list[str]) -> tuple[list[_Record], int]:
+    records, interval = [], None
+    for no, line in enumerate(lines, start=1):
+        m = _TD3240.match(line)
+        if m is None:
+            if records or interval is not None:
+                if line.strip():
+                    raise RainFileError(path, no, "not a TD-3240 data line "
+                                                  "('COOPID CD ELEM UN YYYY MM DD' then 'HHMM VALUE F F' groups)")
+                continue
+            continue  # header lines before the first record
+        station, _, elem, unit, y, mo, d = m.groups()
+        if unit != "HI":
+            raise RainFileError(path, no, f"unit code '{unit}' is not supported; expected 'HI' (hundredths of an inch)")
+        if interval is None:
+            interval = INTERVAL_S[elem]
+        elif INTERVAL_S[elem] != interval:
+            raise RainFileError(path, no, f"element {elem} mixes recording intervals in one file")
+        k = 28
+        while k + 12 <= len(line.rstrip()):
+            group = line[k:k + 16]
+            k += 16
+            hhmm, val = group[1:5], group[6:12]
+            if not hhmm.strip():
+                break
+            if not (hhmm.isdigit() and val.strip().lstrip("-").isdigit()):
+                raise RainFileError(path, no, f"column {k - 15}: expected 'HHMM VVVVVV', got {group[:12]!r}")
+            if hhmm == "2500":  # daily total
+                continue
+            flag = group[13:14].strip()
+            v = int(val)
+            end = _end_time(path, no, y, mo, d, hhmm[:2], hhmm[2:])
+            is_missing = flag == "M" or v >= 9999
+            if not is_missing and v < 0:
+                raise RainFileError(path, no, f"value {v} at {hhmm} is negative")
+            records.append(_Record(station, end, np.nan if is_missing else v / 100.0, flag, no))
+    if interval is None:
+        raise RainFileError(path, None, "no NCDC data line found (neither the online 'COOP:' format nor TD-3240)")
+    return records, interval
+
+
+def _end_time(path: Path, no: int, y, mo, d, hh, mm) -> pd.Timestamp:
+    try:
+        day = pd.Timestamp(int(y), int(mo), int(d))
+    except ValueError as exc:
+        raise RainFileError(path, no, f"invalid date {y}-{mo}-{d} ({exc})") from None
+    h, mi = int(hh), int(mm)
+    if not (0 <= h <= 24 and 0 <= mi < 60) or (h == 24 and mi):
+        raise RainFileError(path, no, f"invalid time {hh}:{mm}; expected 00:00 ... 24:00")
+    return day + pd.Timedelta(hours=h, minutes=mi)  # 24:00 and next-day 00:00 end the same hour
+
+
+def _station_series(path: Path, recs: list[_Record], interval: int) -> tuple[pd.Series, pd.Series, int]:
+    """Depth per interval (inches, NaN = missing), the missing mask, and the accumulation count."""
+    step = pd.Timedelta(seconds=interval)
+    starts = [r.end - step for r in recs]
+    index = pd.date_range(min(starts), max(starts), freq=step, name="time")
+    pos = {t: i for i, t in enumerate(index)}
+    depth = np.zeros(len(index))
+    missing = np.zeros(len(index), dtype=bool)
+    seen: dict[int, int] = {}
+    open_gap: tuple[int, str, int] | None = None  # (position, flag, line) of '[' or '{'
+    accum_start: int | None = None
+    n_accum = 0
+    for rec, start in zip(recs, starts, strict=True):
+        i = pos[start]
+        if i in seen:
+            raise RainFileError(path, rec.line, f"station {rec.station}: interval ending {rec.end} "
+                                                f"is also given on line {seen[i]}")
+        seen[i] = rec.line
+        if rec.flag in ("[", "{"):
+            open_gap = (i, rec.flag, rec.line)
+        if rec.flag in ("]", "}"):
+            lo = open_gap[0] if open_gap else i
+            missing[lo:i + 1] = True
+            open_gap = None
+            continue
+        if rec.flag == "a" and open_gap is None:  # its value is a placeholder
+            accum_start = i
+            continue
+        if open_gap is not None or np.isnan(rec.depth_in):
+            missing[i] = True
+            continue
+        if rec.flag == "A":
+            lo = accum_start if accum_start is not None else i
+            depth[lo:i + 1] = rec.depth_in / (i + 1 - lo)  # SWMM spreads the total evenly
+            accum_start = None
+            n_accum += 1
+            continue
+        depth[i] = rec.depth_in
+    if open_gap is not None:
+        raise RainFileError(path, open_gap[2], f"'{open_gap[1]}' opens a missing/deleted period that never closes")
+    out = pd.Series(np.where(missing, np.nan, depth), index=index)
+    return out, pd.Series(missing, index=index), n_accum
+
+
+# ----------------------------------------------------------------------------- CSV
+
+
+def read_rain_csv(path: str | Path, *, time_col: str | None = None, units: str | None = None,
+                  time_label: Literal["start", "end"] = "start", step_s: int | None = None,
+                  missing: Literal["zero", "raise"] = "raise") -> RainSeries:
+    """Read gauge records from a CSV file: a time column, then one column per gauge.
+
+    Parameters
+    ----------
+    path : str or Path
+        The CSV file (header row first).
+    time_col : str, optional
+        Name of the time column; default the first column.  Timestamps (any
+        format pandas parses), or elapsed time if the column is named
+        ``elapsed_s``, ``elapsed_min`` or ``elapsed_h``.
+    units : {"mm_h", "in_h", "mm", "in"}, optional
+        Unit of columns whose name carries no suffix: intensity per hour
+        (``mm_h``, ``in_h``) or depth per interval (``mm``, ``in``).  A suffix in
+        the column name (``RG1_mm_h``, ``RG2_in``) declares the unit of that
+        column, and the gauge ID is the name without it.
+    time_label : {"start", "end"}
+        Whether a row's time is the start or the end of its interval.
+    step_s : int, optional
+        Interval, s; default the smallest spacing of the times.  Times must be
+        a whole number of steps apart; skipped intervals count as no rain.
+    missing : {"raise", "zero"}
+        Empty cells: raise (default) or count as no rain (counted in
+        ``meta["missing_steps"]``).
+
+    Raises
+    ------
+    InputFileNotFoundError, RainFileError
+        With the line number of a bad time or value.
+    """
+    path, _ = _open_lines(path)  # existence and directory checks
+    if time_label not in ("start", "end"):
+        raise ValueError(f"time_label={time_label!r}; expected 'start' or 'end'")
+    try:
+        df = pd.read_csv(path, dtype=str, keep_default_na=False, skip_blank_lines=False)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise RainFileError(path, None, f"not a readable CSV ({exc})") from exc
+    lineno = np.arange(len(df)) + 2  # header is line 1
+    blank = (df == "").all(axis=1).to_numpy()
+    df, lineno = df[~blank], lineno[~blank]
+    if df.empty:
+        raise RainFileError(path, None, "holds no data rows")
+    tcol = time_col if time_col is not None else df.columns[0]
+    if tcol not in df.columns:
+        raise RainFileError(path, 1, f"no time column '{tcol}'; columns are {list(df.columns)}")
+    gauge_cols = [c for c in df.columns if c != tcol]
+    if not gauge_cols:
+        raise RainFileError(path, 1, "no gauge columns after the time column")
+    col_units = {col: _column_unit(path, col, units) for col in gauge_cols}  # header errors first
+
+    elapsed_unit = {"elapsed_s": 1.0, "elapsed_min": 60.0, "elapsed_h": 3600.0}.get(str(tcol))
+    if elapsed_unit is not None:
+        t = pd.to_numeric(df[tcol], errors="coerce").to_numpy() * elapsed_unit
+        bad = np.isnan(t)
+    else:
+        t = pd.to_datetime(df[tcol], errors="coerce", format="mixed")
+        bad = t.isna().to_numpy()
+    if bad.any():
+        k = int(np.argmax(bad))
+        raise RainFileError(path, int(lineno[k]), f"time {df[tcol].iloc[k]!r} in column '{tcol}' cannot be read")
+    secs = t - t[0] if elapsed_unit is not None else (t - t.iloc[0]).dt.total_seconds().to_numpy()
+    secs = np.asarray(secs, dtype=float)
+    d = np.diff(secs)
+    if (d <= 0).any():
+        k = int(np.argmax(d <= 0)) + 1
+        raise RainFileError(path, int(lineno[k]), f"time {df[tcol].iloc[k]!r} does not come after the previous row")
+    step = int(step_s) if step_s else (int(round(d.min())) if len(d) else None)
+    if step is None or step <= 0:
+        raise RainFileError(path, None, "cannot infer the step from one row; pass step_s")
+    off = secs / step
+    irregular = np.abs(off - np.round(off)) > 1e-6
+    if irregular.any():
+        k = int(np.argmax(irregular))
+        raise RainFileError(path, int(lineno[k]), f"time {df[tcol].iloc[k]!r} is not a whole number of "
+                                                  f"{step} s steps after the first row")
+    slot = np.round(off).astype(int)
+
+    values, n_missing = {}, 0
+    for col in gauge_cols:
+        gauge, unit = col_units[col]
+        raw = df[col].str.strip()
+        num = pd.to_numeric(raw, errors="coerce").to_numpy(dtype=float)
+        empty = (raw == "").to_numpy()
+        nonnum = np.isnan(num) & ~empty
+        if nonnum.any():
+            k = int(np.argmax(nonnum))
+            raise RainFileError(path, int(lineno[k]), f"column '{col}': {raw.iloc[k]!r} is not a number")
+        if empty.any():
+            if missing == "raise":
+                k = int(np.argmax(empty))
+                raise RainFileError(path, int(lineno[k]), f"column '{col}' is empty (pass missing='zero' "
+                                                          "to count it as no rain)")
+            n_missing += int(empty.sum())
+            num = np.where(empty, 0.0, num)
+        neg = num < 0
+        if neg.any():
+            k = int(np.argmax(neg))
+            raise RainFileError(path, int(lineno[k]), f"column '{col}': {num[k]} is negative; expected rain >= 0")
+        factor = {"mm_h": 1.0, "in_h": MM_PER_INCH, "mm": 3600.0 / step, "in": MM_PER_INCH * 3600.0 / step}[unit]
+        if gauge in values:
+            raise RainFileError(path, 1, f"gauge '{gauge}' appears in more than one column")
+        full = np.zeros(slot[-1] + 1)
+        full[slot] = num * factor
+        values[gauge] = full
+    shift = -step if time_label == "end" else 0
+    if elapsed_unit is not None:
+        index = pd.Index((t[0] + shift + np.arange(slot[-1] + 1) * step).astype("int64"), name="elapsed_s")
+    else:
+        index = pd.DatetimeIndex(t.iloc[0] + pd.to_timedelta(shift + np.arange(slot[-1] + 1) * step, unit="s"),
+                                 name="time")
+    return RainSeries(pd.DataFrame(values, index=index), step_s=step, label=path.stem, source=str(path),
+                      meta={"format": "csv", "missing_steps": n_missing})
+
+
+def _column_unit(path: Path, col: str, units: str | None) -> tuple[str, str]:
+    for suffix, unit in sorted(UNIT_SUFFIXES.items(), key=lambda kv: -len(kv[0])):
+        if col.endswith(suffix) and len(col) > len(suffix):
+            return col[: -len(suffix)], unit
+    if units is None:
+        raise RainFileError(path, 1, f"column '{col}' declares no unit; add a suffix "
+                                     f"{list(UNIT_SUFFIXES)} or pass units=")
+    if units not in ("mm_h", "in_h", "mm", "in"):
+        raise ValueError(f"units={units!r}; expected 'mm_h', 'in_h', 'mm' or 'in'")
+    return col, units
+
+
+# ----------------------------------------------------------------------------- IDF tables
+
+
+def _read_numeric_table(path: Path, lines: list[str], first_header: str) -> tuple[list[float], list[list[float]]]:
+    rows = [(no, ln) for no, ln in enumerate(lines, start=1) if ln.strip()]
+    if not rows:
+        raise RainFileError(path, None, "is empty")
+    hno, header = rows[0]
+    cells = [c.strip() for c in header.split(",")]
+    if cells[0].lower() != first_header:
+        raise RainFileError(path, hno, f"first header cell is {cells[0]!r}; expected '{first_header}'")
+    try:
+        cols = [float(c) for c in cells[1:]] if first_header == "hour" else cells[1:]
+    except ValueError:
+        raise RainFileError(path, hno, f"return periods {cells[1:]} must be numbers (years)") from None
+    data = []
+    for no, ln in rows[1:]:
+        parts = [c.strip() for c in ln.split(",")]
+        if len(parts) != len(cells):
+            raise RainFileError(path, no, f"has {len(parts)} fields; the header has {len(cells)}")
+        try:
+            data.append([float(p) for p in parts])
+        except ValueError:
+            bad = next(p for p in parts if not _is_float(p))
+            raise RainFileError(path, no, f"{bad!r} is not a number") from None
+    return cols, data
+
+
+def _is_float(s: str) -> bool:
+    try:
+        float(s)
+    except ValueError:
+        return False
+    return True
+
+
+def read_idf_table(path: str | Path, *, units: Literal["in", "mm"] = "in", name: str | None = None) -> IDFTable:
+    """Read a depth-duration-frequency table: ``Hour,<P1>,<P2>,...`` then one row per duration.
+
+    Parameters
+    ----------
+    path : str or Path
+        CSV such as ``Atlanta_IDF.csv`` (durations in hours, return periods in
+        years, depths in inches, e.g. from NOAA Atlas 14).
+    units : {"in", "mm"}
+        Unit of the depths in the file.
+    name : str, optional
+        Label; default the file stem without ``_IDF``.
+
+    Raises
+    ------
+    RainFileError
+        On a non-numeric cell, a ragged row, a depth <= 0, or depths that fall
+        with duration or return period.
+    """
+    path, lines = _open_lines(path)
+    periods, data = _read_numeric_table(path, lines, "hour")
+    arr = np.array(data, dtype=float)
+    line_of = [no for no, ln in enumerate(lines, start=1) if ln.strip()][1:]
+    for k in range(len(arr)):
+        if (arr[k, 1:] <= 0).any() or (np.diff(arr[k, 1:]) < 0).any():
+            raise RainFileError(path, line_of[k], "depths must be > 0 and grow with the return period")
+        if k and (arr[k, 0] <= arr[k - 1, 0] or (arr[k, 1:] < arr[k - 1, 1:]).any()):
+            raise RainFileError(path, line_of[k], "durations must increase and depths must not fall with duration")
+    factor = MM_PER_INCH if units == "in" else 1.0
+    frame = pd.DataFrame(arr[:, 1:] * factor, index=pd.Index(arr[:, 0], name="duration_h"),
+                         columns=pd.Index(periods, name="return_period_yr"))
+    return IDFTable(frame, name=name or path.stem.removesuffix("_IDF"))
+
+
+def read_design_storm_curves(path: str | Path) -> pd.DataFrame:
+    """Read dimensionless cumulative storm curves: ``time,<city>,...``, hours and percent.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Cumulative fraction (0 ... 1) indexed by ``time_h``, one column per curve.
+
+    Raises
+    ------
+    RainFileError
+        On a non-numeric cell, a curve that falls, or one not running 0 ... 100 %.
+    """
+    path, lines = _open_lines(path)
+    names, data = _read_numeric_table(path, lines, "time")
+    arr = np.array(data, dtype=float)
+    line_of = [no for no, ln in enumerate(lines, start=1) if ln.strip()][1:]
+    for k in range(1, len(arr)):
+        if arr[k, 0] <= arr[k - 1, 0] or (arr[k, 1:] < arr[k - 1, 1:] - 1e-9).any():
+            raise RainFileError(path, line_of[k], "times must increase and cumulative percentages must not fall")
+    if arr[0, 0] != 0 or np.abs(arr[0, 1:]).max() > 1e-9 or np.abs(arr[-1, 1:] - 100).max() > 1e-6:
+        raise RainFileError(path, None, "curves must start at time 0 with 0 % and end at 100 %")
+    frame = pd.DataFrame(arr[:, 1:] / 100.0, index=pd.Index(arr[:, 0], name="time_h"), columns=names)
+    return frame
+
+
+def design_storm_for_city(data_dir: str | Path, city: str, return_period_yr: float, *,
+                          step_min: float = 6, gauge: str = "RG1") -> Storm:
+    """24 h design storm of a city of the NOAA set: depth from ``<city>_IDF.csv``, shape from
+    ``City_design_storms_v2.csv`` (the NRCS type of the city).
+
+    Parameters
+    ----------
+    data_dir : str or Path
+        Folder with both files, e.g. ``../shared/data/rain/design_storms_9cities``.
+    city : str
+        File stem and column, e.g. ``"Atlanta"``, ``"New_Orleans"``.
+    return_period_yr : float
+        Return period, years.
+    """
+    data_dir = Path(data_dir)
+    table = read_idf_table(data_dir / f"{city}_IDF.csv")
+    curves = read_design_storm_curves(data_dir / "City_design_storms_v2.csv")
+    if city not in curves.columns:
+        raise RainFileError(data_dir / "City_design_storms_v2.csv", 1,
+                            f"no curve for '{city}'; has {list(curves.columns)}")
+    depth = table.depth_for(float(curves.index[-1]), return_period_yr)
+    storm = cumulative_curve_storm(depth, curves[city], step_min=step_min, gauge=gauge,
+                                   return_period_yr=float(return_period_yr),
+                                   label=f"{city} P={return_period_yr:g} yr 24 h", method="idf_table")
+    return storm
