@@ -1,0 +1,127 @@
+"""The Streamlit workbench, driven headless with streamlit.testing (AppTest).
+
+The app runs on a small city given by CITYTWIN_APP_CITY (a GeoPackage of the
+tiny fixture city), so these tests do not wait for the demo city.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from gisdata.city import read_city_gpkg, save_city
+from gisdata.errors import CorruptFileError, MissingLayerError, TwinError
+from twin.app_support import (
+    layer_column_stats,
+    layer_counts_table,
+    load_uploaded_city,
+    summary_table,
+)
+from twin.i18n import t
+from twin.viz.map2d import MAP_LAYERS
+
+APP = str(Path(__file__).resolve().parents[1] / "app.py")
+
+
+@pytest.fixture(scope="module")
+def tiny_gpkg(tmp_path_factory) -> Path:
+    from tests.conftest import make_tiny_city
+
+    return save_city(make_tiny_city(), tmp_path_factory.mktemp("app") / "tiny.gpkg")
+
+
+@pytest.fixture
+def app(tiny_gpkg, monkeypatch) -> AppTest:
+    monkeypatch.setenv("CITYTWIN_APP_CITY", str(tiny_gpkg))
+    return AppTest.from_file(APP, default_timeout=120).run()
+
+
+def test_city_page_renders_map_stats_and_3d(app):
+    assert not app.exception, [e.value for e in app.exception]
+    assert not app.error, [e.value for e in app.error]
+    assert app.title[0].value == t("app.title", "en")
+    assert len(app.get("deck_gl_json_chart")) == 1
+    assert len(app.get("iframe")) == 1
+    html = app.get("iframe")[0].proto.srcdoc
+    assert "OfflineLocalView" in html
+    frames = [df.value for df in app.dataframe]
+    summary = frames[0]
+    assert "EPSG:32650" in summary.iloc[:, 1].tolist()
+    counts = frames[1]
+    assert counts.iloc[:, 1].tolist()[:2] == [6, 2]  # roads, buildings of the tiny city
+
+
+def test_language_switch_changes_labels_and_keeps_choices(app):
+    app.selectbox(key="stats_layer__en").set_value("conduits").run()
+    app.sidebar.radio(key="lang").set_value("zh").run()
+    assert not app.exception, [e.value for e in app.exception]
+    assert app.title[0].value == t("app.title", "zh") != t("app.title", "en")
+    assert [r.label for r in app.sidebar.radio] == [t("app.language", "zh"), t("app.page", "zh")]
+    assert app.radio(key="city_source__zh").label == t("city.source", "zh")
+    assert app.selectbox(key="stats_layer__zh").label == t("stats.choose_layer", "zh")
+    assert app.selectbox(key="stats_layer__zh").value == "conduits"  # the choice survives the switch
+    assert app.multiselect(key="map_layers__zh").value == list(MAP_LAYERS)
+    assert t("stats.max", "zh") in app.dataframe[2].value.columns
+    # and back
+    app.sidebar.radio(key="lang").set_value("en").run()
+    assert app.title[0].value == t("app.title", "en")
+
+
+def test_uploaded_bad_geopackage_shows_the_readers_message(app, tmp_path):
+    app.radio(key="city_source__en").set_value("gpkg").run()
+    assert [i.value for i in app.info] == [t("city.upload.hint", "en")]
+    app.file_uploader(key="upload_gpkg").set_value(("bad.gpkg", b"this is not a GeoPackage", "application/geopackage+sqlite3")).run()
+    assert not app.exception, [e.value for e in app.exception]
+    # The message the CLI prints for the same file (run from the file's folder).
+    (tmp_path / "bad.gpkg").write_bytes(b"this is not a GeoPackage")
+    with pytest.raises(CorruptFileError) as info:
+        read_city_gpkg(tmp_path / "bad.gpkg")
+    expected = str(info.value).replace(str(tmp_path) + "/", "")
+    assert [e.value for e in app.error] == [expected]
+    assert expected.startswith("bad.gpkg: not a readable GeoPackage")
+
+
+def test_uploaded_good_geopackage_with_dem_loads(app, tiny_gpkg):
+    app.radio(key="city_source__en").set_value("gpkg").run()
+    files = [("city.gpkg", tiny_gpkg.read_bytes(), "application/octet-stream"),
+             ("elevation.tif", tiny_gpkg.with_name("tiny.dem.tif").read_bytes(), "image/tiff")]
+    app.file_uploader(key="upload_gpkg").set_value(files).run()
+    assert not app.exception and not app.error
+    assert app.subheader[0].value == t("city.header", "en", name="tiny")
+
+
+def test_load_uploaded_city_round_trip(tiny_gpkg):
+    files = [("x.gpkg", tiny_gpkg.read_bytes()), ("x.dem.tif", tiny_gpkg.with_name("tiny.dem.tif").read_bytes())]
+    city = load_uploaded_city(files, "gpkg")
+    assert city.equals(read_city_gpkg(tiny_gpkg))
+
+
+def test_load_uploaded_city_errors_name_the_file(tiny_gpkg, tmp_path):
+    import sqlite3
+
+    broken = tmp_path / "nolayers.gpkg"
+    broken.write_bytes(tiny_gpkg.read_bytes())
+    with sqlite3.connect(broken) as con:  # drop a required layer
+        con.execute("DELETE FROM gpkg_contents WHERE table_name = 'conduits'")
+        con.execute("DELETE FROM gpkg_geometry_columns WHERE table_name = 'conduits'")
+        con.execute("DROP TABLE conduits")
+    with pytest.raises(MissingLayerError) as info:
+        load_uploaded_city([("nolayers.gpkg", broken.read_bytes())], "gpkg")
+    assert str(info.value).startswith("nolayers.gpkg: missing required layer(s) ['conduits']")
+    with pytest.raises(TwinError, match="expected one city GeoPackage"):
+        load_uploaded_city([("a.gpkg", b""), ("b.gpkg", b"")], "gpkg")
+    with pytest.raises(TwinError, match="expected one OSM extract"):
+        load_uploaded_city([("city.gpkg", b"")], "osm")
+
+
+def test_statistics_tables(tiny_city):
+    s = summary_table(tiny_city, "en")
+    assert dict(zip(s.iloc[:, 0], s.iloc[:, 1]))["Residents"] == "40"
+    c = layer_counts_table(tiny_city, "zh")
+    assert list(c.columns) == [t("stats.layer", "zh"), t("stats.count", "zh")]
+    cols = layer_column_stats(tiny_city, "conduits", "en").set_index("Column")
+    assert cols.loc["diameter_m", "Max"] == pytest.approx(0.6)
+    assert cols.loc["diameter_m", "Unit"] == "m"
+    assert cols.loc["from_node", "Distinct values"] == 6
