@@ -6,6 +6,7 @@ is printed as one line on stderr, without a traceback, and exits with code 2.
 
 from __future__ import annotations
 
+import os
 import sys
 
 import click
@@ -57,6 +58,9 @@ _register_stage_groups()
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the ``twin`` console script."""
+    if not os.environ.get("DISPLAY"):
+        # Headless: go straight to EGL so VTK does not first try X and warn "bad X server connection".
+        os.environ.setdefault("VTK_DEFAULT_OPENGL_WINDOW", "vtkEGLRenderWindow")
     cli.main(args=argv, prog_name="twin", standalone_mode=True)
 
 
