@@ -195,7 +195,9 @@ def design_sewer(
     outfall_candidates : geopandas.GeoSeries, optional
         Points where pipes may discharge (e.g. on a river bank).  Each is tied
         to the nearest street junction within ``max(300 m, 5 * spacing)``.
-        Default: the low points of the network's outer boundary.
+        Default: low points of the network's outer boundary that are also low
+        overall (:data:`LOW_OUTFALL_BAND`); small street components wholly
+        above that band then get no sewer.
     idf : ChineseIDF
         Rainfall intensity formula for the rational method.
     return_period_yr : float
@@ -242,6 +244,7 @@ def design_sewer(
     graph = _street_graph(roads, min_edge_m=max(10.0, 0.25 * manhole_spacing_m))
     z = dem.sample(graph.xy[:, 0], graph.xy[:, 1])
     outfalls = _attach_outfalls(graph, z, outfall_candidates, manhole_spacing_m)
+    graph = _drop_high_strays(graph, z, outfalls)
     downstream, outfalls, reached = _drainage_forest(graph, z, dem, outfalls, rng)
     net = _place_manholes(graph, downstream, outfalls, reached, manhole_spacing_m)
     rim = dem.sample(net.xy[:, 0], net.xy[:, 1])
@@ -324,6 +327,7 @@ def _street_graph(roads: gpd.GeoDataFrame, *, min_edge_m: float) -> _StreetGraph
 class _Outfalls:
     node: np.ndarray        # street-junction index each outfall is tied to
     xy: np.ndarray          # outfall positions, m
+    low_limit_m: float = math.inf  # highest ground an outfall may sit on, m (finite only without candidates)
 
 
 def _attach_outfalls(graph: _StreetGraph, z: np.ndarray, candidates, spacing: float) -> _Outfalls:
@@ -345,21 +349,88 @@ def _attach_outfalls(graph: _StreetGraph, z: np.ndarray, candidates, spacing: fl
     return _boundary_low_points(graph, z, spacing)
 
 
+LOW_OUTFALL_BAND = (1.0, 0.1)
+"""Without candidates, outfalls sit at most ``max(a, b * relief)`` m above the lowest junction of the
+network boundary, where ``relief`` is the boundary's range of ground elevation, m and dimensionless.
+
+The lowest tenth of the boundary's relief: on a plane rising 0.5 % over 2 km, a band of about 1 m
+along the low edge.  Water leaves a district where its boundary is low; an outfall on the high
+edge makes the pipes that reach it run uphill and end many metres deep."""
+
+LOW_POINT_RADIUS_M = 600.0
+"""Without candidates, an outfall is the lowest junction within this distance, m (and outfalls are
+at least this far apart)."""
+
+
 def _boundary_low_points(graph: _StreetGraph, z: np.ndarray, spacing: float, *, max_count: int = 12) -> _Outfalls:
-    """Local low points among the junctions near the network's convex hull."""
+    """Low points of the network's outer boundary that are low overall.
+
+    A boundary junction qualifies when no junction within :data:`LOW_POINT_RADIUS_M`
+    (inside the network or on its boundary) is lower, so that the ground falls
+    towards it, and when it lies within :data:`LOW_OUTFALL_BAND` of the lowest
+    boundary junction.  If none does (a closed depression inside the network
+    next to every low boundary point), the boundary profile's own low points in
+    that band are used.  Outfalls are taken from the lowest up, at least
+    :data:`LOW_POINT_RADIUS_M` apart.
+    """
     hull = shapely.convex_hull(shapely.multipoints(graph.xy))
     pts = shapely.points(graph.xy)
     near = shapely.distance(pts, hull.exterior if hull.geom_type == "Polygon" else hull) < max(2 * spacing, 100.0)
     cand = np.flatnonzero(near) if near.any() else np.arange(len(z))
-    tree = cKDTree(graph.xy[cand])
-    neighbours = tree.query_ball_point(graph.xy[cand], r=600.0)
-    is_min = np.array([z[c] <= z[cand[nb]].min() for c, nb in zip(cand, neighbours)])
-    lows = cand[is_min]
-    lows = lows[np.argsort(z[lows], kind="stable")][:max_count]
+    z_low = z[cand].min()
+    low_limit = z_low + max(LOW_OUTFALL_BAND[0], LOW_OUTFALL_BAND[1] * (z[cand].max() - z_low))
+    cand = cand[z[cand] <= low_limit]
+
+    all_tree, cand_tree = cKDTree(graph.xy), cKDTree(graph.xy[cand])
+    lowest_around = np.array([z[nb].min() for nb in all_tree.query_ball_point(graph.xy[cand], r=LOW_POINT_RADIUS_M)])
+    lows = cand[z[cand] <= lowest_around]
+    if not len(lows):
+        neighbours = cand_tree.query_ball_point(graph.xy[cand], r=LOW_POINT_RADIUS_M)
+        lows = cand[[z[c] <= z[cand[nb]].min() for c, nb in zip(cand, neighbours)]]
+    lows = lows[np.argsort(z[lows], kind="stable")]
+    chosen: list[int] = []
+    for k in lows:  # flat stretches have several equally low junctions: keep them apart
+        if len(chosen) == max_count:
+            break
+        if not chosen or np.min(np.linalg.norm(graph.xy[chosen] - graph.xy[k], axis=1)) >= LOW_POINT_RADIUS_M:
+            chosen.append(int(k))
+    lows = np.asarray(chosen, dtype=int)
     centre = np.asarray(hull.centroid.coords[0])
     out = graph.xy[lows] - centre
     out /= np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-9)
-    return _Outfalls(node=lows, xy=graph.xy[lows] + 10.0 * out)
+    return _Outfalls(node=lows, xy=graph.xy[lows] + 10.0 * out, low_limit_m=float(low_limit))
+
+
+STRAY_MAX_JUNCTIONS = 20
+"""Without candidates, a street component with fewer junctions than this, no outfall and no
+junction below the outfalls' height band gets no sewer (see :func:`_drop_high_strays`)."""
+
+
+def _drop_high_strays(graph: _StreetGraph, z: np.ndarray, outfalls: _Outfalls) -> _StreetGraph:
+    """Remove small street components that lie wholly above ``outfalls.low_limit_m``.
+
+    A stray piece of street (cut off by the edge of an extract, or reached only
+    by roads that carry no sewer) would otherwise drain to its own lowest
+    junction: an outfall on high ground, where no water leaves the district.
+    Its area still drains: the subcatchment split gives it to the nearest
+    manholes of the network.  Larger components keep their own outfall.
+    """
+    if not math.isfinite(outfalls.low_limit_m):
+        return graph
+    n = len(graph.xy)
+    _, comp = connected_components(coo_matrix((np.ones(len(graph.u)), (graph.u, graph.v)), shape=(n, n)),
+                                   directed=False)
+    drained = np.zeros(comp.max() + 1, bool)
+    drained[comp[outfalls.node]] = True
+    sizes = np.bincount(comp)
+    lowest = np.full(len(sizes), np.inf)
+    np.minimum.at(lowest, comp, z)
+    stray = ~drained & (sizes < STRAY_MAX_JUNCTIONS) & (lowest > outfalls.low_limit_m)
+    keep = ~stray[comp[graph.u]]
+    if keep.all():
+        return graph
+    return _StreetGraph(xy=graph.xy, u=graph.u[keep], v=graph.v[keep], length=graph.length[keep],
+                        geoms=graph.geoms[keep])
 
 
 def _edge_dips(graph: _StreetGraph, dem: Raster, z: np.ndarray) -> np.ndarray:

@@ -188,3 +188,31 @@ def test_roads_are_not_mutated(tiny_city):
     design_sewer(tiny_city.roads, tiny_city.dem, buildings=tiny_city.buildings)
     assert tiny_city.roads.equals(roads)
     assert isinstance(tiny_city.roads, gpd.GeoDataFrame)
+
+
+@pytest.fixture(scope="module")
+def pbf_city(shared_data):
+    from gisdata.osm import import_osm
+
+    return import_osm(shared_data / "gis" / "pyrosm" / "test.osm.pbf")
+
+
+def test_without_candidates_outfalls_are_low_and_pipes_fall_to_them(pbf_city):
+    """test.osm.pbf has no water: the fallback DEM rises 0.5 % northwards from the southern edge.
+
+    The outfalls must be on the low (southern) side, never on the high northern edge
+    with trunks running uphill to them.
+    """
+    nodes, c = pbf_city.nodes, pbf_city.conduits
+    outfalls = nodes.index[nodes["node_type"] == "outfall"]
+    assert len(outfalls) >= 1
+    low_rims = nodes["rim_elev_m"].quantile(0.2)
+    assert (nodes.loc[outfalls, "rim_elev_m"] <= low_rims).all(), nodes.loc[outfalls, "rim_elev_m"].to_dict()
+    up = nodes.loc[c["from_node"], "invert_elev_m"].to_numpy() + c["in_offset_m"].to_numpy()
+    down = nodes.loc[c["to_node"], "invert_elev_m"].to_numpy() + c["out_offset_m"].to_numpy()
+    assert (down <= up + 2e-3).all()  # inverts are rounded to the mm
+    # On a plane every manhole stands above the outfall it drains to: no route climbs to its outfall.
+    g = _tree(pbf_city)
+    for o in outfalls:
+        upstream = list(nx.ancestors(g, o))
+        assert nodes.loc[upstream, "rim_elev_m"].min() >= nodes.loc[o, "rim_elev_m"] - 0.25, o
