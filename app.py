@@ -17,7 +17,9 @@ import streamlit as st
 from gisdata.city import CityTwin, load_city
 from gisdata.errors import TwinError
 from twin import app_support as support
+from twin import flood_event as fe
 from twin.i18n import DEFAULT_LANG, LANGUAGES, t
+from twin.viz import flood_layers
 from twin.viz.map2d import MAP_LAYERS, city_deck
 
 # ----------------------------------------------------------------------------- cached data
@@ -41,6 +43,26 @@ def cached_deck(key: str, _city: CityTwin, layers: tuple[str, ...], lang: str):
 @st.cache_data(show_spinner=False, max_entries=8)
 def cached_scene_html(key: str, _city: CityTwin, vertical_exaggeration: float, lang: str) -> str:
     return support.city_scene_html(_city, vertical_exaggeration=vertical_exaggeration, lang=lang)
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def cached_storm(spec: fe.StormSpec):
+    return spec.build()
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def cached_rain_upload(key: str, name: str, _data: bytes, units: str):
+    return fe.read_rain_upload(name, _data, units=units)
+
+
+@st.cache_resource(show_spinner=False, max_entries=8)
+def cached_flood_deck(event_key: str, _city: CityTwin, _result, lang: str):
+    return flood_layers.flood_deck(_city, _result, lang=lang)
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def cached_flood_scene_html(event_key: str, _city: CityTwin, _result, vertical_exaggeration: float, lang: str) -> str:
+    return support.flood_scene_html(_city, _result, vertical_exaggeration=vertical_exaggeration, lang=lang)
 
 
 # ----------------------------------------------------------------------------- widgets
@@ -136,6 +158,144 @@ def page_city(lang: str) -> None:
         st.caption(t("scene.hint", lang))
 
 
+# Flood events a session keeps, so switching back to an earlier rain needs no new SWMM run.
+FLOOD_EVENTS_KEPT = 4
+
+
+def choose_rain(lang: str):
+    """The rain chosen in the storm form (a RainSeries), or None (with a message shown)."""
+    from hydraulics.rainfall import IDF_PRESETS, NRCS_TYPES
+
+    kind = choice(st.radio, t("flood.rain_source", lang), [*fe.STORM_KINDS, "csv"], name="flood_rain", lang=lang,
+                  horizontal=True, format_func=lambda k: t(f"flood.rain.{k}", lang))
+    cols = st.columns(3)
+    try:
+        if kind == "chicago":
+            with cols[0]:
+                idf = choice(st.selectbox, t("flood.idf", lang), list(IDF_PRESETS), name="flood_idf", lang=lang,
+                             format_func=lambda k: t(f"flood.idf.{k}", lang))
+            with cols[1]:
+                period = st.select_slider(t("flood.return_period_yr", lang), [1, 2, 3, 5, 10, 20, 50, 100],
+                                          value=20, key="flood_period")
+            with cols[2]:
+                duration = st.select_slider(t("flood.duration_min", lang), [30, 60, 90, 120, 180, 360],
+                                            value=120, key="flood_duration")
+            r = st.slider(t("flood.peak_ratio", lang), 0.1, 0.9, 0.4, 0.05, key="flood_r")
+            return cached_storm(fe.StormSpec("chicago", idf=idf, return_period_yr=float(period),
+                                             duration_min=float(duration), r=float(r)))
+        if kind == "block":
+            with cols[0]:
+                intensity = st.number_input(t("flood.intensity_mm_h", lang), 1.0, 500.0, 60.0, 5.0,
+                                            key="flood_intensity")
+            with cols[1]:
+                duration = st.select_slider(t("flood.duration_min", lang), [30, 60, 90, 120, 180, 360],
+                                            value=60, key="flood_block_duration")
+            return cached_storm(fe.StormSpec("block", intensity_mm_h=float(intensity), duration_min=float(duration)))
+        if kind == "nrcs":
+            with cols[0]:
+                depth = st.number_input(t("flood.depth_mm", lang), 1.0, 1000.0, 150.0, 10.0, key="flood_depth_mm")
+            with cols[1]:
+                ntype = st.selectbox(t("flood.nrcs_type", lang), list(NRCS_TYPES), index=2, key="flood_nrcs")
+            return cached_storm(fe.StormSpec("nrcs", depth_mm=float(depth), nrcs_type=ntype, step_min=6.0))
+        with cols[0]:
+            units = choice(st.selectbox, t("flood.csv_units", lang), ["mm_h", "mm", "in_h", "in"],
+                           name="flood_csv_units", lang=lang, format_func=lambda u: t(f"flood.csv_unit.{u}", lang))
+        upload = st.file_uploader(t("flood.upload_csv", lang), type=["csv", "txt"], key="flood_csv")
+        if upload is None:
+            st.info(t("flood.upload_hint", lang))
+            return None
+        data = upload.getvalue()
+        return cached_rain_upload(support.upload_key([(upload.name, data)]), upload.name, data, units)
+    except TwinError as exc:
+        st.error(str(exc))
+        return None
+
+
+def page_flood_event(lang: str) -> None:
+    """The Flood event page: a storm on the chosen city, run in SWMM, seen as a map, hydrographs and in 3D."""
+    chosen = select_city(lang)
+    if chosen is None:
+        return
+    city_key, city = chosen
+    st.subheader(t("flood.header", lang, name=city.name))
+    rain = choose_rain(lang)
+    if rain is None:
+        return
+    drain_h = st.select_slider(t("flood.drain_time_h", lang), [0.5, 1.0, 2.0, 4.0, 6.0], value=2.0, key="flood_drain")
+    st.caption(support.rain_description(rain, lang))
+    st.altair_chart(flood_layers.rain_chart(rain, lang=lang), width="stretch")
+
+    event_key = fe.flood_event_key(city_key, rain, drain_time_h=float(drain_h))
+    events = st.session_state.setdefault("flood_events", {})
+    if st.button(t("flood.run", lang), type="primary", key="flood_run"):
+        bar = st.progress(0.0, text=t("flood.progress.build", lang))
+        try:
+            result = fe.run_flood_event(
+                city, rain, drain_time_h=float(drain_h),
+                progress=lambda p: bar.progress(p.fraction, text=support.flood_progress_text(p, lang)))
+        except TwinError as exc:
+            bar.empty()
+            st.error(t("flood.error", lang, error=str(exc)))
+            return
+        bar.empty()
+        events.pop(event_key, None)
+        events[event_key] = result
+        while len(events) > FLOOD_EVENTS_KEPT:
+            events.pop(next(iter(events)))
+    result = events.get(event_key)
+    if result is None:
+        st.info(t("flood.not_run", lang))
+        return
+    show_flood_event(lang, event_key, city, result)
+
+
+def show_flood_event(lang: str, event_key: str, city: CityTwin, result) -> None:
+    """The results of one flood event: summary, map, hydrographs, 3D and tables."""
+    st.markdown(f"**{t('flood.summary.title', lang)}**")
+    for column, (label, value) in zip(st.columns(4), support.flood_metrics(result, lang)):
+        column.metric(label, value)
+    if result.summary["flooded_nodes"] == 0:
+        st.info(t("flood.no_flooding", lang))
+    tab_map, tab_hydro, tab_scene, tab_tables = st.tabs(
+        [t("flood.tab.map", lang), t("flood.tab.hydrograph", lang), t("flood.tab.scene", lang),
+         t("flood.tab.tables", lang)])
+
+    with tab_map:
+        st.pydeck_chart(cached_flood_deck(event_key, city, result, lang), height=600)
+        st.markdown(flood_layers.flood_legend_html(result, lang=lang), unsafe_allow_html=True)
+        st.caption(t("flood.map_hint", lang, car=result.roads.attrs.get("car_m", ""),
+                     all=result.roads.attrs.get("all_m", "")))
+
+    with tab_hydro:
+        node_ids = list(result.nodes.index)
+        if st.session_state.get("flood_node_event") != event_key:  # a new event: start at its worst node
+            st.session_state["flood_node_event"] = event_key
+            st.session_state["flood_node"] = result.worst_node
+        node = choice(st.selectbox, t("flood.node", lang), node_ids, name="flood_node", lang=lang,
+                      format_func=lambda n: support.flood_node_label(result, n, lang))
+        st.altair_chart(flood_layers.hydrograph_chart(result, node, lang=lang), width="stretch")
+
+    with tab_scene:
+        ve = st.select_slider(t("scene.vertical_exaggeration", lang), options=[1.0, 2.0, 3.0, 5.0, 10.0],
+                              value=1.0, key="flood_scene_ve")
+        with st.spinner(t("scene.building", lang)):
+            html = cached_flood_scene_html(event_key, city, result, float(ve), lang)
+        show_html(html, height=650)
+        st.caption(t("flood.scene_hint", lang))
+
+    with tab_tables:
+        st.markdown(f"**{t('flood.summary.title', lang)}**")
+        st.dataframe(support.flood_summary_table(result, lang), hide_index=True)
+        for title, table in ((t("flood.table.nodes", lang), support.flooded_nodes_table(result, lang)),
+                             (t("flood.table.roads", lang), support.flooded_roads_table(city, result, lang)),
+                             (t("flood.table.buildings", lang), support.exposed_buildings_table(result, lang))):
+            st.markdown(f"**{title}**")
+            if len(table):
+                st.dataframe(table, hide_index=True)
+            else:
+                st.caption(t("flood.table.empty", lang))
+
+
 def show_html(html: str, *, height: int) -> None:
     """Embed a whole HTML page in an iframe (st.iframe where it exists, else components.v1.html)."""
     if hasattr(st, "iframe"):
@@ -148,7 +308,7 @@ def show_html(html: str, *, height: int) -> None:
 
 # Page key -> function(lang), in sidebar order.  (A comment, not a string: Streamlit
 # "magic" would print a bare string literal on the page.)
-PAGES = {"city": page_city}
+PAGES = {"city": page_city, "flood_event": page_flood_event}
 
 
 # ----------------------------------------------------------------------------- frame

@@ -125,3 +125,68 @@ def test_statistics_tables(tiny_city):
     assert cols.loc["diameter_m", "Max"] == pytest.approx(0.6)
     assert cols.loc["diameter_m", "Unit"] == "m"
     assert cols.loc["from_node", "Distinct values"] == 6
+
+
+# ----------------------------------------------------------------------------- flood event page
+
+
+def test_flood_event_page_runs_a_storm_and_shows_the_results(app):
+    """A short storm on the tiny city: SWMM runs in its own process, the page shows summary, map,
+    hydrograph and 3D flood, and the result survives a language switch without a new run."""
+    from twin.flood_event import FloodEventResult
+
+    app.sidebar.radio(key="page__en").set_value("flood_event").run()
+    assert not app.exception, [e.value for e in app.exception]
+    assert app.subheader[0].value == t("flood.header", "en", name="tiny")
+    assert [i.value for i in app.info] == [t("flood.not_run", "en")]
+    app.select_slider(key="flood_period").set_value(50).run()
+    app.select_slider(key="flood_duration").set_value(60).run()
+    app.select_slider(key="flood_drain").set_value(1.0).run()
+    app.button(key="flood_run").click().run(timeout=180)
+    assert not app.exception, [e.value for e in app.exception]
+    assert not app.error, [e.value for e in app.error]
+
+    (result,) = app.session_state["flood_events"].values()
+    assert isinstance(result, FloodEventResult) and result.city_name == "tiny"
+    metrics = {m.label: m.value for m in app.metric}
+    assert metrics[t("flood.summary.flooded_nodes", "en")] == "5"
+    assert metrics[t("flood.summary.flood_volume_m3", "en")] == f"{result.summary['flood_volume_m3']:,.1f}"
+    assert float(metrics[t("flood.summary.max_surface_depth_m", "en")]) > 0.05
+    assert t("flood.summary.continuity", "en") in metrics
+    assert len(app.get("deck_gl_json_chart")) == 1
+    assert len(app.get("iframe")) == 1
+    html = app.get("iframe")[0].proto.srcdoc
+    assert "OfflineLocalView" in html and t("scene.legend.water", "en") in html  # water in the 3D scene
+    node = app.selectbox(key="flood_node__en")
+    assert node.value == result.worst_node == "J5"
+    table = app.dataframe[0].value
+    assert table.iloc[:, 0].tolist()[0] == t("flood.summary.flooded_nodes", "en")
+
+    app.sidebar.radio(key="lang").set_value("zh").run()
+    assert not app.exception, [e.value for e in app.exception]
+    assert len(app.session_state["flood_events"]) == 1  # no new run
+    metrics = {m.label: m.value for m in app.metric}
+    assert metrics[t("flood.summary.flooded_nodes", "zh")] == "5"
+    assert app.selectbox(key="flood_node__zh").value == "J5"
+    assert app.select_slider(key="flood_duration").value == 60  # the storm is kept across languages
+
+
+def test_flood_event_page_rain_choices_and_a_bad_rain_file(app):
+    from twin.app_support import rain_description
+    from twin.flood_event import StormSpec
+
+    app.sidebar.radio(key="page__en").set_value("flood_event").run()
+    app.radio(key="flood_rain__en").set_value("block").run()
+    app.number_input(key="flood_intensity").set_value(40.0).run()
+    block = StormSpec("block", intensity_mm_h=40.0, duration_min=60).build()
+    assert rain_description(block, "en") in [c.value for c in app.caption]
+    app.radio(key="flood_rain__en").set_value("nrcs").run()
+    nrcs = StormSpec("nrcs", depth_mm=150.0, nrcs_type="II", step_min=6).build()
+    assert rain_description(nrcs, "en") in [c.value for c in app.caption]
+    assert not app.exception, [e.value for e in app.exception]
+    app.radio(key="flood_rain__en").set_value("csv").run()
+    assert [i.value for i in app.info] == [t("flood.upload_hint", "en")]
+    app.file_uploader(key="flood_csv").set_value(("obs.csv", b"time,RG1\n2024-07-01 00:00,0\n2024-07-01 00:05,x\n",
+                                                   "text/csv")).run()
+    assert not app.exception, [e.value for e in app.exception]
+    assert [e.value for e in app.error] == ["obs.csv:3: column 'RG1': 'x' is not a number"]

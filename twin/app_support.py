@@ -166,3 +166,106 @@ def city_scene_html(city: CityTwin, *, vertical_exaggeration: float = 1.0, lang:
     from twin.viz.scene import scene_html
 
     return scene_html(city, vertical_exaggeration=vertical_exaggeration, lang=lang)
+
+
+# ----------------------------------------------------------------------------- flood event page
+
+
+def rain_description(rain, lang: str = "en") -> str:
+    """One line about a rain series: label, depth, duration and peak."""
+    return t("flood.rain_summary", lang, label=rain.label or "-", depth=f"{rain.max_depth_mm:.1f}",
+             minutes=f"{rain.duration_s / 60:g}", peak=f"{rain.max_peak_mm_h:.1f}")
+
+
+def flood_progress_text(progress, lang: str = "en") -> str:
+    """The progress bar's text for a :class:`twin.flood_event.FloodProgress`."""
+    if progress.stage == "run":
+        return t("flood.progress.run", lang, done=f"{progress.simulated_s / 60:.0f}",
+                 total=f"{progress.total_s / 60:.0f}")
+    return t(f"flood.progress.{progress.stage}", lang)
+
+
+def flood_metrics(result, lang: str = "en") -> list[tuple[str, str]]:
+    """The four headline figures of a flood event as (label, value): flooded manholes,
+    flood volume, maximum surface depth and the continuity errors."""
+    s = result.summary
+    return [
+        (t("flood.summary.flooded_nodes", lang), f"{s['flooded_nodes']:,}"),
+        (t("flood.summary.flood_volume_m3", lang), f"{s['flood_volume_m3']:,.1f}"),
+        (t("flood.summary.max_surface_depth_m", lang), f"{s['max_surface_depth_m']:.2f}"),
+        (t("flood.summary.continuity", lang),
+         t("flood.summary.continuity_value", lang, runoff=f"{s['runoff_error_pct']:.2f}",
+           routing=f"{s['flow_routing_error_pct']:.2f}")),
+    ]
+
+
+_SUMMARY_ROWS = (
+    ("flooded_nodes", "{:,}"), ("flood_volume_m3", "{:,.1f}"), ("surface_volume_m3", "{:,.1f}"),
+    ("surface_outflow_m3", "{:,.1f}"), ("max_surface_depth_m", "{:.3f}"), ("flooded_area_m2", "{:,.0f}"),
+    ("roads_closed", "{:,}"), ("roads_closed_to_cars", "{:,}"), ("buildings_exposed", "{:,}"),
+    ("rain_depth_mm", "{:.1f}"), ("rain_peak_mm_h", "{:.1f}"), ("runoff_error_pct", "{:.3f}"),
+    ("flow_routing_error_pct", "{:.3f}"), ("wall_time_s", "{:.1f}"),
+)
+
+
+def flood_summary_table(result, lang: str = "en") -> pd.DataFrame:
+    """Every figure of :attr:`FloodEventResult.summary` as a two-column table (item, value)."""
+    s = result.summary
+    return pd.DataFrame({
+        t("stats.item", lang): [t(f"flood.summary.{k}", lang) for k, _ in _SUMMARY_ROWS],
+        t("stats.value", lang): [fmt.format(s[k]) for k, fmt in _SUMMARY_ROWS],
+    })
+
+
+def flood_node_label(result, node_id: str, lang: str = "en") -> str:
+    """How a manhole is listed in the hydrograph selector: its flood volume, or its peak depth."""
+    row = result.nodes.loc[node_id]
+    if row["flood_volume_m3"] > 0:
+        return t("flood.node_option.flooded", lang, id=node_id, volume=f"{row['flood_volume_m3']:,.1f}")
+    return t("flood.node_option.dry", lang, id=node_id, depth=f"{row['peak_depth_m']:.2f}",
+             full=f"{row['max_depth_m']:.2f}")
+
+
+def flooded_nodes_table(result, lang: str = "en") -> pd.DataFrame:
+    """Manholes that overflowed, largest volume first, with translated headers."""
+    fs = result.flood_summary.sort_values("volume_m3", ascending=False, kind="stable")
+    nodes = result.nodes.reindex(fs.index)
+    return pd.DataFrame({
+        t("map.id", lang): fs.index.astype(str),
+        t("flood.volume_m3", lang): fs["volume_m3"].round(2).to_numpy(),
+        t("flood.peak_flooding_cms", lang): fs["peak_rate_cms"].round(4).to_numpy(),
+        t("flood.hours_flooded", lang): fs["hours_flooded"].round(2).to_numpy(),
+        t("flood.surface_depth_at_node_m", lang): nodes["surface_depth_m"].round(3).to_numpy(),
+    })
+
+
+def flooded_roads_table(city: CityTwin, result, lang: str = "en", *, min_depth_m: float = 0.02) -> pd.DataFrame:
+    """Roads with at least ``min_depth_m`` of water, deepest first: name, class, depth and state."""
+    r = result.roads[result.roads["depth_m"] >= min_depth_m].sort_values("depth_m", ascending=False, kind="stable")
+    roads = city.roads.reindex(r.index)
+    names = roads["name"].fillna("").astype(str) if "name" in roads.columns else pd.Series("", index=r.index)
+    return pd.DataFrame({
+        t("map.id", lang): r.index.astype(str),
+        t("map.name", lang): names.replace("", "-").to_numpy(),
+        t("map.class", lang): [t(f"road_class.{c}", lang) for c in roads["road_class"].astype(str)],
+        t("flood.road_depth_m", lang): r["depth_m"].round(3).to_numpy(),
+        t("flood.road_status", lang): [t(f"flood.status.{s}", lang) for s in r["status"].astype(str)],
+    })
+
+
+def exposed_buildings_table(result, lang: str = "en") -> pd.DataFrame:
+    """Buildings with water against them, deepest first."""
+    b = result.buildings
+    out = pd.DataFrame({t("map.id", lang): b.index.astype(str), t("flood.depth_m", lang): b["depth_m"].round(3)})
+    if "use" in b.columns:
+        out[t("map.use", lang)] = [t(f"use.{u}", lang) for u in b["use"].astype(str)]
+    if "residents" in b.columns:
+        out[t("map.residents", lang)] = b["residents"].to_numpy()
+    return out.reset_index(drop=True)
+
+
+def flood_scene_html(city: CityTwin, result, *, vertical_exaggeration: float = 1.0, lang: str = "en") -> str:
+    """The interactive 3D page of the city with the event's maximum water surface."""
+    from twin.viz.scene import scene_html
+
+    return scene_html(city, flood_depth=result.depth, vertical_exaggeration=vertical_exaggeration, lang=lang)
