@@ -1,0 +1,246 @@
+"""`twin swmm run|import|export`: run any SWMM model, import one as a city, export a city.
+
+The commands only parse arguments and call library functions
+(:mod:`hydraulics.run`, :mod:`hydraulics.gis`, :mod:`hydraulics.build`).
+Errors are :class:`~gisdata.errors.TwinError`, which the top-level ``twin``
+group prints as one line with exit code 2.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from pathlib import Path
+
+import click
+
+from gisdata.errors import TwinError
+
+_UNITS_S = {"s": 1, "sec": 1, "min": 60, "m": 60, "h": 3600, "hr": 3600, "d": 86400, "day": 86400}
+_DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([a-z]*)\s*$", re.IGNORECASE)
+
+
+def parse_duration_s(text: str) -> float:
+    """Seconds in a duration such as ``2h``, ``90min``, ``3600s``, ``1.5d``, ``01:30:00`` or ``600``.
+
+    Examples
+    --------
+    >>> parse_duration_s("2h"), parse_duration_s("90min"), parse_duration_s("3600s"), parse_duration_s("0:30")
+    (7200.0, 5400.0, 3600.0, 1800.0)
+    """
+    text = str(text).strip()
+    if ":" in text:
+        parts = text.split(":")
+        if 2 <= len(parts) <= 3 and all(p.isdigit() for p in parts):
+            h, m, s = (int(p) for p in (parts + ["0"])[:3])
+            return float(h * 3600 + m * 60 + s)
+    m = _DURATION_RE.match(text)
+    if not m or m.group(2).lower() not in {"", *_UNITS_S}:
+        raise ValueError(f"duration '{text}' not understood; expected e.g. 2h, 90min, 3600s, 1.5d or HH:MM[:SS]")
+    value = float(m.group(1)) * _UNITS_S.get(m.group(2).lower(), 1)
+    if value <= 0:
+        raise ValueError(f"duration '{text}' must be > 0")
+    return value
+
+
+class Duration(click.ParamType):
+    """A click parameter for durations (returns seconds)."""
+
+    name = "duration"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, (int, float)):
+            return float(value)
+        try:
+            return parse_duration_s(value)
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
+
+
+def _time_or_offset(text: str) -> datetime | float:
+    """An ISO date-time, or a duration after the start (seconds)."""
+    try:
+        return datetime.fromisoformat(text)
+    except ValueError:
+        pass
+    try:
+        return parse_duration_s(text)
+    except ValueError:
+        raise TwinError(f"time '{text}' not understood; expected a duration after the start "
+                        "(e.g. 1h, 90min) or an ISO date-time (2024-07-01T12:00)") from None
+
+
+@click.group("swmm")
+def group() -> None:
+    """Run SWMM models, import a model as a city, export a city as a model."""
+
+
+def _format_results(res, label: str, surface_depth: tuple[float, str] | None) -> str:
+    s = res.summary()
+    meta = res.metadata
+    lines = [
+        f"model             {label}",
+        f"period            {meta.get('start', '?')} .. {meta.get('end', '?')}",
+        f"flooded nodes     {s['flooded_nodes']}",
+        f"total flood vol   {s['total_flood_volume_m3']:.1f} m3",
+    ]
+    if surface_depth is not None:
+        lines.append(f"max surface depth {surface_depth[0]:.3f} m ({surface_depth[1]})")
+    else:
+        depth = res.node.get("depth_m")
+        if depth is not None and depth.size:
+            peak = depth.max()
+            lines.append(f"max node depth    {peak.max():.3f} m (node {peak.idxmax()})")
+    lines.append(f"continuity        runoff {s['runoff_error_pct']:.3f} %, flow routing {s['flow_routing_error_pct']:.3f} %")
+    lines.append(f"wall time         {meta.get('wall_time_s', '?')} s")
+    if len(res.flood_summary):
+        top = res.flood_summary.sort_values("volume_m3", ascending=False).head(10)
+        lines.append("flooding (largest volumes first)")
+        lines.append(f"  {'node':<16}{'hours':>8}{'peak m3/s':>12}{'volume m3':>12}")
+        for node_id, row in top.iterrows():
+            lines.append(f"  {node_id!s:<16}{row.hours_flooded:>8.2f}{row.peak_rate_cms:>12.4f}{row.volume_m3:>12.1f}")
+        if len(res.flood_summary) > 10:
+            lines.append(f"  ... and {len(res.flood_summary) - 10} more")
+    return "\n".join(lines)
+
+
+@group.command("run")
+@click.argument("model", required=False, type=click.Path(path_type=Path))
+@click.option("--city", default=None, help="Build the model from a city (preset, GeoPackage or OSM extract) instead of MODEL.")
+@click.option("--storm", type=click.Choice(["chicago"]), default="chicago", show_default=True,
+              help="Design storm for --city.")
+@click.option("--return-period", "return_period", type=float, default=20.0, show_default=True,
+              help="Return period of the design storm, years.")
+@click.option("--duration", "duration_s", type=Duration(), default="2h", show_default=True,
+              help="Storm duration: 2h, 90min, 3600s.")
+@click.option("--idf", default="beijing", show_default=True, help="IDF formula preset of the design storm.")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Folder to keep the run's .inp copy, .rpt, .out and the flood summary CSV.")
+@click.option("--coupling-step", "coupling_s", type=Duration(), default="300s", show_default=True,
+              help="Interval of flood-state snapshots.")
+@click.option("--save-hotstart", "save_at", default=None,
+              help="Save a hotstart at this time: a duration after the start (1h) or an ISO date-time.")
+@click.option("--hotstart-out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Hotstart file to write (default: <out>/model.hsf, or ./<model>.hsf).")
+@click.option("--hotstart", "hotstart", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Start from this hotstart file (give --start: the time it was saved).")
+@click.option("--start", "start", default=None, help="Override the start date-time (ISO, e.g. 1998-01-01T06:00).")
+@click.option("--progress/--no-progress", default=True, show_default=True, help="Show a progress bar.")
+def run_command(model, city, storm, return_period, duration_s, idf, out_dir, coupling_s, save_at,
+                hotstart_out, hotstart, start, progress) -> None:
+    """Run MODEL.inp (or a city with a design storm) and print the flood summary.
+
+    The model runs as a copy in a temporary folder; nothing is written beside it.
+
+    \b
+    Examples:
+      twin swmm run Example1.inp --out runs/ex1
+      twin swmm run --city demo --storm chicago --return-period 20 --duration 2h
+      twin swmm run Example1.inp --save-hotstart 12h --hotstart-out ex1.hsf
+      twin swmm run Example1.inp --hotstart ex1.hsf --start 1998-01-01T12:00
+    """
+    import tempfile
+
+    from hydraulics.run import RunOptions, run_swmm
+
+    if (model is None) == (city is None):
+        raise TwinError("give either MODEL.inp or --city, not both and not neither")
+    city_obj = None
+    tmp = None
+    if city is not None:
+        from gisdata.city import load_city
+        from hydraulics.build import write_swmm_inp
+        from hydraulics.rainfall import chicago_storm
+
+        city_obj = load_city(city)
+        rain = chicago_storm(idf, return_period, duration_s / 60.0)
+        tmp = tempfile.TemporaryDirectory(prefix="citytwin-build-")
+        model = write_swmm_inp(city_obj, Path(tmp.name) / f"{city_obj.name}.inp", rain=rain)
+        label = f"city {city_obj.name}, {storm} storm P={return_period:g} yr, {duration_s / 3600:g} h"
+    else:
+        label = str(model)
+    try:
+        save_hotstart_at = _time_or_offset(save_at) if save_at else None
+        hs_target = None
+        if save_hotstart_at is not None:
+            hs_target = hotstart_out or ((out_dir / "model.hsf") if out_dir else Path(f"{Path(model).stem}.hsf"))
+        opts = RunOptions(
+            coupling_step_s=coupling_s, save_hotstart_at=save_hotstart_at, save_hotstart_to=hs_target,
+            hotstart=hotstart, start=datetime.fromisoformat(start) if start else None,
+            progress=progress, keep_dir=out_dir,
+        )
+        res = run_swmm(model, options=opts)
+    finally:
+        if tmp is not None:
+            tmp.cleanup()
+    surface = None
+    if city_obj is not None and len(res.flood_summary):
+        try:
+            from hydraulics.surface import max_surface_depth
+        except ImportError:
+            max_surface_depth = None
+        if max_surface_depth is not None:
+            flood = max_surface_depth(city_obj.dem, city_obj.nodes, res.flood_summary["volume_m3"])
+            surface = (flood.max_depth_m, "flood volumes spread over the DEM")
+    click.echo(_format_results(res, label, surface))
+    if out_dir is not None:
+        res.flood_summary.to_csv(Path(out_dir) / "flood_summary.csv")
+        click.echo(f"kept              {out_dir}")
+    if "hotstart" in res.files:
+        click.echo(f"hotstart          {res.files['hotstart']} (saved at {res.metadata.get('hotstart_saved_at')})")
+
+
+@group.command("import")
+@click.argument("model", type=click.Path(path_type=Path))
+@click.option("--crs", required=True, help="CRS of the model's map coordinates, e.g. EPSG:32632.")
+@click.option("--to-crs", default=None, help="Reproject to this CRS (needed if --crs is not in metres).")
+@click.option("--dem", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="GeoTIFF of ground elevation (m); default: interpolated from manhole rims.")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="Output city GeoPackage (.gpkg).")
+def import_command(model: Path, crs: str, to_crs: str | None, dem: Path | None, out: Path) -> None:
+    """Import MODEL.inp as a city GeoPackage (nodes, conduits, subcatchments; SI units).
+
+    \b
+    Example:
+      twin swmm import bellinge_small.inp --crs EPSG:32632 --out bellinge.gpkg
+    """
+    from gisdata.city import save_city
+    from hydraulics.gis import import_swmm_city
+
+    city = import_swmm_city(model, crs, to_crs=to_crs, dem=dem)
+    path = save_city(city, out)
+    n = city.summary()["layers"]
+    click.echo(f"wrote {path}: {n['nodes']} nodes, {n['conduits']} conduits, {n['subcatchments']} subcatchments "
+               f"in {city.crs}")
+    skipped = city.metadata.get("skipped", "")
+    if skipped:
+        click.echo(f"skipped: {skipped}")
+
+
+@group.command("export")
+@click.option("--city", required=True, help="City: preset (demo, small, large), GeoPackage or OSM extract.")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True, help="Output .inp file.")
+@click.option("--return-period", "return_period", type=float, default=None,
+              help="Add a Chicago design storm of this return period, years (default: dry model).")
+@click.option("--duration", "duration_s", type=Duration(), default="2h", show_default=True,
+              help="Storm duration with --return-period.")
+@click.option("--idf", default="beijing", show_default=True, help="IDF formula preset of the design storm.")
+def export_command(city: str, out: Path, return_period: float | None, duration_s: float, idf: str) -> None:
+    """Export a city as a SWMM model (.inp) that runs in SWMM 5.2.
+
+    \b
+    Example:
+      twin swmm export --city demo --out demo.inp --return-period 20 --duration 2h
+    """
+    from gisdata.city import load_city
+    from hydraulics.build import write_swmm_inp
+
+    city_obj = load_city(city)
+    rain = None
+    if return_period is not None:
+        from hydraulics.rainfall import chicago_storm
+
+        rain = chicago_storm(idf, return_period, duration_s / 60.0)
+    path = write_swmm_inp(city_obj, out, rain=rain)
+    click.echo(f"wrote {path}")
