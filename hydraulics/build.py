@@ -182,7 +182,7 @@ def _gauges(city: CityTwin) -> tuple[list[str], np.ndarray]:
 
 
 def build_swmm(city: CityTwin, *, rain_gauges=None, options: Mapping[str, str] | None = None,
-               drain_time_h: float = 4.0) -> str:
+               drain_time_h: float = 4.0, report: str = "all") -> str:
     """Return the text of a SWMM 5.2 ``.inp`` model of ``city``.
 
     Parameters
@@ -195,6 +195,11 @@ def build_swmm(city: CityTwin, *, rain_gauges=None, options: Mapping[str, str] |
         ``[OPTIONS]`` overrides, e.g. ``{"ROUTING_STEP": "5"}`` or ``{"END_DATE": ...}``.
     drain_time_h : float
         Simulated time after the rain ends, h.
+    report : {"all", "none"}
+        Elements whose time series go to the binary output: ``"all"`` gives a full
+        :class:`~hydraulics.run.HydraulicResults` (node depth/head/flooding, link flow,
+        subcatchment runoff); ``"none"`` keeps the output tiny for ensemble members
+        that only read flood states through the stepping callback.
 
     Returns
     -------
@@ -276,7 +281,10 @@ def build_swmm(city: CityTwin, *, rain_gauges=None, options: Mapping[str, str] |
         vals = np.append(rain[g].to_numpy(), 0.0)  # the last interval ends with zero rain
         out += [f"TS_{g} {_hms(k * step_s)} {v:.6g}" for k, v in enumerate(vals)]
 
-    out += ["", "[REPORT]", "INPUT NO", "CONTROLS NO", "SUBCATCHMENTS NONE", "NODES NONE", "LINKS NONE", ""]
+    if report not in ("all", "none"):
+        raise ModelBuildError(f"report={report!r}; expected 'all' or 'none'")
+    scope = report.upper()  # 'none' keeps the .out small for ensembles that only read flood states
+    out += ["", "[REPORT]", "INPUT NO", "CONTROLS NO", f"SUBCATCHMENTS {scope}", f"NODES {scope}", f"LINKS {scope}", ""]
     xmin, ymin, xmax, ymax = city.extent
     out += ["[MAP]", f"DIMENSIONS {xmin:.2f} {ymin:.2f} {xmax:.2f} {ymax:.2f}", "Units Meters", ""]
     out += ["[COORDINATES]", ";;Node X Y"]
@@ -297,7 +305,7 @@ def build_swmm(city: CityTwin, *, rain_gauges=None, options: Mapping[str, str] |
 
 
 def write_swmm_inp(city: CityTwin, path: str | Path, rain=None, *, options: Mapping[str, str] | None = None,
-                   drain_time_h: float = 4.0) -> Path:
+                   drain_time_h: float = 4.0, report: str = "all") -> Path:
     """Write ``city`` as a SWMM 5.2 ``.inp`` file with ``rain`` and return its path.
 
     The text is written to a temporary name and renamed into place, so a failure
@@ -313,7 +321,7 @@ def write_swmm_inp(city: CityTwin, path: str | Path, rain=None, *, options: Mapp
     4
     """
     path = Path(path)
-    text = build_swmm(city, rain_gauges=rain, options=options, drain_time_h=drain_time_h)
+    text = build_swmm(city, rain_gauges=rain, options=options, drain_time_h=drain_time_h, report=report)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".part")
     tmp.write_text(text)
