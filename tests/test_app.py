@@ -27,7 +27,7 @@ APP = str(Path(__file__).resolve().parents[1] / "app.py")
 
 @pytest.fixture(scope="module")
 def tiny_gpkg(tmp_path_factory) -> Path:
-    from tests.conftest import make_tiny_city
+    from conftest import make_tiny_city
 
     return save_city(make_tiny_city(), tmp_path_factory.mktemp("app") / "tiny.gpkg")
 

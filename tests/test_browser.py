@@ -48,7 +48,7 @@ def _wait_healthy(url: str, proc: subprocess.Popen, timeout_s: float) -> None:
 @pytest.fixture
 def server(tmp_path):
     from gisdata.city import save_city
-    from tests.conftest import make_tiny_city
+    from conftest import make_tiny_city
 
     gpkg = save_city(make_tiny_city(), tmp_path / "tiny.gpkg")
     port = _free_port()
@@ -113,7 +113,7 @@ def test_city_page_in_a_real_browser(server, tmp_path):
 def test_exported_3d_page_renders_offline(tmp_path):
     from playwright.sync_api import sync_playwright
 
-    from tests.conftest import make_tiny_city
+    from conftest import make_tiny_city
     from twin.viz.map2d import write_city_html
 
     page_file = write_city_html(make_tiny_city(), tmp_path / "city.html")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.test_browser import CHROMIUM, CHROMIUM_ARGS, server  # noqa: F401 - the fixture
+from test_browser import CHROMIUM, CHROMIUM_ARGS, server  # noqa: F401 - the fixture
 
 pytestmark = pytest.mark.browser
 

@@ -18,7 +18,7 @@ from hydraulics.build import ModelBuildError
 from hydraulics.errors import SwmmError
 from hydraulics.rainfall import RainFileError, RainSeries
 from hydraulics.surface import ROAD_STATUSES, road_max_depth
-from tests.conftest import make_tiny_city
+from conftest import make_tiny_city
 from twin import flood_event as fe
 
 

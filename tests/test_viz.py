@@ -158,7 +158,7 @@ def test_city_deck_layer_choice_and_language(tiny_city):
 
 def test_vectorised_buildings_are_fast():
     # 5,000 footprints must become one mesh quickly (the demo and large cities).
-    from tests.conftest import make_tiny_city
+    from conftest import make_tiny_city
 
     city = make_tiny_city()
     x0, y0 = city.extent[:2]

@@ -448,7 +448,7 @@ def run_flood_event(city: CityTwin, rain, *, progress: Callable[[FloodProgress],
 
     Examples
     --------
-    >>> from tests.conftest import make_tiny_city                          # doctest: +SKIP
+    >>> from conftest import make_tiny_city                          # doctest: +SKIP
     >>> ev = run_flood_event(make_tiny_city(), StormSpec(duration_min=60).build())  # doctest: +SKIP
     >>> ev.summary["flooded_nodes"] > 0                                     # doctest: +SKIP
     True

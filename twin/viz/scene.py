@@ -109,7 +109,7 @@ def build_city_scene(city: CityTwin, *, flood_depth: Raster | None = None, verti
 
     Examples
     --------
-    >>> from tests.conftest import make_tiny_city  # doctest: +SKIP
+    >>> from conftest import make_tiny_city  # doctest: +SKIP
     >>> p = build_city_scene(make_tiny_city())      # doctest: +SKIP
     >>> p.screenshot("city.png"); p.close()         # doctest: +SKIP
     """
