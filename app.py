@@ -19,6 +19,8 @@ from gisdata.errors import TwinError
 from twin import app_support as support
 from twin import flood_event as fe
 from twin.i18n import DEFAULT_LANG, LANGUAGES, t
+from twin.pages import dispatch_lab
+from twin.pages import replay as replay_page
 from twin.viz import flood_layers
 from twin.viz.map2d import MAP_LAYERS, city_deck
 
@@ -308,7 +310,8 @@ def show_html(html: str, *, height: int) -> None:
 
 # Page key -> function(lang), in sidebar order.  (A comment, not a string: Streamlit
 # "magic" would print a bare string literal on the page.)
-PAGES = {"city": page_city, "flood_event": page_flood_event}
+PAGES = {"city": page_city, "flood_event": page_flood_event,
+         "dispatch": dispatch_lab.render, "replay": replay_page.render}
 
 
 # ----------------------------------------------------------------------------- frame

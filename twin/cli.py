@@ -48,9 +48,14 @@ def _register_stage_groups() -> None:
     import importlib
     import importlib.util
 
-    for stage in ("swmm", "forecast"):
+    for stage in ("swmm", "forecast", "batch", "sim"):
         if importlib.util.find_spec(f"twin.commands.{stage}") is not None:
-            cli.add_command(importlib.import_module(f"twin.commands.{stage}").group)
+            module = importlib.import_module(f"twin.commands.{stage}")
+            if hasattr(module, "build_commands"):  # needs `scenarios`, which only this file of twin may import
+                for command in module.build_commands(lambda: importlib.import_module("scenarios")):
+                    cli.add_command(command)
+            else:
+                cli.add_command(module.group)
 
 
 _register_stage_groups()

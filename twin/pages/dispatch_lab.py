@@ -1,0 +1,140 @@
+"""Dispatch lab: run strategies over several seeds and compare their KPIs with confidence intervals.
+
+Every strategy gets the same seeds (common random numbers: the same citizens,
+background incidents and, with a storm, the same flood), so the paired
+difference to the baseline strategy has a much narrower interval than the
+strategies' own.  With a storm SWMM runs once, in a worker process
+(:func:`twin.coupler.compute_flood_schedule`), and its incidents and closures
+are handed to every run (:func:`twin.coupler.sweep_strategies`).
+"""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from twin.i18n import t
+
+MIN_SEEDS = 5
+
+
+@st.cache_resource(show_spinner=False, max_entries=2)
+def _city(source: str):
+    from gisdata.city import load_city
+
+    return load_city(source)
+
+
+def _progress_cb(bar, lang: str, label_key: str):
+    def update(f: float) -> None:
+        bar.progress(min(max(float(f), 0.0), 1.0), text=t(label_key, lang, pct=round(100 * f)))
+
+    return update
+
+
+def render(lang: str) -> None:
+    """The Dispatch lab page."""
+    from agents import strategy_names
+    from twin import app_support as support
+    from twin.coupler import (
+        HEADLINE_KPIS,
+        compute_flood_schedule,
+        summarise_sweep,
+        sweep_strategies,
+    )
+
+    source = support.app_city_source()
+    st.subheader(t("lab.header", lang))
+    st.caption(t("lab.caption", lang))
+    with st.spinner(t("city.loading", lang)):
+        city = _city(source)
+    names = strategy_names()
+    c1, c2, c3 = st.columns(3)
+    with c1:
+        strategies = st.multiselect(t("lab.strategies", lang), names, default=["siloed", "priority"],
+                                    format_func=lambda s: t(f"strategy.{s}", lang), key="lab_strategies")
+        n_seeds = st.number_input(t("lab.n_seeds", lang), min_value=MIN_SEEDS, max_value=30, value=MIN_SEEDS,
+                                  key="lab_n_seeds")
+        first_seed = st.number_input(t("lab.first_seed", lang), min_value=0, value=1, key="lab_first_seed")
+    with c2:
+        hours = st.slider(t("lab.hours", lang), 1, 24, 12, key="lab_hours")
+        citizens = st.number_input(t("lab.citizens", lang), min_value=0, max_value=20000, value=300, step=100,
+                                   key="lab_citizens")
+        vendors = st.number_input(t("lab.vendors", lang), min_value=0, max_value=500, value=10, key="lab_vendors")
+    with c3:
+        storm = st.checkbox(t("lab.storm", lang), value=False, key="lab_storm")
+        rp = st.select_slider(t("lab.return_period", lang), [2, 5, 10, 20, 50, 100], value=50, key="lab_rp",
+                              disabled=not storm)
+        start_h = st.slider(t("lab.start_h", lang), 0, 23, 1, key="lab_start_h", disabled=not storm)
+    if not strategies:
+        st.info(t("lab.pick", lang))
+        return
+    seeds = tuple(range(int(first_seed), int(first_seed) + int(n_seeds)))
+    key = (source, tuple(strategies), seeds, int(hours), int(citizens), int(vendors),
+           (int(rp), int(start_h)) if storm else None)
+    results = st.session_state.setdefault("lab_results", {})
+    if st.button(t("lab.run", lang), type="primary", key="lab_run") and key not in results:
+        flood = None
+        if storm:
+            if start_h >= hours:
+                st.error(t("lab.storm_after_end", lang))
+                return
+            from hydraulics.rainfall import chicago_storm
+
+            bar = st.progress(0.0, text=t("lab.progress_swmm", lang, pct=0))
+            flood = compute_flood_schedule(city, chicago_storm("beijing", float(rp), 120.0), start_s=start_h * 3600.0,
+                                           hours=float(hours), worker=True,
+                                           progress=_progress_cb(bar, lang, "lab.progress_swmm"))
+            bar.empty()
+        bar = st.progress(0.0, text=t("lab.progress", lang, pct=0))
+        df = sweep_strategies(city, list(strategies), seeds, hours=float(hours), flood=flood,
+                              progress=_progress_cb(bar, lang, "lab.progress"), n_citizens=int(citizens),
+                              n_vendors=int(vendors))
+        bar.empty()
+        results[key] = df
+    df = results.get(key)
+    if df is None:
+        st.info(t("lab.hint", lang))
+        return
+    summary = summarise_sweep(df, HEADLINE_KPIS, baseline=strategies[0])
+    st.markdown(t("lab.ci_note", lang, n=len(seeds), base=t(f"strategy.{strategies[0]}", lang)))
+    kpi = st.selectbox(t("lab.kpi", lang), [k for k in HEADLINE_KPIS if k in summary.index.get_level_values(0)],
+                       format_func=lambda k: t(f"kpi.{k}", lang), key="lab_kpi")
+    st.altair_chart(ci_chart(summary, kpi, lang=lang), width="stretch")
+    st.dataframe(summary_display(summary, lang=lang), width="stretch")
+    with st.expander(t("lab.per_seed", lang)):
+        st.dataframe(df, width="stretch")
+
+
+def summary_display(summary, *, lang: str):
+    """The sweep summary with translated labels and times in minutes (display only)."""
+    import numpy as np
+    import pandas as pd
+
+    rows = []
+    for (kpi, strategy), r in summary.iterrows():
+        f = 1 / 60.0 if kpi.endswith(("_s.p50", "_s.p90")) or kpi == "coordination.delay_mean" else 1.0
+
+        def fmt(v, f=f):
+            return "-" if not np.isfinite(v) else f"{v * f:.2f}"
+
+        rows.append({t("kpi.name", lang): t(f"kpi.{kpi}", lang), t("lab.col.strategy", lang): t(f"strategy.{strategy}", lang),
+                     t("lab.col.mean", lang): fmt(r["mean"]),
+                     t("lab.col.ci", lang): f"[{fmt(r['ci_low'])}, {fmt(r['ci_high'])}]",
+                     t("lab.col.diff", lang): fmt(r["diff_mean"]),
+                     t("lab.col.diff_ci", lang): f"[{fmt(r['diff_ci_low'])}, {fmt(r['diff_ci_high'])}]"})
+    return pd.DataFrame(rows)
+
+
+def ci_chart(summary, kpi: str, *, lang: str):
+    """Mean and confidence interval of one KPI per strategy (altair)."""
+    import altair as alt
+
+    f = 1 / 60.0 if kpi.endswith(("_s.p50", "_s.p90")) or kpi == "coordination.delay_mean" else 1.0
+    d = summary.loc[kpi].reset_index()
+    d = d.assign(label=[t(f"strategy.{s}", lang) for s in d["strategy"]], mean=d["mean"] * f,
+                 lo=d["ci_low"].fillna(d["mean"]) * f, hi=d["ci_high"].fillna(d["mean"]) * f)
+    y = alt.Y("label:N", title=t("lab.col.strategy", lang))
+    x_title = t(f"kpi.{kpi}", lang)
+    bars = alt.Chart(d).mark_bar(opacity=0.6).encode(x=alt.X("mean:Q", title=x_title), y=y)
+    err = alt.Chart(d).mark_errorbar(ticks=True).encode(x=alt.X("lo:Q", title=x_title), x2="hi:Q", y=y)
+    return (bars + err).properties(height=60 + 40 * len(d))

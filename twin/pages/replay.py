@@ -1,0 +1,94 @@
+"""Replay page: pick a stored run, move a time slider, see crews, vendors, incidents and water on the map and the KPIs at t.
+
+Runs are listed from ``$CITYTWIN_RUNS_DIR`` (default ``runs``) or any folder typed in.
+Everything shown comes from :func:`twin.replay.state_at` (the event log and the stored series).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import streamlit as st
+
+from twin.i18n import t
+
+KPI_KEYS = ("counts.reports", "counts.cases", "counts.dispatched", "response.all:all.response_s.p50",
+            "response.all:all.response_s.p90", "duplicates.dispatches", "coordination.total_h", "unresolved.cases",
+            "within_target.all")
+
+
+@st.cache_resource(show_spinner=False, max_entries=2)
+def _city(source: str):
+    from gisdata.city import load_city
+
+    return load_city(source)
+
+
+def runs_root() -> Path:
+    """Where the page looks for runs."""
+    return Path(os.environ.get("CITYTWIN_RUNS_DIR", "runs"))
+
+
+def render(lang: str) -> None:
+    """The Replay page."""
+    from gisdata.errors import TwinError
+    from twin.replay import (
+        format_state,
+        horizon_s,
+        kpi_table,
+        load_run,
+        state_at,
+        state_deck,
+    )
+    from twin.runstore import list_runs
+
+    st.subheader(t("replay.header", lang))
+    root = Path(st.text_input(t("replay.root", lang), value=str(runs_root()), key="replay_root"))
+    runs = list_runs(root)
+    if not runs:
+        st.info(t("replay.none", lang, root=str(root)))
+        return
+    run = st.selectbox(t("replay.run", lang), runs, format_func=lambda p: p.name, key="replay_run")
+    try:
+        man = load_run(run)["manifest"]
+        hz = horizon_s(run)
+    except TwinError as exc:
+        st.error(str(exc))
+        return
+    p = man["params"]
+    storm = p.get("storm")
+    st.caption(t("replay.run_caption", lang, strategy=t(f"strategy.{p.get('strategy')}", lang), seed=p.get("seed"),
+                 hours=p.get("hours"), city=p.get("city"),
+                 storm=t("replay.no_storm", lang) if not storm else t("replay.storm", lang,
+                                                                     rp=storm.get("return_period_yr"))))
+    start = (storm or {}).get("start_s")
+    default = int(start // 60) + 60 if start is not None else 8 * 60  # an hour into the storm, or 08:00
+    minutes = st.slider(t("replay.time", lang), 0, int(hz // 60), min(int(hz // 60), default - default % 5), step=5,
+                        format="%d min", key="replay_minutes")
+    state = state_at(run, minutes * 60.0)
+    st.markdown(t("replay.clock", lang, hhmm=f"{minutes // 60:02d}:{minutes % 60:02d}"))
+    m1, m2, m3, m4, m5 = st.columns(5)
+    busy = int((state.crews["status"] != "idle").sum()) if len(state.crews) else 0
+    m1.metric(t("replay.metric.crews_busy", lang), f"{busy} / {len(state.crews)}")
+    m2.metric(t("replay.metric.incidents", lang), len(state.incidents))
+    m3.metric(t("replay.metric.vendors", lang), len(state.vendors))
+    m4.metric(t("replay.metric.wet", lang), len(state.flood_nodes))
+    m5.metric(t("replay.metric.closed", lang), len(state.roads_closed))
+    city_src = str(p.get("city") or "")
+    try:
+        city = _city(city_src)
+    except (TwinError, OSError):
+        city = None
+    col_map, col_kpi = st.columns([3, 2])
+    with col_map:
+        if city is None:
+            st.warning(t("replay.no_city", lang, city=city_src))
+        else:
+            st.pydeck_chart(state_deck(state, city, lang=lang), height=560)
+            st.caption(t("replay.legend", lang))
+    with col_kpi:
+        st.markdown(t("replay.kpis", lang))
+        st.dataframe(kpi_table(state.kpis, KPI_KEYS, lang=lang), hide_index=True, width="stretch")
+    with st.expander(t("replay.text", lang)):
+        st.code(format_state(state), language=None)

@@ -1,0 +1,340 @@
+"""Replay a stored run: the state of the city at any time ``t`` from its event log and stored series.
+
+:func:`state_at` rebuilds, for a run folder written by :mod:`twin.runstore`,
+
+- **crews**: position and department from the tick series (``positions``,
+  every Mesa tick, 300 s by default), status from the event log (the last
+  ``dispatch`` / ``arrival`` / ``resolution`` / ``staging`` event of each crew
+  at or before ``t``);
+- **vendors**: those occupying a site at the last tick at or before ``t``;
+- **incidents** open at ``t`` (onset at or before ``t``, not ended by itself
+  and not resolved by then), with how many reports they had by ``t``
+  (``report`` events in the log);
+- **the flood**: wet manholes at the last coupling step at or before ``t``
+  (``flood_nodes``) and the roads closed at ``t`` (the last ``road_closure``
+  event of the log, which carries the whole closure state);
+- **KPIs up to t**: :func:`agents.compute_kpis` on the tables cut at ``t``
+  (events after ``t`` removed, times after ``t`` unknown; crews and vendors
+  from their tick series), so at the run's end they equal the stored KPIs.
+
+Times are s since the scenario start (midnight of day 0).
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from gisdata.errors import TwinError
+from twin.eventlog import read_log
+from twin.runstore import read_manifest, read_table
+
+CREW_EVENTS = {"dispatch": "travel", "arrival": "service", "resolution": "idle", "staging": "staging"}
+
+
+class ReplayError(TwinError, ValueError):
+    """A replay time is outside the run, or the run lacks what replay needs."""
+
+
+@dataclass(frozen=True)
+class ReplayState:
+    """The city at one time of a run.
+
+    Attributes
+    ----------
+    time_s : float
+        The time asked for, s.
+    crews : DataFrame
+        Index ``crew_id``: ``department``, ``status``, ``x``, ``y`` (m), ``position_time_s``.
+    vendors : DataFrame
+        Occupying vendors: ``vendor_id``, ``x``, ``y``.
+    incidents : DataFrame
+        Open incidents, index ``incident_id``: ``category``, ``source``, ``x``, ``y``, ``onset_s``,
+        ``depth_m``, ``level``, ``reports``.
+    flood_nodes : DataFrame
+        Wet manholes at the last coupling step: ``node_id``, ``x``, ``y``, ``depth_m``,
+        ``surface_depth_m``, ``surface_volume_m3``, ``flooding_cms``.
+    roads_closed : DataFrame
+        Index ``road_id``: ``status`` (``closed`` or ``closed_to_cars``).
+    kpis : dict
+        Nested KPIs up to ``t``.
+    counts : dict
+        Events by kind up to ``t``.
+    """
+
+    time_s: float
+    crews: pd.DataFrame
+    vendors: pd.DataFrame
+    incidents: pd.DataFrame
+    flood_nodes: pd.DataFrame
+    roads_closed: pd.DataFrame
+    kpis: dict
+    counts: dict = field(default_factory=dict)
+
+
+@functools.lru_cache(maxsize=8)
+def _load(run_dir: str, mtime: float) -> dict:
+    man = read_manifest(run_dir)
+    names = ("incidents", "reports", "cases", "dispatches", "crews", "vendors", "positions", "crew_series",
+             "vendor_series", "flood_nodes")
+    tables = {n: read_table(run_dir, n) for n in names if n in man.get("tables", {})}
+    log = read_log(Path(run_dir) / man["events"]["file"])
+    return {"manifest": man, "tables": tables, "log": log}
+
+
+def load_run(run_dir: str | Path) -> dict:
+    """Manifest, tables and log of a run (cached while the manifest is unchanged)."""
+    p = Path(run_dir).resolve()
+    man = p / "manifest.json"
+    return _load(str(p), man.stat().st_mtime if man.exists() else 0.0)
+
+
+def horizon_s(run_dir: str | Path) -> float:
+    """Simulated duration of a run, s."""
+    return float(load_run(run_dir)["manifest"]["params"]["hours"]) * 3600.0
+
+
+def _last_at(df: pd.DataFrame, t: float) -> pd.DataFrame:
+    """Rows of the last ``time_s`` at or before ``t``."""
+    if df.empty:
+        return df
+    times = df["time_s"].to_numpy(float)
+    ok = times <= t + 1e-9
+    if not ok.any():
+        return df.iloc[0:0]
+    last = times[ok].max()
+    return df[times == last]
+
+
+def cut_tables(tables: dict[str, pd.DataFrame], t: float) -> dict[str, pd.DataFrame]:
+    """The run's tables as they stood at ``t``: later rows dropped, later times unknown (NaN).
+
+    ``crews`` and ``vendors`` come from their tick series (the last tick at or before ``t``).
+    """
+    nan = np.nan
+    rep = tables["reports"]
+    rep = rep[rep["t_received_s"] <= t]
+    cases = tables["cases"]
+    cases = cases[cases["t_open_s"] <= t].copy()
+    cases.loc[cases["t_closed_s"] > t, "t_closed_s"] = nan
+    d = tables["dispatches"]
+    d = d[d["t_request_s"] <= t].copy()
+    for col in ("t_dispatch_s", "t_arrive_s", "t_done_s"):
+        d.loc[d[col] > t, col] = nan
+    d.loc[d["t_dispatch_s"].isna(), ["crew_id"]] = ""
+    d.loc[d["t_dispatch_s"].isna(), "travel_s"] = nan
+    d.loc[d["t_done_s"].isna(), "service_s"] = nan
+    d["dispatch_delay_s"] = d["t_dispatch_s"] - d["t_open_s"]
+    d["response_s"] = d["t_arrive_s"] - d["t_open_s"]
+    d["status"] = np.where(d["t_done_s"].notna(), "done", np.where(d["t_arrive_s"].notna(), "on_site",
+                           np.where(d["t_dispatch_s"].notna(), "en_route", "pending")))
+    inc = tables["incidents"]
+    inc = inc[inc["onset_s"] <= t].copy()
+    inc.loc[inc["resolved_s"] > t, "resolved_s"] = nan
+    inc.loc[inc["end_s"] > t, "end_s"] = np.inf
+    crews = _last_at(tables["crew_series"], t).drop(columns="time_s").set_index("crew_id") \
+        if "crew_series" in tables and len(tables["crew_series"]) else tables["crews"]
+    vendors = _last_at(tables["vendor_series"], t).drop(columns="time_s").set_index("vendor_id") \
+        if "vendor_series" in tables and len(tables["vendor_series"]) else tables["vendors"]
+    return {"incidents": inc, "reports": rep, "cases": cases, "dispatches": d, "crews": crews, "vendors": vendors}
+
+
+def state_at(run_dir: str | Path, t: float) -> ReplayState:
+    """Rebuild the state of a stored run at time ``t`` (s since the scenario start).
+
+    Raises
+    ------
+    ReplayError
+        If ``t`` is outside ``[0, horizon]``.
+    NotARunError
+        If ``run_dir`` is not a complete run.
+    """
+    from agents import compute_kpis
+
+    run = load_run(run_dir)
+    man, tables, log = run["manifest"], run["tables"], run["log"]
+    hz = float(man["params"]["hours"]) * 3600.0
+    t = float(t)
+    if not 0 <= t <= hz:
+        raise ReplayError(f"time {t / 3600:g} h is outside the run (0 .. {hz / 3600:g} h)")
+    missing = [n for n in ("incidents", "reports", "cases", "dispatches", "positions") if n not in tables]
+    if missing:
+        raise ReplayError(f"{run_dir}: run lacks table(s) {missing} that replay needs")
+    upto = log[log["time_s"] <= t]
+
+    # crews: position from the tick series, status from the log
+    pos = _last_at(tables["positions"], t)
+    crews = pos[pos["kind"] == "crew"].set_index("agent_id")[["department", "x", "y", "time_s"]]
+    crews = crews.rename(columns={"time_s": "position_time_s"}).rename_axis("crew_id")
+    ev = upto[upto["kind"].isin(list(CREW_EVENTS)) & upto["actor"].str.startswith("crew:")]
+    last = ev.groupby("actor").tail(1)
+    status = pd.Series(last["kind"].map(CREW_EVENTS).to_numpy(), index=last["actor"].str[5:].to_numpy())
+    crews["status"] = status.reindex(crews.index).fillna("idle").to_numpy()
+    vendors = pos[pos["kind"] == "vendor"].rename(columns={"agent_id": "vendor_id"})[["vendor_id", "x", "y"]]
+
+    # incidents open at t, with their reports so far
+    inc = tables["incidents"]
+    stop = np.fmin(inc["end_s"].to_numpy(float), inc["resolved_s"].fillna(np.inf).to_numpy(float))
+    open_ = inc[(inc["onset_s"].to_numpy(float) <= t) & (stop > t)].copy()
+    rep = upto[upto["kind"] == "report"]
+    by_inc = rep["payload"].map(lambda p: p.get("incident_id", "")).value_counts()
+    open_["reports"] = by_inc.reindex(open_.index).fillna(0).astype(int).to_numpy()
+    open_ = open_[["category", "source", "x", "y", "onset_s", "depth_m", "level", "reports"]]
+
+    # the flood
+    fn = tables.get("flood_nodes", pd.DataFrame())
+    flood = _last_at(fn, t) if len(fn) else fn
+    rc = upto[upto["kind"] == "road_closure"]
+    if len(rc):
+        roads = rc.iloc[-1]["payload"].get("roads", {})
+        closed = pd.DataFrame({"status": pd.Series(roads, dtype=object)}).rename_axis("road_id")
+        closed = closed[closed["status"] != "open"]
+    else:
+        closed = pd.DataFrame({"status": pd.Series(dtype=object)}).rename_axis("road_id")
+
+    if t >= hz:  # the end: the stored final tables (crews and vendors are exact there, not a tick behind)
+        from twin.runstore import read_kpis
+
+        kpis = read_kpis(run_dir)
+    else:
+        kpis = compute_kpis(cut_tables(tables, t), horizon_s=t, exposure=None)
+    return ReplayState(time_s=t, crews=crews, vendors=vendors.reset_index(drop=True), incidents=open_,
+                       flood_nodes=flood.reset_index(drop=True) if len(flood) else flood,
+                       roads_closed=closed, kpis=kpis, counts=upto["kind"].value_counts().sort_index().to_dict())
+
+
+def format_state(state: ReplayState) -> str:
+    """The replay state as text lines for the CLI."""
+    from agents import flatten_kpis
+
+    t = state.time_s
+    lines = [f"time              {int(t // 3600):02d}:{int(t % 3600 // 60):02d}:{int(t % 60):02d} ({t:g} s)"]
+    c = state.crews
+    by = c.groupby("status").size().to_dict() if len(c) else {}
+    lines.append(f"crews             {len(c)}: " + ", ".join(f"{k} {v}" for k, v in sorted(by.items())))
+    lines.append(f"vendors           {len(state.vendors)} occupying a site")
+    inc = state.incidents
+    cats = inc["category"].value_counts().to_dict() if len(inc) else {}
+    lines.append(f"open incidents    {len(inc)}" + (": " + ", ".join(f"{k} {v}" for k, v in sorted(cats.items()))
+                                                  if cats else ""))
+    fn = state.flood_nodes
+    if len(fn):
+        lines.append(f"flood             {len(fn)} wet manholes, surface {fn['surface_volume_m3'].sum():.1f} m3, "
+                     f"max pool depth {fn['surface_depth_m'].max():.2f} m")
+    else:
+        lines.append("flood             dry")
+    rc = state.roads_closed
+    lines.append(f"roads closed      {int((rc['status'] == 'closed').sum())} closed, "
+                 f"{int((rc['status'] == 'closed_to_cars').sum())} to cars")
+    flat = flatten_kpis(state.kpis)
+    lines.append("kpis up to t")
+    for k in ("counts.reports", "counts.cases", "counts.dispatched", "response.all:all.response_s.p50",
+              "response.all:all.response_s.p90", "duplicates.dispatches", "unresolved.cases"):
+        v = flat.get(k, np.nan)
+        lines.append(f"  {k:<36}{_fmt(v)}")
+    if len(c):
+        lines.append("crews (id, department, status, x, y)")
+        for cid, r in c.iterrows():
+            lines.append(f"  {cid:<24}{r['department']:<17}{r['status']:<9}{r['x']:.1f}, {r['y']:.1f}")
+    return "\n".join(lines)
+
+
+def _fmt(v) -> str:
+    if v is None or (isinstance(v, float) and not np.isfinite(v)):
+        return "-"
+    if isinstance(v, float):
+        return f"{v:.1f}" if abs(v) >= 10 else f"{v:.3f}"
+    return str(v)
+
+
+# ----------------------------------------------------------------------------- map
+
+DEPARTMENT_RGB = {"city_management": [255, 140, 0], "drainage": [30, 90, 220], "police": [120, 40, 200],
+                  "emergency": [220, 20, 60]}
+INCIDENT_RGB = [250, 200, 0]
+FLOOD_INCIDENT_RGB = [0, 190, 255]
+VENDOR_RGB = [40, 170, 60]
+
+
+def state_deck(state: ReplayState, city, *, lang: str = "en", height_px: int = 560):
+    """A pydeck map of a replay state (no basemap tiles: ``map_style=None``).
+
+    Layers: roads coloured by closure state, wet manholes (radius by pool depth),
+    open incidents, occupying vendors and crews (colour by department), with tooltips.
+    """
+    import pydeck as pdk
+    from pyproj import Transformer
+
+    from twin.i18n import t as tr
+    from twin.viz.flood_layers import road_status_layer
+
+    to_ll = Transformer.from_crs(city.crs, "EPSG:4326", always_xy=True)
+
+    def ll(df: pd.DataFrame) -> pd.DataFrame:
+        out = df.copy()
+        if len(out):
+            lon, lat = to_ll.transform(out["x"].to_numpy(float), out["y"].to_numpy(float))
+            out["lon"], out["lat"] = np.round(lon, 7), np.round(lat, 7)
+        else:
+            out["lon"], out["lat"] = [], []
+        return out
+
+    rc = state.roads_closed.assign(depth_m=np.nan)
+    layers = [road_status_layer(city.roads, rc, lang=lang)]
+    fn = ll(state.flood_nodes) if len(state.flood_nodes) else ll(pd.DataFrame(columns=["x", "y"]))
+    if len(fn):
+        fn["radius"] = 4.0 + 80.0 * np.clip(fn["surface_depth_m"].to_numpy(float), 0, 0.5)
+        fn["tip"] = [f"<b>{tr('replay.map.manhole', lang)} {n}</b><br/>{tr('replay.map.pool_depth', lang)}: {d:.2f} m"
+                     f"<br/>{tr('replay.map.surface_volume', lang)}: {v:.1f} m³"
+                     for n, d, v in zip(fn["node_id"], fn["surface_depth_m"], fn["surface_volume_m3"])]
+    layers.append(pdk.Layer("ScatterplotLayer", id="water", data=fn, get_position=["lon", "lat"],
+                            get_radius="radius" if len(fn) else 4, radius_min_pixels=2, radius_max_pixels=16,
+                            get_fill_color=[0, 120, 255, 110], pickable=True))
+    inc = ll(state.incidents.reset_index())
+    if len(inc):
+        inc["color"] = [FLOOD_INCIDENT_RGB if c == "waterlogging" else INCIDENT_RGB for c in inc["category"]]
+        inc["tip"] = [f"<b>{tr('replay.map.incident', lang)} {i}</b><br/>{tr('replay.map.category', lang)}: "
+                      f"{tr('category.' + c, lang)}<br/>{tr('replay.map.reports', lang)}: {r}"
+                      for i, c, r in zip(inc["incident_id"], inc["category"], inc["reports"])]
+    layers.append(pdk.Layer("ScatterplotLayer", id="incidents", data=inc, get_position=["lon", "lat"], get_radius=10,
+                            radius_min_pixels=3, radius_max_pixels=7, get_fill_color="color" if len(inc) else INCIDENT_RGB, stroked=True,
+                            get_line_color=[60, 60, 60], line_width_min_pixels=1, pickable=True))
+    ven = ll(state.vendors)
+    if len(ven):
+        ven["tip"] = [f"<b>{tr('replay.map.vendor', lang)} {v}</b>" for v in ven["vendor_id"]]
+    layers.append(pdk.Layer("ScatterplotLayer", id="vendors", data=ven, get_position=["lon", "lat"], get_radius=8,
+                            radius_min_pixels=3, radius_max_pixels=6, get_fill_color=VENDOR_RGB, pickable=True))
+    cr = ll(state.crews.reset_index())
+    if len(cr):
+        cr["color"] = [DEPARTMENT_RGB.get(d, [90, 90, 90]) for d in cr["department"]]
+        cr["tip"] = [f"<b>{tr('replay.map.crew', lang)} {c}</b><br/>{tr('department.' + d, lang)}<br/>"
+                     f"{tr('replay.status.' + s, lang)}" for c, d, s in zip(cr["crew_id"], cr["department"], cr["status"])]
+    layers.append(pdk.Layer("ScatterplotLayer", id="crews", data=cr, get_position=["lon", "lat"], get_radius=14,
+                            radius_min_pixels=4, radius_max_pixels=9, get_fill_color="color" if len(cr) else [90, 90, 90], stroked=True,
+                            get_line_color=[255, 255, 255], line_width_min_pixels=2, pickable=True))
+    xmin, ymin, xmax, ymax = city.extent
+    lon, lat = to_ll.transform((xmin + xmax) / 2, (ymin + ymax) / 2)
+    span = max(xmax - xmin, ymax - ymin, 50.0)
+    zoom = float(np.log2(78271.52 * np.cos(np.radians(lat)) * 450 / span))  # the map column is ~450 px wide
+    view = pdk.ViewState(longitude=lon, latitude=lat, zoom=round(min(max(zoom, 1), 20), 2), pitch=0, bearing=0)
+    return pdk.Deck(layers=layers, initial_view_state=view, map_style=None, map_provider=None, height=height_px,
+                    tooltip={"html": "{tip}", "style": {"fontSize": "12px"}})
+
+
+def kpi_table(kpis: dict, keys, *, lang: str = "en") -> pd.DataFrame:
+    """KPIs as a two-column display table (label, value), times in minutes."""
+    from agents import flatten_kpis
+    from twin.i18n import t as tr
+
+    flat = flatten_kpis(kpis)
+    rows = []
+    for k in keys:
+        v = flat.get(k, np.nan)
+        if isinstance(v, (int, float)) and (k.endswith(("_s.p50", "_s.p90")) or k == "coordination.delay_mean"):
+            v = v / 60.0
+        rows.append({tr("kpi.name", lang): tr(f"kpi.{k}", lang), tr("kpi.value", lang): _fmt(v)})
+    return pd.DataFrame(rows)
