@@ -1,0 +1,540 @@
+"""Batch sweeps: run every run of a sweep on local processes or a Dask cluster, streaming into a run store.
+
+Layout of a sweep directory ``<out>/<sweep name>/``::
+
+    sweep.json            # the sweep (resolved scenario, planned runs), status, counts; written atomically
+    results.parquet       # one row per finished run: run_id, status, seed, parameters, KPIs
+    results.csv           # the same table as CSV
+    <run_id>/             # one run each (scenarios.store): manifest.json, *.parquet, events.jsonl
+
+How it stays consistent:
+
+- the scenario and every run of the sweep are validated before the directory
+  is created, so bad input leaves nothing behind;
+- runs execute in workers (a ``spawn`` process pool, one engine per process,
+  or Dask workers with one thread each) and come back as data; this process
+  alone writes them, each under a temporary name renamed into place, so a run
+  directory is whole or absent;
+- ``sweep.json`` says ``"status": "complete"`` only when every planned run's
+  manifest says complete.  A failed run is stored with ``"status": "failed"``
+  and its error, and is run again on resume;
+- an interrupted sweep (Ctrl-C, a killed batch process, a lost cluster) keeps
+  every run that finished; ``run_batch(resume=DIR)`` (``twin batch --resume
+  DIR``) skips complete runs and runs the rest, so no run is ever held twice;
+- a worker process that dies takes only its run with it: the pool is
+  restarted and the unfinished runs retried (``max_attempts``); Dask
+  reschedules a dead worker's task on another worker by itself.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import multiprocessing
+import os
+import re
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pandas as pd
+
+from gisdata.errors import InputFileNotFoundError, TwinError
+from scenarios.runner import RunResult, result_row, run_spec_data
+from scenarios.schema import (
+    ScenarioError,
+    ScenarioSpec,
+    load_scenario,
+    set_parameter,
+    validate_scenario,
+)
+from scenarios.store import (
+    clean_temporaries,
+    is_complete,
+    write_json_atomic,
+    write_run,
+)
+from scenarios.sweep import PlannedRun, plan_sweep
+
+__all__ = ["BatchError", "BatchResult", "SchedulerUnreachableError", "connect_scheduler", "run_batch"]
+
+SWEEP_FILE = "sweep.json"
+SWEEP_FORMAT = "citytwin-sweep/1"
+CONNECT_TIMEOUT_S = 10.0
+"""Seconds to wait for a Dask scheduler (and for its first worker) before giving up."""
+_ADDRESS_RE = re.compile(r"^(tcp|tls)://[^\s:/]+(:\d+)?$")
+
+
+class BatchError(TwinError, RuntimeError):
+    """A sweep cannot start or go on (directory taken, locked, not a sweep, runs failed)."""
+
+
+class SchedulerUnreachableError(BatchError, ConnectionError):
+    """The Dask scheduler does not answer, has no workers, or its workers have more than one thread."""
+
+
+@dataclass(frozen=True)
+class BatchResult:
+    """What a batch did.
+
+    Attributes
+    ----------
+    directory : Path
+        The sweep directory.
+    status : str
+        ``"complete"`` when every run is complete, else ``"incomplete"``.
+    n_runs, n_complete, n_failed, n_skipped, n_run : int
+        Planned runs; complete and failed at the end; complete before this call (skipped); run by this call.
+    results : DataFrame
+        One row per finished run (also in ``results.parquet`` and ``results.csv``).
+    wall_time_s : float
+        Wall time of this call, s.
+    failed : dict
+        Run ID -> error message.
+    """
+
+    directory: Path
+    status: str
+    n_runs: int
+    n_complete: int
+    n_failed: int
+    n_skipped: int
+    n_run: int
+    results: pd.DataFrame
+    wall_time_s: float
+    failed: dict
+
+
+# ----------------------------------------------------------------------------- sweep directory
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def _read_sweep(directory: Path) -> dict:
+    p = directory / SWEEP_FILE
+    if not directory.is_dir():
+        raise InputFileNotFoundError(f"{directory}: sweep directory not found")
+    try:
+        data = json.loads(p.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise BatchError(f"{directory}: not a sweep directory (no {SWEEP_FILE}); "
+                         "start a sweep with `twin batch SWEEP.toml`") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise BatchError(f"{p}: unreadable ({exc})") from None
+    if data.get("format") != SWEEP_FORMAT:
+        raise BatchError(f"{p}: format {data.get('format')!r}, expected {SWEEP_FORMAT!r}")
+    return data
+
+
+def _plan_from_file(data: dict) -> list[PlannedRun]:
+    """Rebuild the planned runs from ``sweep.json`` (stored parameters, not a re-sampled plan)."""
+    base = data["scenario"]
+    runs = []
+    for i, r in enumerate(data["runs"]):
+        d = base
+        for name, value in r["params"].items():
+            d = set_parameter(d, name, value)
+        d = set_parameter(d, "scenario.seed", int(r["seed"]))
+        spec = validate_scenario(d, source=f"sweep run {r['run_id']}")
+        runs.append(PlannedRun(r["run_id"], i, dict(r["params"]), int(r["seed"]), spec.to_data()))
+    return runs
+
+
+@contextlib.contextmanager
+def _locked(directory: Path):
+    import fcntl
+
+    fh = open(directory / ".lock", "a+")  # noqa: SIM115
+    try:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise BatchError(f"{directory}: another batch is running on this sweep; wait for it or stop it") from None
+        yield
+    finally:
+        fh.close()
+
+
+def results_table(directory: str | Path, runs: list[str] | None = None,
+                  failed: dict[str, str] | None = None) -> pd.DataFrame:
+    """One row per finished run of a sweep, in plan order: complete runs from the store, failed ones from sweep.json."""
+    directory = Path(directory)
+    data = _read_sweep(directory)
+    plan = {r["run_id"]: r for r in data["runs"]}
+    runs = list(plan) if runs is None else runs
+    failed = data.get("failed", {}) if failed is None else failed
+    rows = []
+    for rid in runs:
+        if is_complete(directory / rid):
+            rows.append(result_row(directory / rid))
+        elif rid in failed:
+            r = plan.get(rid, {})
+            rows.append({"run_id": rid, "status": "failed", "seed": r.get("seed"),
+                         **{k: (json.dumps(v) if isinstance(v, (list, dict)) else v)
+                            for k, v in r.get("params", {}).items()},
+                         "wall_time_s": None, "error": failed[rid]})
+    df = pd.DataFrame(rows)
+    if len(df):
+        df = df.set_index("run_id")
+    return df
+
+
+def _write_results(directory: Path, runs: list[str], failed: dict[str, str]) -> pd.DataFrame:
+    df = results_table(directory, runs, failed)
+    tag = f"{os.getpid()}.{uuid.uuid4().hex[:6]}"
+    out = df.copy()
+    for c in out.columns:  # mixed parameter types (e.g. strategies next to numbers) -> text for parquet
+        if out[c].dtype == object:
+            out[c] = out[c].map(lambda v: v if v is None or isinstance(v, str) else json.dumps(v))
+    tmp_p = directory / f".tmp-results.parquet.{tag}"
+    tmp_c = directory / f".tmp-results.csv.{tag}"
+    out.to_parquet(tmp_p)
+    df.to_csv(tmp_c)
+    os.replace(tmp_p, directory / "results.parquet")
+    os.replace(tmp_c, directory / "results.csv")
+    return df
+
+
+# ----------------------------------------------------------------------------- executors
+
+
+def connect_scheduler(address: str, *, timeout_s: float = CONNECT_TIMEOUT_S):
+    """A :class:`distributed.Client` for ``address``, checked to have workers with one thread each.
+
+    Raises
+    ------
+    SchedulerUnreachableError
+        Malformed address; no answer within ``timeout_s``; no worker within ``timeout_s``;
+        a worker with more than one thread (SWMM is not re-entrant).
+    """
+    if not isinstance(address, str) or not _ADDRESS_RE.match(address.strip()):
+        raise SchedulerUnreachableError(f"scheduler address {address!r} is malformed; expected tcp://HOST:PORT")
+    t0 = time.monotonic()
+    _probe(address.strip(), timeout_s)  # a refused or silent port fails here, before dask is even imported
+    from distributed import Client
+
+    try:
+        client = Client(address.strip(), timeout=timeout_s, set_as_default=False)
+    except Exception as exc:  # noqa: BLE001 - OSError/TimeoutError, or a port that does not speak Dask
+        raise SchedulerUnreachableError(
+            f"Dask scheduler {address} is unreachable (no Dask answer within {timeout_s:g} s: "
+            f"{' '.join(str(exc).split())[:120]}); start one with `dask scheduler`, or run without "
+            "--scheduler on local processes") from None
+    try:
+        client.wait_for_workers(1, timeout=max(1.0, timeout_s - (time.monotonic() - t0)))
+    except (OSError, TimeoutError):
+        with contextlib.suppress(Exception):
+            client.close(timeout=2)
+        raise SchedulerUnreachableError(f"Dask scheduler {address} has no workers; start some with "
+                                        f"`dask worker {address} --nthreads 1`") from None
+    workers = client.scheduler_info(n_workers=-1)["workers"] if _accepts_n_workers(client) \
+        else client.scheduler_info()["workers"]
+    multi = sorted({int(w.get("nthreads", 1)) for w in workers.values() if int(w.get("nthreads", 1)) > 1})
+    if multi:
+        client.close()
+        raise SchedulerUnreachableError(f"Dask workers at {address} have {multi} threads; SWMM is not re-entrant: "
+                                        f"start workers with `dask worker {address} --nthreads 1`")
+    return client
+
+
+def _probe(address: str, timeout_s: float) -> None:
+    import socket
+
+    hostport = address.split("://", 1)[1]
+    host, _, port = hostport.rpartition(":") if ":" in hostport else (hostport, "", "8786")
+    try:
+        with socket.create_connection((host, int(port)), timeout=timeout_s):
+            pass
+    except OSError as exc:
+        raise SchedulerUnreachableError(
+            f"Dask scheduler {address} is unreachable ({exc.strerror or type(exc).__name__}); start one with "
+            "`dask scheduler`, or run without --scheduler on local processes") from None
+
+
+def _accepts_n_workers(client) -> bool:
+    import inspect
+
+    return "n_workers" in inspect.signature(client.scheduler_info).parameters
+
+
+def _failed(run: PlannedRun, msg: str) -> RunResult:
+    return RunResult(run.run_id, "failed", manifest={"run_id": run.run_id, "status": "failed", "error": msg,
+                                                     "seed": run.seed, "params": {**run.params, "seed": run.seed},
+                                                     "scenario": run.scenario}, error=msg)
+
+
+_SINGLE_THREAD_ENV = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+_STARTED = None  # in a local worker: queue on which each run announces that it started
+
+
+def _init_local_worker(started) -> None:
+    global _STARTED
+    _STARTED = started
+
+
+def _run_local_task(task: dict) -> RunResult:
+    if _STARTED is not None:
+        _STARTED.put(task["run_id"])  # so a pool that breaks blames only the runs in flight
+    return run_spec_data(task)
+
+
+def _run_local(runs: list[PlannedRun], workers: int, record: Callable[[RunResult], None],
+               max_attempts: int) -> None:
+    ctx = multiprocessing.get_context("spawn")  # fork would copy a live engine's globals
+    attempts: dict[str, int] = {}
+    blind_breaks = 0
+    pending = list(runs)
+    saved = {k: os.environ.get(k) for k in _SINGLE_THREAD_ENV}
+    os.environ.update(_SINGLE_THREAD_ENV)  # inherited by the spawned workers: one thread each
+    try:
+        while pending:
+            n = max(1, min(workers, len(pending)))
+            done: set[str] = set()
+            started_q = ctx.SimpleQueue()
+            pool = ProcessPoolExecutor(max_workers=n, mp_context=ctx, initializer=_init_local_worker,
+                                       initargs=(started_q,))
+            broken = False
+            try:
+                futs = {pool.submit(_run_local_task, r.task()): r for r in pending}
+                for fut in as_completed(futs):
+                    r = futs[fut]
+                    try:
+                        res = fut.result()
+                    except BrokenProcessPool:
+                        broken = True  # a worker died: retried below, in a new pool
+                        continue
+                    except Exception as exc:  # noqa: BLE001 - e.g. an unpicklable result: report the run
+                        res = _failed(r, f"{type(exc).__name__}: {exc}")
+                    done.add(r.run_id)
+                    record(res)
+            except BaseException:
+                _kill_pool(pool)
+                raise
+            pool.shutdown(wait=True, cancel_futures=True)
+            pending = [r for r in pending if r.run_id not in done]
+            if broken:
+                started = set()
+                while not started_q.empty():
+                    started.add(started_q.get())
+                for r in pending:
+                    if r.run_id in started:  # in flight when the pool broke
+                        attempts[r.run_id] = attempts.get(r.run_id, 0) + 1
+                blind_breaks = 0 if started & {r.run_id for r in pending} else blind_breaks + 1
+                if blind_breaks >= max_attempts:  # workers die before any run starts: do not loop forever
+                    for r in pending:
+                        record(_failed(r, "the worker processes died before starting a run (an import error, or a "
+                                          "script that starts a batch without `if __name__ == '__main__':`)"))
+                    return
+            for r in [r for r in pending if attempts.get(r.run_id, 0) >= max_attempts]:
+                record(_failed(r, f"its worker process died {attempts[r.run_id]} times (killed, or out of memory)"))
+            pending = [r for r in pending if attempts.get(r.run_id, 0) < max_attempts]
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def _kill_pool(pool: ProcessPoolExecutor) -> None:
+    """Stop a pool now (Ctrl-C): cancel what has not started and end the workers."""
+    procs = list(getattr(pool, "_processes", {}).values())
+    pool.shutdown(wait=False, cancel_futures=True)
+    for p in procs:
+        with contextlib.suppress(Exception):
+            p.terminate()
+    for p in procs:
+        with contextlib.suppress(Exception):
+            p.join(timeout=5)
+
+
+def _run_dask(runs: list[PlannedRun], client, record: Callable[[RunResult], None], sweep_name: str) -> None:
+    from distributed import as_completed as dask_completed
+
+    futures = []
+    try:
+        by_key = {}
+        for r in runs:
+            f = client.submit(run_spec_data, r.task(), key=f"citytwin-{sweep_name}-{r.run_id}-{uuid.uuid4().hex[:8]}",
+                              pure=False, retries=1)
+            by_key[f.key] = r
+            futures.append(f)
+        for fut in dask_completed(futures, loop=client.loop):
+            r = by_key[fut.key]
+            try:
+                res = fut.result()
+            except Exception as exc:  # noqa: BLE001 - KilledWorker after retries, lost connection
+                res = _failed(r, f"{type(exc).__name__}: {' '.join(str(exc).split())[:300]}")
+            record(res)
+            fut.release()
+    except BaseException:
+        with contextlib.suppress(Exception):
+            client.cancel(futures)
+        raise
+
+
+# ----------------------------------------------------------------------------- the batch
+
+
+def run_batch(sweep: ScenarioSpec | str | Path | None = None, out: str | Path = "runs", *,
+              resume: str | Path | None = None, workers: int | None = None, scheduler: str | None = None,
+              progress: bool = False, max_attempts: int = 3,
+              on_result: Callable[[RunResult], None] | None = None) -> BatchResult:
+    """Run a sweep (or resume one), streaming each finished run into the sweep directory.
+
+    Parameters
+    ----------
+    sweep : ScenarioSpec, str or Path, optional
+        A scenario with ``[sweep]`` (or its TOML file).  Not with ``resume``.
+    out : str or Path
+        Parent directory; the sweep goes to ``out/<scenario name>/``, which must not hold a sweep yet.
+    resume : str or Path, optional
+        A sweep directory to resume: complete runs are skipped, the others run.
+    workers : int, optional
+        Local worker processes (default: the sweep's ``[batch] workers``, else the cores).
+    scheduler : str, optional
+        Dask scheduler ``tcp://HOST:PORT`` (default: the sweep's ``[batch] scheduler`` unless ``workers`` is
+        given; None: local processes).
+    progress : bool
+        Show a progress bar.
+    max_attempts : int
+        Times a run is tried when a local worker process dies while it runs.
+    on_result : callable, optional
+        Called with each :class:`~scenarios.runner.RunResult` after it is stored.
+
+    Returns
+    -------
+    BatchResult
+
+    Raises
+    ------
+    ScenarioError
+        Invalid sweep (nothing is created).
+    BatchError
+        The directory already holds a sweep (use ``resume``), or is locked by another batch.
+    SchedulerUnreachableError
+        The Dask scheduler does not answer within 10 s.
+    """
+    t0 = time.perf_counter()
+    if (sweep is None) == (resume is None):
+        raise BatchError("give either a sweep file or resume=DIR")
+    if resume is not None:
+        directory = Path(resume)
+        data = _read_sweep(directory)
+        plan = _plan_from_file(data)
+        spec = validate_scenario(data["scenario"], source=str(directory / SWEEP_FILE))
+        batch = data.get("batch") or {}
+    else:
+        spec = load_scenario(sweep) if isinstance(sweep, (str, Path)) else sweep
+        if spec.sweep is None:
+            raise ScenarioError(f"scenario '{spec.name}' has no [sweep] section; run it with `twin run`")
+        plan = plan_sweep(spec)  # validates every run before anything is created
+        batch = spec.batch.model_dump() if spec.batch else {}
+        directory = Path(out) / spec.name
+        data = None
+        if (directory / SWEEP_FILE).exists():
+            d = _read_sweep(directory)
+            done = sum(is_complete(directory / r["run_id"]) for r in d["runs"])
+            raise BatchError(f"{directory} already holds sweep '{d.get('name')}' ({done} of {len(d['runs'])} runs "
+                             f"complete); resume it with `twin batch --resume {directory}` or choose another --out")
+        if directory.exists() and any(p for p in directory.iterdir() if not p.name.startswith(".")):
+            raise BatchError(f"{directory} exists and is not a sweep directory; choose another --out")
+    if scheduler is None and workers is None:  # an explicit --workers means local processes
+        scheduler = batch.get("scheduler")
+    workers = int(workers or batch.get("workers") or _default_workers())
+    client = connect_scheduler(scheduler) if scheduler else None  # unreachable: fail before any directory exists
+    try:
+        return _execute(spec, plan, directory, data, batch, workers, scheduler, client, progress, max_attempts,
+                        on_result, t0)
+    finally:
+        if client is not None:
+            with contextlib.suppress(Exception):
+                client.close()
+
+
+def _execute(spec, plan, directory, data, batch, workers, scheduler, client, progress, max_attempts, on_result,
+             t0) -> BatchResult:
+    if data is None:
+        directory.mkdir(parents=True, exist_ok=True)
+        data = {"format": SWEEP_FORMAT, "name": spec.name, "created": _now(), "status": "running",
+                "method": spec.sweep.method, "parameters": list(spec.sweep.parameters),
+                "scenario": spec.without_sweep().to_data(), "sweep": spec.sweep.model_dump(mode="json"),
+                "batch": batch, "runs": [{"run_id": r.run_id, "params": r.params, "seed": r.seed} for r in plan]}
+        write_json_atomic(directory / SWEEP_FILE, data)
+    run_ids = [r.run_id for r in plan]
+
+    with _locked(directory):
+        clean_temporaries(directory)
+        complete_before = {r.run_id for r in plan if is_complete(directory / r.run_id)}
+        todo = [r for r in plan if r.run_id not in complete_before]
+        failed: dict[str, str] = {}
+        counts = {"run": 0}
+        lock = threading.Lock()
+        last_write = [0.0]
+        bar = None
+        if progress:
+            from tqdm import tqdm
+
+            bar = tqdm(total=len(plan), initial=len(complete_before), desc=spec.name, unit="run")
+
+        def update_sweep(status: str) -> None:
+            n_complete = sum(is_complete(directory / rid) for rid in run_ids)
+            data.update({"status": status, "updated": _now(), "n_runs": len(plan), "n_complete": n_complete,
+                         "n_failed": len(failed), "failed": failed,
+                         "executor": {"scheduler": scheduler} if scheduler else {"workers": workers}})
+            write_json_atomic(directory / SWEEP_FILE, data)
+
+        def record(res: RunResult) -> None:
+            with lock:
+                if res.ok:
+                    write_run(res, directory)  # a complete run is never replaced
+                counts["run"] += 1
+                if res.ok:
+                    failed.pop(res.run_id, None)
+                else:
+                    failed[res.run_id] = res.error.splitlines()[0][:500] if res.error else "failed"
+                if bar is not None:
+                    bar.update(1)
+                    if not res.ok:
+                        bar.write(f"run {res.run_id} failed: {failed[res.run_id][:200]}")
+                if time.monotonic() - last_write[0] > 2.0:
+                    _write_results(directory, run_ids, failed)
+                    update_sweep("running")
+                    last_write[0] = time.monotonic()
+            if on_result is not None:
+                on_result(res)
+
+        update_sweep("running")
+        status = "interrupted"
+        try:
+            if todo:
+                if scheduler:
+                    _run_dask(todo, client, record, spec.name)
+                else:
+                    _run_local(todo, workers, record, max_attempts)
+            n_complete = sum(is_complete(directory / rid) for rid in run_ids)
+            status = "complete" if n_complete == len(plan) else "incomplete"
+        finally:
+            if bar is not None:
+                bar.close()
+            results = _write_results(directory, run_ids, failed)
+            update_sweep(status)
+    n_complete = int(data["n_complete"])
+    return BatchResult(directory=directory, status=status, n_runs=len(plan), n_complete=n_complete,
+                       n_failed=len(failed), n_skipped=len(complete_before), n_run=counts["run"], results=results,
+                       wall_time_s=time.perf_counter() - t0, failed=dict(failed))
+
+
+def _default_workers() -> int:
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - not Linux
+        return max(1, os.cpu_count() or 1)
