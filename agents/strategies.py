@@ -182,8 +182,10 @@ class ForecastStaging(Priority):
 
     Parameters
     ----------
-    risk_points : iterable of (x, y, onset_s), optional
-        Points (m) and forecast onset times (s) handed in by the forecast.
+    risk_points : iterable of (x, y, onset_s) or (x, y, onset_s, weight), optional
+        Points (m) and forecast onset times (s) handed in by the forecast; the
+        optional weight (any score, higher first) orders points of the same
+        onset, so the riskiest get the crews when the share runs out.
     risk_map : pandas.DataFrame, optional
         Used when ``risk_points`` is not given: columns ``x``, ``y`` (m), ``risk``
         (any positive score), optional ``onset_s``; the ``top_k`` riskiest are staged.
@@ -211,9 +213,12 @@ class ForecastStaging(Priority):
             raise StrategyConfigError(f"lead_s={lead_s} must be >= 0")
         if risk_points is not None:
             pts = [tuple(float(v) for v in p) for p in risk_points]
-            bad = [p for p in pts if len(p) != 3]
+            bad = [p for p in pts if len(p) not in (3, 4)]
             if bad:
-                raise StrategyConfigError(f"risk_points {bad[:3]} must be (x_m, y_m, onset_s) triples")
+                raise StrategyConfigError(f"risk_points {bad[:3]} must be (x_m, y_m, onset_s[, weight]) tuples")
+            weight = [p[3] if len(p) == 4 else 0.0 for p in pts]
+            order = sorted(range(len(pts)), key=lambda i: (pts[i][2], -weight[i]))
+            pts = [pts[i][:3] for i in order]
         else:
             missing = [c for c in ("x", "y", "risk") if c not in risk_map.columns]
             if missing:
@@ -221,7 +226,7 @@ class ForecastStaging(Priority):
             top = risk_map.sort_values("risk", ascending=False, kind="stable").head(int(top_k))
             onset = top["onset_s"] if "onset_s" in top.columns else pd.Series(0.0, index=top.index)
             pts = list(zip(top["x"].astype(float), top["y"].astype(float), onset.astype(float)))
-        self.risk_points = sorted(pts, key=lambda p: p[2])
+        self.risk_points = sorted(pts, key=lambda p: p[2])  # stable: equal onsets keep the weight order
         self.departments = tuple(departments)
         self.lead_s = float(lead_s)
         self.max_share = float(max_share)

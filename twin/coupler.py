@@ -370,8 +370,8 @@ def hot_spot_risk_points(city, *, onset_s: float = 0.0, top_k: int = 5) -> list[
 
     The city puts water-level sensors on the manholes it knows flood (lowest
     first); the ``top_k`` lowest of them, with onset ``onset_s`` (s), are what
-    ``forecast_staging`` stages crews at.  No hindsight: the run's own flood is
-    not used.
+    ``forecast_staging`` falls back to without a forecast table and without a
+    storm's hydraulic risk map (:func:`twin.staging.plan_staging`).
     """
     s = city.sensors
     nodes = city.nodes
@@ -390,12 +390,18 @@ def hot_spot_risk_points(city, *, onset_s: float = 0.0, top_k: int = 5) -> list[
 
 
 def strategy_params_for(city, strategy: str, *, storm_start_s: float | None = None,
-                        params: Mapping[str, Any] | None = None) -> dict | None:
-    """Strategy keywords: ``forecast_staging`` gets :func:`hot_spot_risk_points` unless given its own."""
-    out = dict(params or {})
-    if strategy == "forecast_staging" and "risk_points" not in out and "risk_map" not in out:
-        out["risk_points"] = hot_spot_risk_points(city, onset_s=float(storm_start_s or 0.0))
-    return out or None
+                        params: Mapping[str, Any] | None = None, risk_points=None,
+                        flood: FloodSchedule | None = None) -> dict | None:
+    """Strategy keywords; ``forecast_staging`` gets risk points (:func:`twin.staging.plan_staging`).
+
+    In order: ``params``' own points, the ``risk_points`` table (a forecast),
+    the hydraulic risk map of ``flood``, else :func:`hot_spot_risk_points`.
+    """
+    from twin.staging import plan_staging
+
+    out, _ = plan_staging(city, strategy, params=params, risk_points=risk_points, flood=flood,
+                          storm=storm_start_s is not None, storm_start_s=storm_start_s)
+    return out
 
 
 def _check(hours: float, rain, start_s: float, seed) -> float:
@@ -413,7 +419,8 @@ def run_coupled(city, *, hours: float = 24.0, strategy: str = "priority", seed: 
                 start_s: float = 0.0, options: CouplingOptions | None = None, flood: FloodSchedule | None = None,
                 event_sink: Callable[[Mapping[str, Any]], None] | None = None,
                 progress: Callable[[float], None] | None = None, strategy_params: Mapping[str, Any] | None = None,
-                n_citizens: int = 2000, n_vendors: int = 50, crews=None, **agent_kwargs) -> CoupledResult:
+                risk_points=None, n_citizens: int = 2000, n_vendors: int = 50, crews=None,
+                **agent_kwargs) -> CoupledResult:
     """Run SWMM, the agents and the dispatch centre on one SimPy clock.
 
     Parameters
@@ -441,7 +448,16 @@ def run_coupled(city, *, hours: float = 24.0, strategy: str = "priority", seed: 
     progress : callable, optional
         Called with the fraction of simulated time done (0-1).
     strategy_params : Mapping, optional
-        Strategy keywords (default for ``forecast_staging``: :func:`hot_spot_risk_points`).
+        Strategy keywords.  ``forecast_staging`` without its own ``risk_points``
+        gets them from :func:`twin.staging.plan_staging`: the ``risk_points``
+        table if given, else the storm's hydraulic risk map (with ``rain``, SWMM
+        runs first into a :class:`FloodSchedule` that the run then replays, so
+        the engine still runs once), else the sensor manholes (with a warning in
+        ``metadata["staging"]``).
+    risk_points : DataFrame, str or Path, optional
+        A forecast risk-points table (``risk_points.csv`` of ``twin forecast``;
+        :func:`twin.staging.read_risk_points`), used by ``forecast_staging`` in
+        preference to the hydraulic risk map.
     n_citizens, n_vendors, crews, **agent_kwargs
         Passed to :func:`agents.build_agents`.
 
@@ -457,13 +473,28 @@ def run_coupled(city, *, hours: float = 24.0, strategy: str = "priority", seed: 
     (True, True)
     """
     from agents import agents_process, build_agents, collect_result
+    from twin.staging import plan_staging
 
     opts = options or CouplingOptions()
     horizon = _check(hours, rain, start_s, seed)
+    if rain is not None and flood is not None:
+        raise CouplerError("give either rain (run SWMM) or flood (a stored schedule), not both")
+    prerun = False
+    own_points = strategy_params is not None and ("risk_points" in strategy_params or "risk_map" in strategy_params)
+    if strategy == "forecast_staging" and rain is not None and risk_points is None and not own_points:
+        # The hydraulic risk map needs the flood before the run: run SWMM once into a
+        # schedule and replay it (identical to the live coupling, tests/test_coupler.py).
+        pre = None if progress is None else (lambda f: progress(0.5 * f))
+        flood = compute_flood_schedule(city, rain, start_s=start_s, hours=hours, options=opts, progress=pre)
+        rain, prerun = None, True
+        if progress is not None:
+            outer = progress
+            progress = lambda f: outer(0.5 + 0.5 * f)
     if flood is not None:
         start_s = float(flood.hydraulics.get("start_s", 0.0))
     stormy = rain is not None or flood is not None
-    params = strategy_params_for(city, strategy, storm_start_s=start_s if stormy else None, params=strategy_params)
+    params, staging = plan_staging(city, strategy, params=strategy_params, risk_points=risk_points, flood=flood,
+                                   storm=stormy, storm_start_s=start_s if stormy else None, horizon_s=horizon)
     env = simpy.Environment()
     model, centre = build_agents(city, env, strategy=strategy, seed=int(seed), event_sink=event_sink,
                                  strategy_params=params, n_citizens=n_citizens, n_vendors=n_vendors, crews=crews,
@@ -498,8 +529,6 @@ def run_coupled(city, *, hours: float = 24.0, strategy: str = "priority", seed: 
         if len(upd.nodes):
             flood_rows.append(upd.nodes)
 
-    if rain is not None and flood is not None:
-        raise CouplerError("give either rain (run SWMM) or flood (a stored schedule), not both")
     if flood is not None:
         for upd in flood.updates:
             if upd.time_s > horizon:
@@ -509,6 +538,8 @@ def run_coupled(city, *, hours: float = 24.0, strategy: str = "priority", seed: 
             apply(upd)
         hyd = {**flood.hydraulics, "replayed_schedule": flood.key,
                "flood_incidents": int(sum(len(u.new_incidents) for u in flood.updates if u.time_s <= horizon))}
+        if prerun:
+            hyd["schedule_for_staging"] = True  # SWMM ran once, before the agents, for the risk map
     if rain is not None:
         from hydraulics.build import build_swmm
         from hydraulics.run import RunOptions, run_swmm
@@ -550,7 +581,7 @@ def run_coupled(city, *, hours: float = 24.0, strategy: str = "priority", seed: 
         metadata={"city": city.name, "hours": float(hours), "strategy": strategy, "seed": int(seed),
                   "storm_start_s": float(start_s) if stormy else None,
                   "coupling": {k: getattr(opts, k) for k in opts.__dataclass_fields__},
-                  "strategy_params": _plain(params or {})},
+                  "strategy_params": _plain(params or {}), "staging": _plain(staging)},
     )
 
 
@@ -763,7 +794,7 @@ def sweep_strategies(city, strategies: Sequence[str], seeds: Iterable[int], *, h
 
     seeds = [int(s) for s in seeds]
     for s in strategies:
-        get_strategy(s, **(strategy_params_for(city, s) or {}))  # unknown names fail before any run
+        get_strategy(s, **(strategy_params_for(city, s, flood=flood) or {}))  # unknown names fail before any run
     if not seeds or not strategies:
         raise CouplerError("give at least one strategy and one seed")
     if any(s < 0 for s in seeds):

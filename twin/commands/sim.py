@@ -80,13 +80,16 @@ def _bar(enabled: bool, desc: str):
 @click.option("--citizens", type=int, default=2000, show_default=True, help="Citizens simulated.")
 @click.option("--vendors", type=int, default=50, show_default=True, help="Street vendors.")
 @click.option("--crews", default=None, help="Crews: a total (40) or per department (drainage=5,police=3); default the depots'.")
+@click.option("--risk-points", "risk_points", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Forecast risk points (risk_points.csv of `twin forecast`) where forecast_staging stages crews; "
+                   "default: the storm's hydraulic risk map.")
 @click.option("--coupling-step", "coupling_s", type=Duration(), default="300s", show_default=True,
               help="Interval of the flood-state exchange.")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True,
               help="Run folder to create (runs/<run_id>).")
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Show a progress bar.")
 def simulate_command(city, hours, strategy, seed, storm, return_period, duration_s, start_at, idf, citizens,
-                     vendors, crews, coupling_s, out, progress) -> None:
+                     vendors, crews, risk_points, coupling_s, out, progress) -> None:
     """Simulate a day of the city (agents, dispatch and, with --storm, SWMM) into a run folder.
 
     Writes OUT/manifest.json, the tables as Parquet, kpis.json and the
@@ -97,6 +100,12 @@ def simulate_command(city, hours, strategy, seed, storm, return_period, duration
       twin simulate --city demo --hours 24 --strategy siloed --seed 1 --out runs/r1
       twin simulate --city demo --strategy priority --storm chicago --return-period 100 \\
           --duration 2h --start-at 7 --out runs/storm1
+      twin simulate --city demo --strategy forecast_staging --storm chicago --risk-points fc/risk_points.csv \\
+          --out runs/staged
+
+    forecast_staging stages crews at the --risk-points table's risk points,
+    else at the manholes the storm floods (SWMM runs once, first), else, with
+    neither, at the manholes with water-level sensors (a warning says so).
     """
     from agents import get_strategy
     from gisdata.city import load_city
@@ -123,17 +132,26 @@ def simulate_command(city, hours, strategy, seed, storm, return_period, duration
         if not start_s < hours * 3600:
             raise TwinError(f"--start-at {start_at} must be before the end of the run ({hours:g} h)")
     get_strategy(strategy, **(strategy_params_for(city_obj, strategy) or {}))  # unknown name -> exit 2 now
+    risk_table = None
+    if risk_points is not None:
+        from twin.staging import read_risk_points, table_sha256
+
+        if strategy != "forecast_staging":
+            raise TwinError(f"--risk-points is used only by --strategy forecast_staging (got '{strategy}')")
+        risk_table = read_risk_points(risk_points, city_obj)  # bad table -> exit 2 before any run
     params = {"city": city, "hours": hours, "strategy": strategy, "seed": seed, "n_citizens": citizens,
               "n_vendors": vendors, "crews": crew_spec, "storm": None if rain is None else {
                   "kind": storm, "idf": idf, "return_period_yr": return_period, "duration_s": duration_s,
-                  "start_s": start_s}, "coupling_step_s": coupling_s}
+                  "start_s": start_s}, "coupling_step_s": coupling_s,
+              "risk_points": None if risk_points is None else {"file": str(risk_points),
+                                                               "sha256": table_sha256(risk_points)}}
     opts = CouplingOptions(coupling_step_s=coupling_s)
     update, close = _bar(progress, f"simulate {strategy}")
 
     def run(event_sink, progress):
         return run_coupled(city_obj, hours=hours, strategy=strategy, seed=seed, rain=rain, start_s=start_s,
                            options=opts, event_sink=event_sink, progress=progress, n_citizens=citizens,
-                           n_vendors=vendors, crews=crew_spec)
+                           n_vendors=vendors, crews=crew_spec, risk_points=risk_table)
 
     try:
         path = write_coupled_run(out, run, params=params, city=city_obj, progress=update)
@@ -143,6 +161,11 @@ def simulate_command(city, hours, strategy, seed, storm, return_period, duration
 
     man = read_manifest(path)
     click.echo(f"wrote {path}: {man['events']['n_records']} events, head {man['events']['head_sha256'][:12]}")
+    staging = (man.get("metadata", {}).get("coupler") or {}).get("staging") or {}
+    if staging.get("source"):
+        click.echo(f"staging: {staging['n_points']} risk point(s) from {staging['source']}")
+    if staging.get("warning"):
+        click.echo(f"warning: {staging['warning']}", err=True)
     click.echo(_format_compare([path]))
 
 
@@ -174,6 +197,14 @@ COMPARE_ROWS = (
 )
 
 
+def _storm_label(storm: dict | None) -> str:
+    """'none', 'P=20 yr', or the storm's kind where it has no return period (observed rain, QPF, block)."""
+    if not storm:
+        return "none"
+    period = storm.get("return_period_yr")
+    return f"P={period:g} yr" if period is not None else str(storm.get("kind") or storm.get("label") or "rain")
+
+
 def compare_table(run_dirs) -> list[tuple[str, list[str]]]:
     """Rows (label, one formatted value per run) of the KPIs side by side."""
     from agents import flatten_kpis
@@ -185,7 +216,7 @@ def compare_table(run_dirs) -> list[tuple[str, list[str]]]:
         flat = flatten_kpis(read_kpis(d))
         storm = man["params"].get("storm")
         flat.update({"params.strategy": man["params"].get("strategy"), "params.seed": man["params"].get("seed"),
-                     "storm": "none" if not storm else f"P={storm['return_period_yr']:g} yr",
+                     "storm": _storm_label(storm),
                      "events": man["events"]["n_records"],
                      "road_closures": man["tables"].get("road_closures", {}).get("rows", 0),
                      "flood_incidents": (man["metadata"].get("hydraulics") or {}).get("flood_incidents")})
