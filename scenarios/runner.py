@@ -354,9 +354,9 @@ def _run(spec: ScenarioSpec, rid: str, sweep_params: dict, progress, t0: float) 
         strategy = "forecast_staging"
         sparams.setdefault("lead_s", pol.staging_lead_s)
         sparams.setdefault("max_share", pol.staging_max_share)
-        if "risk_points" not in sparams and "risk_map" not in sparams:
-            sparams["risk_points"] = hot_spot_risk_points(city, onset_s=start_s if rain is not None else 0.0,
-                                                          top_k=pol.staging_points)
+        # With rain, leave the points to run_coupled: it stages at the storm's hydraulic risk map.
+        if "risk_points" not in sparams and "risk_map" not in sparams and rain is None:
+            sparams["risk_points"] = hot_spot_risk_points(city, onset_s=0.0, top_k=pol.staging_points)
     if "risk_points" in sparams:
         sparams["risk_points"] = [tuple(float(v) for v in p) for p in sparams["risk_points"]]
     rep_kw = {"elderly_friendly": pol.elderly_friendly}
