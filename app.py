@@ -12,6 +12,8 @@ the built-in city (the tests use a small one).
 
 from __future__ import annotations
 
+import importlib
+
 import streamlit as st
 
 from gisdata.city import CityTwin, load_city
@@ -19,6 +21,7 @@ from gisdata.errors import TwinError
 from twin import app_support as support
 from twin import flood_event as fe
 from twin.i18n import DEFAULT_LANG, LANGUAGES, t
+from twin.pages import batch as batch_page
 from twin.pages import dispatch_lab
 from twin.pages import replay as replay_page
 from twin.viz import flood_layers
@@ -311,7 +314,8 @@ def show_html(html: str, *, height: int) -> None:
 # Page key -> function(lang), in sidebar order.  (A comment, not a string: Streamlit
 # "magic" would print a bare string literal on the page.)
 PAGES = {"city": page_city, "flood_event": page_flood_event,
-         "dispatch": dispatch_lab.render, "replay": replay_page.render}
+         "dispatch": dispatch_lab.render, "replay": replay_page.render,
+         "batch": batch_page.make_render(lambda: importlib.import_module("scenarios"))}
 
 
 # ----------------------------------------------------------------------------- frame

@@ -48,7 +48,7 @@ def _register_stage_groups() -> None:
     import importlib
     import importlib.util
 
-    for stage in ("swmm", "forecast", "batch", "sim"):
+    for stage in ("swmm", "forecast", "batch", "sim", "render"):
         if importlib.util.find_spec(f"twin.commands.{stage}") is not None:
             module = importlib.import_module(f"twin.commands.{stage}")
             if hasattr(module, "build_commands"):  # needs `scenarios`, which only this file of twin may import

@@ -1,5 +1,8 @@
 """Replay page: pick a stored run, move a time slider, see crews, vendors, incidents and water on the map and the KPIs at t.
 
+A toggle adds the 3D view at t (:func:`twin.viz.animation.replay_scene_html`):
+the water on the ground, crews and incidents in the city scene.
+
 Runs are listed from ``$CITYTWIN_RUNS_DIR`` (default ``runs``) or any folder typed in.
 Everything shown comes from :func:`twin.replay.state_at` (the event log and the stored series).
 """
@@ -23,6 +26,24 @@ def _city(source: str):
     from gisdata.city import load_city
 
     return load_city(source)
+
+
+@st.cache_data(show_spinner=False, max_entries=6)
+def _scene_html(run: str, t_s: float, city_source: str, vertical_exaggeration: float, lang: str) -> str:
+    """The run's 3D scene at ``t_s`` as one HTML page (:func:`twin.viz.animation.replay_scene_html`)."""
+    from twin.viz.animation import replay_scene_html
+
+    return replay_scene_html(_city(city_source), run, t_s, lang=lang, vertical_exaggeration=vertical_exaggeration)
+
+
+def _show_html(html: str, *, height: int) -> None:
+    """Embed a whole HTML page in an iframe, as the City page does."""
+    if hasattr(st, "iframe"):
+        st.iframe(html, height=height)
+    else:  # streamlit < 1.52
+        import streamlit.components.v1 as components
+
+        components.html(html, height=height)
 
 
 def runs_root() -> Path:
@@ -90,5 +111,12 @@ def render(lang: str) -> None:
     with col_kpi:
         st.markdown(t("replay.kpis", lang))
         st.dataframe(kpi_table(state.kpis, KPI_KEYS, lang=lang), hide_index=True, width="stretch")
+    if city is not None and st.toggle(t("replay.scene.show", lang), value=False, key="replay_scene"):
+        ve = st.select_slider(t("scene.vertical_exaggeration", lang), options=[1.0, 2.0, 3.0, 5.0, 10.0],
+                              value=1.0, key="replay_scene_ve")
+        with st.spinner(t("scene.building", lang)):
+            html = _scene_html(str(Path(run).resolve()), minutes * 60.0, city_src, float(ve), lang)
+        _show_html(html, height=650)
+        st.caption(t("replay.scene.hint", lang))
     with st.expander(t("replay.text", lang)):
         st.code(format_state(state), language=None)
