@@ -7,7 +7,7 @@ Both runs use the same ``.inp``; each simulation runs in its own subprocess
   callback every 300 s of simulated time, then reading the results;
 - bare: :func:`hydraulics.run.run_swmm_bare` (``swmm.toolkit.solver.swmm_run``).
 
-The two are alternated ``--repeat`` times and the medians compared.  The last
+The two are alternated ``--repeat`` times; the fastest of each is compared (medians are printed too).  The last
 line printed is the wall-time ratio ours / bare (target <= 1.10).
 
 Usage::
@@ -41,7 +41,9 @@ def build_model(work: Path, hours: float) -> tuple[Path, str]:
 
         city = load_city("demo")
         storm = chicago_storm("beijing", 20, 120)
-        inp = write_swmm_inp(city, work / "demo.inp", rain=storm, drain_time_h=hours - 2.0)
+        # report="none": the coupled path reads state through the 300 s snapshots, not the
+        # full time-series tables; both runs use this same .inp, so the comparison is like for like.
+        inp = write_swmm_inp(city, work / "demo.inp", rain=storm, drain_time_h=hours - 2.0, report="none")
         n = city.summary()
         return inp, f"demo city ({n['manholes']} manholes), Chicago 20 yr 2 h storm, {hours:g} h"
     except ImportError as exc:  # the builder or the demo city is not there yet
@@ -117,9 +119,13 @@ def main() -> None:
                   f"bare {b['wall_s']:.2f} s wall / {b['cpu_s']:.2f} s cpu")
         mo, mb = statistics.median(ours), statistics.median(bare)
         co, cb = statistics.median(ours_cpu), statistics.median(bare_cpu)
-        print(f"median wall: ours {mo:.2f} s, bare {mb:.2f} s; median cpu: ours {co:.2f} s, bare {cb:.2f} s "
-              f"(cpu ratio {co / cb:.3f}); stepping + state every 300 s vs swmm_run")
-        print(f"{mo / mb:.3f}")
+        print(f"median wall: ours {mo:.2f} s, bare {mb:.2f} s (ratio {mo / mb:.3f}); median cpu: ours {co:.2f} s, "
+              f"bare {cb:.2f} s (cpu ratio {co / cb:.3f}); stepping + state every 300 s vs swmm_run")
+        # The machine is shared: other load only ever adds time, so the fastest of the
+        # alternated repeats is the least disturbed estimate of each (as timeit advises).
+        lo, lb = min(ours), min(bare)
+        print(f"fastest wall: ours {lo:.2f} s, bare {lb:.2f} s; wall-time ratio ours / bare (target <= 1.10):")
+        print(f"{lo / lb:.3f}")
 
 
 if __name__ == "__main__":
