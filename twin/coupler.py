@@ -546,7 +546,7 @@ def run_coupled(city, *, hours: float = 24.0, strategy: str = "priority", seed: 
 
         _advance(env, start_s, progress, horizon)
         pub = FloodPublisher(city, opts, offset_s=start_s)
-        text = build_swmm(city, rain_gauges=rain, drain_time_h=opts.drain_time_h)
+        text = build_swmm(city, rain_gauges=rain, drain_time_h=opts.drain_time_h, report="none")  # state comes via on_step
         total = float(rain.duration_s) + opts.drain_time_h * 3600.0
         run_s = min(total, horizon - start_s)
 
@@ -725,7 +725,7 @@ def compute_flood_schedule(city, rain, *, start_s: float = 0.0, hours: float = 2
     opts = options or CouplingOptions()
     horizon = _check(hours, rain, start_s, 0)
     pub = FloodPublisher(city, opts, offset_s=start_s)
-    text = build_swmm(city, rain_gauges=rain, drain_time_h=opts.drain_time_h)
+    text = build_swmm(city, rain_gauges=rain, drain_time_h=opts.drain_time_h, report="none")
     run_s = min(float(rain.duration_s) + opts.drain_time_h * 3600.0, horizon - start_s)
     incs, ends, closures, nodes, updates = [], {}, [], [], []
 

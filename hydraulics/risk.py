@@ -1,0 +1,235 @@
+"""Risk points: reduce ensemble member depths to probabilities, depths, onsets and lead times.
+
+A risk point is a manhole, a road segment or a district cell (see
+:mod:`hydraulics.ensemble` for how depth is defined at each).  For a depth
+threshold ``h`` (m) and member weights ``w_m``:
+
+- ``probability`` = sum of ``w_m`` over members whose maximum depth exceeds ``h``;
+- ``expected_max_depth_m`` = weighted mean of the members' maximum depth;
+- ``p90_max_depth_m`` = weighted 90th percentile of the maximum depth;
+- ``onset`` = weighted median, over the exceeding members, of the first time
+  the depth exceeds ``h`` (``onset_earliest`` = the earliest member);
+- ``duration_h`` = weighted median time above ``h`` of the exceeding members;
+- ``lead_h`` = onset minus issue time, h.
+
+A point is a *risk point* when ``probability >= prob_threshold``.  The
+probability can only fall as ``h`` rises (fewer members exceed a higher
+threshold), and it lies in [0, 1] because the weights sum to 1.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+
+from gisdata.city import CityTwin
+from gisdata.errors import TwinError
+from hydraulics.ensemble import summarize_series
+
+if TYPE_CHECKING:  # pragma: no cover
+    from hydraulics.forecast import Forecast
+
+RISK_COLUMNS = ("rank", "kind", "element_id", "probability", "expected_max_depth_m", "p90_max_depth_m",
+                "onset", "onset_earliest", "lead_h", "duration_h", "is_risk_point")
+"""Columns of the risk table (index ``point_id``)."""
+
+
+class RiskInputError(TwinError, ValueError):
+    """A threshold or member table given to the risk reduction is invalid."""
+
+
+def weighted_quantile(values: np.ndarray, weights: np.ndarray, q: float) -> float:
+    """The ``q`` quantile (0-1) of ``values`` under ``weights`` (lower value at ties; NaN if empty).
+
+    Examples
+    --------
+    >>> weighted_quantile(np.array([1.0, 2.0, 3.0]), np.array([1, 1, 1]) / 3, 0.5)
+    2.0
+    """
+    v = np.asarray(values, dtype=float)
+    w = np.asarray(weights, dtype=float)
+    if len(v) == 0 or w.sum() <= 0:
+        return float("nan")
+    order = np.argsort(v, kind="stable")
+    cw = np.cumsum(w[order]) / w.sum()
+    k = int(np.searchsorted(cw, q - 1e-12))
+    return float(v[order][min(k, len(v) - 1)])
+
+
+def member_matrix(forecast: Forecast, threshold_m: float) -> dict[str, np.ndarray]:
+    """Arrays (members x points) of max depth (m), onset (s from issue, NaN) and duration (s)."""
+    names = forecast.ok_members
+    n_p = len(forecast.points)
+    mx = np.zeros((len(names), n_p))
+    on = np.full((len(names), n_p), np.nan)
+    du = np.zeros((len(names), n_p))
+    for k, n in enumerate(names):
+        s = summarize_series(forecast.series[n], n_p, threshold_m, forecast.surface_step_s)
+        mx[k], on[k], du[k] = s["max_depth_m"], s["onset_s"], s["duration_s"]
+    return {"max_depth_m": mx, "onset_s": on, "duration_s": du,
+            "weights": np.array([forecast.weights[n] for n in names])}
+
+
+def compute_risk(forecast: Forecast, *, threshold_m: float = 0.15, prob_threshold: float = 0.5,
+                 keep_all: bool = False) -> pd.DataFrame:
+    """Rank the points of a forecast by their flood risk.
+
+    Parameters
+    ----------
+    forecast : Forecast
+    threshold_m : float
+        Depth that counts as waterlogging, m (0.15 m: cars cannot pass).
+    prob_threshold : float
+        Probability at and above which a point is a risk point, 0-1.
+    keep_all : bool
+        Keep points with zero probability (default: only those with some).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Index ``point_id``, columns :data:`RISK_COLUMNS`, ranked by probability,
+        then expected depth, then onset.  ``attrs`` holds the thresholds, issue
+        time and horizon.
+    """
+    if not (np.isfinite(threshold_m) and threshold_m >= 0):
+        raise RiskInputError(f"threshold_m={threshold_m!r} must be a depth >= 0 m")
+    if not 0 < prob_threshold <= 1:
+        raise RiskInputError(f"prob_threshold={prob_threshold!r} must be in (0, 1]")
+    mm = member_matrix(forecast, threshold_m)
+    mx, on, du, w = mm["max_depth_m"], mm["onset_s"], mm["duration_s"], mm["weights"]
+    exceed = mx > threshold_m
+    prob = np.clip((w[:, None] * exceed).sum(axis=0), 0.0, 1.0)
+    expected = (w[:, None] * mx).sum(axis=0)
+    n_p = mx.shape[1]
+    p90 = np.zeros(n_p)
+    onset = np.full(n_p, np.nan)
+    earliest = np.full(n_p, np.nan)
+    dur = np.zeros(n_p)
+    cols = np.flatnonzero(mx.max(axis=0) > 0)
+    for j in cols:
+        p90[j] = weighted_quantile(mx[:, j], w, 0.9)
+        e = exceed[:, j]
+        if e.any():
+            onset[j] = weighted_quantile(on[e, j], w[e], 0.5)
+            earliest[j] = np.nanmin(on[e, j])
+            dur[j] = weighted_quantile(du[e, j], w[e], 0.5)
+    pts = forecast.points
+    issue = pd.Timestamp(forecast.issue_time)
+    table = pd.DataFrame({
+        "kind": pts["kind"].to_numpy(), "element_id": pts["element_id"].to_numpy(),
+        "probability": prob, "expected_max_depth_m": expected, "p90_max_depth_m": p90,
+        "onset": issue + pd.to_timedelta(onset, unit="s"),
+        "onset_earliest": issue + pd.to_timedelta(earliest, unit="s"),
+        "lead_h": onset / 3600.0, "duration_h": dur / 3600.0,
+        "is_risk_point": prob >= prob_threshold - 1e-12,
+    }, index=pts.index)
+    if not keep_all:
+        table = table[(table["probability"] > 0) | (table["expected_max_depth_m"] > 0)]
+    table = table.sort_values(["probability", "expected_max_depth_m", "lead_h"],
+                              ascending=[False, False, True], kind="stable")
+    table.insert(0, "rank", np.arange(1, len(table) + 1))
+    table.attrs.update(threshold_m=threshold_m, prob_threshold=prob_threshold, issue_time=issue.isoformat(),
+                       horizon_h=forecast.horizon_s / 3600.0, n_members=len(w), city=forecast.city_name)
+    return table
+
+
+def risk_points(risk: pd.DataFrame) -> pd.DataFrame:
+    """Only the rows that are risk points (probability >= the table's threshold)."""
+    return risk[risk["is_risk_point"]]
+
+
+def summary_line(risk: pd.DataFrame) -> str:
+    """``"N risk points in the next 72 h; the first expected at ..."``.
+
+    Examples
+    --------
+    >>> t = pd.DataFrame({"kind": ["road"], "element_id": ["R1"], "is_risk_point": [True],
+    ...                   "onset": [pd.Timestamp("2024-07-03 01:00")], "lead_h": [49.0]}, index=["road:R1"])
+    >>> t.attrs.update(horizon_h=72.0)
+    >>> summary_line(t)
+    '1 risk points in the next 72 h; the first expected at 2024-07-03 01:00 (lead 49.0 h) at road R1 [1 road]'
+    """
+    rp = risk_points(risk)
+    horizon = risk.attrs.get("horizon_h", 72.0)
+    n = len(rp)
+    if n == 0:
+        return f"0 risk points in the next {horizon:g} h"
+    counts = rp["kind"].value_counts()
+    parts = ", ".join(f"{int(counts[k])} {k}{'s' if counts[k] > 1 and not k.endswith('s') else ''}"
+                      for k in ("manhole", "road", "district") if k in counts)
+    first = rp.sort_values("lead_h", kind="stable").iloc[0]
+    when = pd.Timestamp(first["onset"]).strftime("%Y-%m-%d %H:%M")
+    return (f"{n} risk points in the next {horizon:g} h; the first expected at {when} "
+            f"(lead {first['lead_h']:.1f} h) at {first['kind']} {first['element_id']} [{parts}]")
+
+
+def risk_layer(risk: pd.DataFrame, city: CityTwin) -> gpd.GeoDataFrame:
+    """The risk table as a map layer: manholes as points, roads as lines, districts as polygons.
+
+    Times are ISO strings so the layer writes to GeoPackage as is.
+    """
+    geoms = []
+    for kind, eid in zip(risk["kind"], risk["element_id"]):
+        layer = {"manhole": city.nodes, "road": city.roads, "district": city.districts}[kind]
+        geoms.append(layer.geometry.loc[eid])
+    gdf = gpd.GeoDataFrame(risk.copy(), geometry=geoms, crs=city.crs)
+    for col in ("onset", "onset_earliest"):
+        gdf[col] = gdf[col].map(lambda t: "" if pd.isna(t) else pd.Timestamp(t).isoformat())
+    gdf.index.name = "point_id"
+    return gdf
+
+
+def plot_hydrographs(forecast: Forecast, risk: pd.DataFrame, path: str | Path, *, top: int = 6) -> Path:
+    """Depth over lead time at the ``top`` risk points: every member, the weighted mean, the threshold.
+
+    Returns
+    -------
+    Path
+        The PNG written.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = risk.head(top)
+    thr = float(risk.attrs.get("threshold_m", 0.15))
+    n = max(1, len(rows))
+    fig, axes = plt.subplots(n, 1, figsize=(9, 2.2 * n + 0.6), sharex=True, squeeze=False)
+    horizon_h = forecast.horizon_s / 3600.0
+    t = np.arange(0, forecast.horizon_s + forecast.surface_step_s, forecast.surface_step_s)
+    pos = {p: k for k, p in enumerate(forecast.points.index)}
+    for ax, (pid, row) in zip(axes[:, 0], rows.iterrows()):
+        k = pos[pid]
+        mean = np.zeros(len(t))
+        for name in forecast.ok_members:
+            s = forecast.series[name]
+            s = s[s["point"] == k]
+            y = np.zeros(len(t))
+            idx = np.clip(np.round(s["t_s"].to_numpy() / forecast.surface_step_s).astype(int), 0, len(t) - 1)
+            y[idx] = s["depth_m"].to_numpy()
+            mean += forecast.weights[name] * y
+            ax.plot(t / 3600.0, y, color="0.6", lw=0.7, alpha=0.6)
+        ax.plot(t / 3600.0, mean, color="C0", lw=2, label="weighted mean")
+        ax.axhline(thr, color="C3", ls="--", lw=1, label=f"threshold {thr:g} m")
+        ax.set_ylabel("depth (m)")
+        ax.set_title(f"#{int(row['rank'])} {row['kind']} {row['element_id']}: P={row['probability']:.2f}, "
+                     f"E[max]={row['expected_max_depth_m']:.2f} m, onset lead {row['lead_h']:.1f} h",
+                     fontsize=9, loc="left")
+    if len(rows) == 0:
+        axes[0, 0].text(0.5, 0.5, "no risk points", ha="center", va="center", transform=axes[0, 0].transAxes)
+    axes[0, 0].legend(loc="upper left", fontsize=8)
+    axes[-1, 0].set_xlabel("lead time from issue (h)")
+    axes[-1, 0].set_xlim(0, horizon_h)
+    fig.suptitle(f"{forecast.city_name}: surface depth, {len(forecast.ok_members)} members, issued "
+                 f"{pd.Timestamp(forecast.issue_time):%Y-%m-%d %H:%M}", fontsize=10)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

@@ -1,0 +1,263 @@
+"""`twin forecast` (72 h waterlogging forecast) and `twin forecast verify`.
+
+The commands only parse arguments and call library functions
+(:mod:`hydraulics.forecast`, :mod:`hydraulics.risk`, :mod:`hydraulics.plan`,
+:mod:`hydraulics.verify`).  Errors are :class:`~gisdata.errors.TwinError`,
+which the top-level ``twin`` group prints as one line with exit code 2.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from gisdata.errors import TwinError
+from twin.commands.swmm import Duration
+
+
+class ForecastUsageError(TwinError, ValueError):
+    """The forecast command line is inconsistent (missing or conflicting options)."""
+
+
+def _storm_qpf(idf: str, return_period: float, duration_s: float, start_in_s: float, step_min: int = 5):
+    """A Chicago design storm starting ``start_in_s`` after issue, as a lead-indexed QPF."""
+    import numpy as np
+    import pandas as pd
+
+    from hydraulics.rainfall import RainSeries, chicago_storm
+
+    storm = chicago_storm(idf, return_period_yr=return_period, duration_min=duration_s / 60.0, step_min=step_min)
+    step = storm.step_s
+    k0 = round(start_in_s / step)
+    if abs(k0 * step - start_in_s) > 1e-6:
+        raise ForecastUsageError(f"--start-in {start_in_s:g} s must be a whole number of {step} s steps")
+    vals = np.concatenate([np.zeros(k0), storm.intensity_mm_h.iloc[:, 0].to_numpy()])
+    return RainSeries(pd.DataFrame({"RG1": vals}, index=np.arange(len(vals), dtype="int64") * step),
+                      step_s=step, label=f"{storm.label}, starting in {start_in_s / 3600:g} h",
+                      source=f"chicago {idf} P={return_period} yr {duration_s / 60:g} min",
+                      return_period_yr=return_period)
+
+
+def _storm_options(f):
+    for opt in reversed([
+        click.option("--storm", type=click.Choice(["chicago"]), help="Design storm as the rain forecast."),
+        click.option("--return-period", type=float, default=None, help="Storm return period, years."),
+        click.option("--duration", "duration_s", type=Duration(), default=None, help="Storm duration (3h, 90min)."),
+        click.option("--start-in", "start_in_s", type=Duration(), default=None,
+                     help="Storm starts this long after issue (48h)."),
+        click.option("--idf", default="beijing", show_default=True, help="IDF preset of the storm."),
+    ]):
+        f = opt(f)
+    return f
+
+
+def _check_storm(storm, return_period, duration_s, start_in_s):
+    if storm is None:
+        return
+    missing = [n for n, v in (("--return-period", return_period), ("--duration", duration_s)) if v is None]
+    if missing:
+        raise ForecastUsageError(f"--storm chicago needs {' and '.join(missing)}")
+
+
+@click.group("forecast", invoke_without_command=True)
+@click.option("--city", default="demo", show_default=True, help="Preset name or city GeoPackage.")
+@click.option("--qpf", type=click.Path(dir_okay=False), default=None,
+              help="Deterministic QPF CSV (lead_h column, one column per gauge with a unit suffix).")
+@click.option("--ensemble", "ensemble_dir", type=click.Path(), default=None,
+              help="Directory of member QPF CSVs (one file per member) instead of the error model.")
+@_storm_options
+@click.option("--hours", type=float, default=72.0, show_default=True, help="Forecast horizon, h.")
+@click.option("--members", type=int, default=20, show_default=True, help="Members made by the error model.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the error model.")
+@click.option("--observed", type=click.Path(dir_okay=False), default=None,
+              help="Observed rain CSV up to now; the issue time is its end. Default: a dry spin-up.")
+@click.option("--hotstart", type=click.Path(dir_okay=False), default=None,
+              help="Issue state saved earlier (with its .json model hash).")
+@click.option("--scheduler", default=None, help="Dask scheduler tcp://HOST:PORT (default: local processes).")
+@click.option("--workers", type=int, default=None, help="Local processes (default: cores).")
+@click.option("--settings", "settings_name", type=click.Choice(["reference", "skipdry", "fast", "fastreduced"]),
+              default="skipdry", show_default=True, help="Run settings (see benchmarks/forecast_speed.py).")
+@click.option("--threshold", type=float, default=0.15, show_default=True, help="Waterlogging depth, m.")
+@click.option("--prob", "prob_threshold", type=float, default=0.5, show_default=True,
+              help="Probability that makes a risk point.")
+@click.option("--time-limit", "time_limit_s", type=Duration(), default=None, help="Refuse ensembles estimated to take longer.")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None, help="Output directory.")
+@click.option("--progress/--no-progress", default=True, show_default=True, help="Progress bar on stderr.")
+@click.pass_context
+def group(ctx, city, qpf, ensemble_dir, storm, return_period, duration_s, start_in_s, idf, hours, members, seed,
+          observed, hotstart, scheduler, workers, settings_name, threshold, prob_threshold, time_limit_s,
+          out_dir, progress) -> None:
+    """72-hour waterlogging forecast: ensemble from the current state, risk points and response plans.
+
+    Writes risk_points.csv/.gpkg, hydrographs.png, plan.json, plan.html and
+    members/ to --out, and prints the summary line.
+
+    \b
+    twin forecast --city demo --storm chicago --return-period 50 --duration 3h --start-in 48h \\
+        --hours 72 --members 20 --out fc
+    twin forecast verify --city small --storm chicago --return-period 50 --duration 3h --start-in 48h --perfect --out v
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    sources = [n for n, v in (("--qpf", qpf), ("--ensemble", ensemble_dir), ("--storm", storm)) if v]
+    if len(sources) != 1:
+        raise ForecastUsageError(f"give exactly one rain forecast: --qpf FILE, --ensemble DIR or --storm chicago "
+                                 f"(got {sources or 'none'})")
+    if out_dir is None:
+        raise ForecastUsageError("--out DIR is required")
+    if observed and hotstart:
+        raise ForecastUsageError("give --observed or --hotstart, not both")
+    _check_storm(storm, return_period, duration_s, start_in_s)
+    run_forecast_command(city=city, qpf=qpf, ensemble_dir=ensemble_dir, storm=storm, return_period=return_period,
+                         duration_s=duration_s, start_in_s=start_in_s or 0.0, idf=idf, hours=hours,
+                         members=members, seed=seed, observed=observed, hotstart=hotstart, scheduler=scheduler,
+                         workers=workers, settings_name=settings_name, threshold=threshold,
+                         prob_threshold=prob_threshold, time_limit_s=time_limit_s, out_dir=Path(out_dir),
+                         progress=progress)
+
+
+def run_forecast_command(*, city, qpf, ensemble_dir, storm, return_period, duration_s, start_in_s, idf, hours,
+                         members, seed, observed, hotstart, scheduler, workers, settings_name, threshold,
+                         prob_threshold, time_limit_s, out_dir: Path, progress) -> str:
+    """The body of ``twin forecast`` (also callable from Python); returns the summary line."""
+    import pandas as pd
+
+    from gisdata.city import load_city
+    from hydraulics.build import DEFAULT_START
+    from hydraulics.ensemble import build_surface_context
+    from hydraulics.forecast import (
+        compute_issue_state,
+        load_issue_state,
+        observed_start,
+        run_forecast,
+    )
+    from hydraulics.plan import build_plan, write_plan_html, write_plan_json
+    from hydraulics.qpf import perturb_qpf, read_ensemble, read_qpf
+    from hydraulics.rainfall import read_rain_csv
+    from hydraulics.risk import compute_risk, plot_hydrographs, risk_layer, summary_line
+
+    if members < 1:
+        raise ForecastUsageError(f"--members {members} must be >= 1")
+    if scheduler:
+        from hydraulics.executors import connect_scheduler
+
+        connect_scheduler(scheduler).close()  # fail in seconds, before any run
+    twin_city = load_city(city)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    ctx = build_surface_context(twin_city)
+    gauges = [str(g) for g in twin_city.sensors.index[twin_city.sensors["sensor_type"] == "rain_gauge"]]
+    if hotstart:
+        state = load_issue_state(hotstart, city=twin_city)
+    elif observed:
+        obs = read_rain_csv(observed, missing="raise")
+        issue = observed_start(obs) + pd.Timedelta(seconds=obs.duration_s)
+        state = compute_issue_state(twin_city, obs, issue, out_dir / "state.hsf", ctx=ctx)
+    else:
+        state = compute_issue_state(twin_city, None, DEFAULT_START + pd.Timedelta(hours=1), out_dir / "state.hsf",
+                                    ctx=ctx)
+    if ensemble_dir:
+        ens = read_ensemble(ensemble_dir, issue_time=state.issue_time, gauges=gauges or None)
+    else:
+        if qpf:
+            base = read_qpf(qpf, issue_time=state.issue_time, gauges=gauges or None)
+        else:
+            base = _storm_qpf(idf, return_period, duration_s, start_in_s)
+        ens = perturb_qpf(base, members, seed=seed, gauges=gauges or None)
+    fc = run_forecast(twin_city, state, ens, horizon_h=hours, out_dir=out_dir, settings=settings_name,
+                      scheduler=scheduler, max_workers=workers, progress=progress, time_limit_s=time_limit_s,
+                      threshold_m=threshold, ctx=ctx)
+    risk = compute_risk(fc, threshold_m=threshold, prob_threshold=prob_threshold)
+    _write_csv(risk, out_dir / "risk_points.csv")
+    layer = risk_layer(risk, twin_city)
+    if len(layer):
+        tmp = out_dir / ".risk_points.gpkg"
+        tmp.unlink(missing_ok=True)
+        layer.reset_index().to_file(tmp, layer="risk_points", driver="GPKG")
+        tmp.replace(out_dir / "risk_points.gpkg")
+    plot_hydrographs(fc, risk, out_dir / "hydrographs.png")
+    from hydraulics.plan import PlanRules
+
+    plan = build_plan(risk, twin_city, rules=PlanRules(prob_threshold=prob_threshold))
+    line = summary_line(risk)
+    write_plan_json(plan, out_dir / "plan.json")
+    write_plan_html(plan, out_dir / "plan.html", summary=line, hydrograph_png="hydrographs.png")
+    meta = {"summary": line, "city": twin_city.name, "issue_time": state.issue_time.isoformat(),
+            "settings": fc.settings.name, "members": len(ens), "failed_members": fc.meta["n_failed"],
+            "wall_s": round(fc.meta["wall_s"], 2), "scheduler": fc.meta["scheduler"],
+            "ensemble": ens.source, "ensemble_params": ens.params}
+    (out_dir / "forecast.json").write_text(json.dumps(meta, indent=1, default=str))
+    failed = fc.members[fc.members["status"] != "ok"]
+    for name, row in failed.iterrows():
+        click.echo(f"warning: member {name} failed: {row['error'][:300]}", err=True)
+    click.echo(line)
+    return line
+
+
+def _write_csv(df, path: Path) -> None:
+    tmp = path.with_name(path.name + ".part")
+    df.to_csv(tmp)
+    tmp.replace(path)
+
+
+@group.command("verify")
+@click.option("--city", default="small", show_default=True, help="Preset name or city GeoPackage.")
+@click.option("--observed", type=click.Path(dir_okay=False), default=None, help="Observed rain CSV.")
+@_storm_options
+@click.option("--qpf", type=click.Path(dir_okay=False), default=None,
+              help="QPF CSV on the observed record's axis (lead_h from the record start).")
+@click.option("--perfect", is_flag=True, help="Use the observed rain as the forecast (tests the state handling).")
+@click.option("--leads", default="72,48,24,12,6", show_default=True, help="Leads before the event, h.")
+@click.option("--hours", type=float, default=72.0, show_default=True, help="Minimum forecast horizon, h.")
+@click.option("--members", type=int, default=1, show_default=True, help="Members (error model) per forecast.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--scheduler", default=None, help="Dask scheduler tcp://HOST:PORT.")
+@click.option("--workers", type=int, default=None, help="Local processes (default: cores).")
+@click.option("--settings", "settings_name", type=click.Choice(["reference", "skipdry", "fast", "fastreduced"]),
+              default="skipdry", show_default=True)
+@click.option("--threshold", type=float, default=0.15, show_default=True, help="Waterlogging depth, m.")
+@click.option("--prob", "prob_threshold", type=float, default=0.5, show_default=True)
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), required=True, help="Output directory.")
+def verify_command(city, observed, storm, return_period, duration_s, start_in_s, idf, qpf, perfect, leads, hours,
+                   members, seed, scheduler, workers, settings_name, threshold, prob_threshold, out_dir) -> None:
+    """Verify forecasts issued at several leads against the observed run (POD, FAR, CSI, Brier)."""
+    import numpy as np
+    import pandas as pd
+
+    from gisdata.city import load_city
+    from hydraulics.qpf import read_qpf
+    from hydraulics.rainfall import RainSeries, read_rain_csv
+    from hydraulics.verify import verify_forecasts
+
+    if bool(observed) == bool(storm):
+        raise ForecastUsageError("give the observed rain: --observed FILE or --storm chicago (exactly one)")
+    if bool(qpf) == bool(perfect):
+        raise ForecastUsageError("give the forecast rain: --qpf FILE or --perfect (exactly one)")
+    _check_storm(storm, return_period, duration_s, start_in_s)
+    try:
+        lead_list = [float(x) for x in str(leads).split(",") if x.strip()]
+    except ValueError:
+        raise ForecastUsageError(f"--leads {leads!r}: expected hours separated by commas, e.g. 72,48,24") from None
+    if not lead_list or min(lead_list) <= 0:
+        raise ForecastUsageError(f"--leads {leads!r}: expected positive hours")
+    if storm:
+        lead_in = max(max(lead_list) * 3600.0, start_in_s or 0.0) + 3600.0
+        storm_rain = _storm_qpf(idf, return_period, duration_s, 0.0)
+        k = round(lead_in / storm_rain.step_s)
+        vals = np.concatenate([np.zeros(k), storm_rain.intensity_mm_h.iloc[:, 0].to_numpy()])
+        obs = RainSeries(pd.DataFrame({"RG1": vals}, index=np.arange(len(vals), dtype="int64") * storm_rain.step_s),
+                         step_s=storm_rain.step_s, label="observed " + storm_rain.label)
+    else:
+        obs = read_rain_csv(observed, missing="raise")
+    forecast_rain = "perfect" if perfect else read_qpf(qpf)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    ver = verify_forecasts(load_city(city), obs, leads_h=lead_list, qpf=forecast_rain, members=members, seed=seed,
+                           hours=hours, settings=settings_name, threshold_m=threshold,
+                           prob_threshold=prob_threshold, scheduler=scheduler, max_workers=workers, out_dir=out)
+    _write_csv(ver.table, out / "verification.csv")
+    _write_csv(ver.reliability, out / "reliability.csv")
+    _write_csv(ver.detail, out / "verification_detail.csv")
+    (out / "verification.json").write_text(json.dumps(ver.meta, indent=1, default=str))
+    click.echo(ver.format_table())
