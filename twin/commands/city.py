@@ -97,29 +97,32 @@ def import_osm_command(osm_file: Path, out: Path, dem: Path | None, crs: str | N
 @click.command("demo")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("twin-demo"),
               show_default=True, help="Directory for the demo outputs.")
-def demo_command(out: Path) -> None:
-    """Run the main job on the embedded demo city and write its picture and 3D page.
+@click.option("--quick", is_flag=True, help="Small city, 24 h, 3 members: a fast run for tests.")
+def demo_command(out: Path, quick: bool) -> None:
+    """Run the main job on the embedded demo city: 72 h forecast, storm, dispatch, report.
 
-    Writes OUT/city.png (an overview map) and OUT/city.html (an interactive 3D
-    scene that needs no network).
+    The forecast is issued 72 h ahead of a 50-year 3 h Chicago storm; the
+    coupled storm then runs with siloed dispatch and with unified dispatch
+    staging crews at the forecast's risk points.  Writes OUT/city.png (an
+    overview map), OUT/city.html (an interactive 3D scene that needs no
+    network), OUT/report.html (self-contained report), OUT/forecast/
+    (risk_points.csv, plan.json, hydrographs.png) and prints the headline.
 
     Example: twin demo
     """
     from tqdm import tqdm
 
-    from gisdata import load_city
-    from twin.viz.map2d import write_city_html, write_city_png
+    from twin.demo_job import run_demo_job
 
-    out.mkdir(parents=True, exist_ok=True)
-    with tqdm(total=3, desc="twin demo", unit="step") as bar:
-        bar.set_postfix_str("loading the demo city")
-        city = load_city("demo")
-        bar.update()
-        bar.set_postfix_str("drawing the map")
-        png = write_city_png(city, out / "city.png")
-        bar.update()
-        bar.set_postfix_str("building the 3D scene")
-        html = write_city_html(city, out / "city.html")
-        bar.update()
-    click.echo(format_summary(city.summary()))
-    click.echo(f"wrote {png}\nwrote {html}")
+    with tqdm(total=100, desc="twin demo", unit="%", bar_format="{l_bar}{bar}| {n:.0f}/{total} [{elapsed}<{remaining}{postfix}]") as bar:
+        def progress(label: str, fraction: float) -> None:
+            bar.set_postfix_str(label, refresh=False)
+            bar.update(max(100 * fraction - bar.n, 0))
+
+        res = run_demo_job(out, quick=quick, progress=progress)
+    click.echo(format_summary(res.summary))
+    click.echo("")
+    for line in res.headline:
+        click.echo(line)
+    f = res.files
+    click.echo(f"wrote {f['city_png']}\nwrote {f['city_html']}\nwrote {f['report']}")
