@@ -141,20 +141,9 @@ def _spread_duplicates(xy: np.ndarray, radius_m: float) -> np.ndarray:
 
 def _set_legend(leg, entries: list[tuple[str, str]]) -> None:
     """Replace the entries of a legend box (as :func:`twin.viz.scene._add_legend` makes them) in place."""
-    import pyvista as pv
+    from twin.viz.scene import fill_legend_entries
 
-    leg.SetNumberOfEntries(len(entries))
-    for i, (label, color) in enumerate(entries):
-        icon = pv.ImageData(dimensions=(16, 16, 1))
-        rgb = np.tile(np.array(pv.Color(color).int_rgb, dtype=np.uint8), (256, 1))
-        edge = np.zeros((16, 16), dtype=bool)
-        edge[[0, -1], :] = edge[:, [0, -1]] = True
-        rgb[edge.ravel()] = 90
-        icon.point_data["rgb"] = rgb
-        icon.point_data.active_scalars_name = "rgb"
-        leg.SetEntryIcon(i, icon)
-        leg.SetEntryString(i, label)
-        leg.SetEntryColor(i, 0.13, 0.13, 0.13)
+    fill_legend_entries(leg, entries)
     h = 0.04 * len(entries)
     leg.GetPositionCoordinate().SetValue(0.01, 0.91 - h)
     leg.GetPosition2Coordinate().SetValue(0.27, h)

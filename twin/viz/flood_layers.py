@@ -18,8 +18,6 @@ from __future__ import annotations
 import base64
 import html as _html
 import io
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -316,7 +314,13 @@ def write_flood_png(city: CityTwin, result, path: str | Path, *, dpi: int = 120,
     from mpl_toolkits.axes_grid1.anchored_artists import AnchoredSizeBar
 
     from twin.viz.geometry import nice_length
-    from twin.viz.map2d import _lines_xy, _rings_xy, _sans_fonts, hillshade_rgb
+    from twin.viz.map2d import (
+        _lines_xy,
+        _rings_xy,
+        _sans_fonts,
+        hillshade_rgb,
+        save_figure_png,
+    )
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -372,13 +376,5 @@ def write_flood_png(city: CityTwin, result, path: str | Path, *, dpi: int = 120,
         ax.annotate("N", xy=(0.95, 0.95), xytext=(0.95, 0.86), xycoords="axes fraction", ha="center",
                     va="center", fontsize=16,
                     arrowprops={"facecolor": "black", "width": 5, "headwidth": 14, "headlength": 12})
-        fd, tmp_name = tempfile.mkstemp(suffix=".png", dir=path.parent, prefix=f".{path.stem}.")
-        os.close(fd)
-        tmp = Path(tmp_name)
-        try:
-            fig.savefig(tmp, dpi=dpi, bbox_inches="tight", format="png")
-            tmp.chmod(0o644)
-            tmp.replace(path)
-        finally:
-            tmp.unlink(missing_ok=True)
+        save_figure_png(fig, path, dpi=dpi)
     return path

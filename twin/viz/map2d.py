@@ -301,15 +301,21 @@ def write_city_png(city: CityTwin, path: str | Path, *, dpi: int = 150, lang: st
     with matplotlib.rc_context({"font.family": "sans-serif", "font.sans-serif": _sans_fonts(lang)}):
         fig = Figure(figsize=(12, 10), dpi=dpi)
         _draw_city_map(fig, city, lang)
-        fd, tmp_name = tempfile.mkstemp(suffix=".png", dir=path.parent, prefix=f".{path.stem}.")
-        os.close(fd)
-        tmp = Path(tmp_name)
-        try:
-            fig.savefig(tmp, dpi=dpi, bbox_inches="tight", format="png")
-            tmp.chmod(0o644)
-            tmp.replace(path)
-        finally:
-            tmp.unlink(missing_ok=True)
+        save_figure_png(fig, path, dpi=dpi)
+    return path
+
+
+def save_figure_png(fig, path: Path, *, dpi: int) -> Path:
+    """Write a matplotlib figure as PNG under a temporary name and rename it into place."""
+    fd, tmp_name = tempfile.mkstemp(suffix=".png", dir=path.parent, prefix=f".{path.stem}.")
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        fig.savefig(tmp, dpi=dpi, bbox_inches="tight", format="png")
+        tmp.chmod(0o644)
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)
     return path
 
 

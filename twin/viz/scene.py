@@ -233,11 +233,8 @@ def _use_font(prop, font_file: str) -> None:
     prop.SetFontFile(font_file)
 
 
-def _add_legend(pl: pv.Plotter, entries: list[tuple[str, str]], font_file: str | None = None) -> None:
-    """A legend with coloured icons and dark text (pyvista's colours the text, hiding white entries)."""
-    import vtk
-
-    leg = vtk.vtkLegendBoxActor()
+def fill_legend_entries(leg, entries: list[tuple[str, str]]) -> None:
+    """Set a ``vtkLegendBoxActor``'s entries: a framed colour icon and dark text per (label, colour)."""
     leg.SetNumberOfEntries(len(entries))
     for i, (label, color) in enumerate(entries):
         icon = pv.ImageData(dimensions=(16, 16, 1))
@@ -250,6 +247,14 @@ def _add_legend(pl: pv.Plotter, entries: list[tuple[str, str]], font_file: str |
         leg.SetEntryIcon(i, icon)
         leg.SetEntryString(i, label)
         leg.SetEntryColor(i, 0.13, 0.13, 0.13)
+
+
+def _add_legend(pl: pv.Plotter, entries: list[tuple[str, str]], font_file: str | None = None) -> None:
+    """A legend with coloured icons and dark text (pyvista's colours the text, hiding white entries)."""
+    import vtk
+
+    leg = vtk.vtkLegendBoxActor()
+    fill_legend_entries(leg, entries)
     leg.GetPositionCoordinate().SetCoordinateSystemToNormalizedViewport()
     leg.GetPositionCoordinate().SetValue(0.01, 0.97 - 0.035 * len(entries))
     leg.GetPosition2Coordinate().SetValue(0.2, 0.035 * len(entries))
