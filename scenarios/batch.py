@@ -32,7 +32,6 @@ import contextlib
 import json
 import multiprocessing
 import os
-import re
 import threading
 import time
 import uuid
@@ -66,9 +65,6 @@ __all__ = ["BatchError", "BatchResult", "SchedulerUnreachableError", "connect_sc
 
 SWEEP_FILE = "sweep.json"
 SWEEP_FORMAT = "citytwin-sweep/1"
-CONNECT_TIMEOUT_S = 10.0
-"""Seconds to wait for a Dask scheduler (and for its first worker) before giving up."""
-_ADDRESS_RE = re.compile(r"^(tcp|tls)://[^\s:/]+(:\d+)?$")
 
 
 class BatchError(TwinError, RuntimeError):
@@ -206,63 +202,25 @@ def _write_results(directory: Path, runs: list[str], failed: dict[str, str]) -> 
 # ----------------------------------------------------------------------------- executors
 
 
-def connect_scheduler(address: str, *, timeout_s: float = CONNECT_TIMEOUT_S):
+def connect_scheduler(address: str):
     """A :class:`distributed.Client` for ``address``, checked to have workers with one thread each.
+
+    The checks are :func:`hydraulics.executors.connect_scheduler`'s (the forecast uses
+    the same); here they surface as the batch's own error type.
 
     Raises
     ------
     SchedulerUnreachableError
-        Malformed address; no answer within ``timeout_s``; no worker within ``timeout_s``;
-        a worker with more than one thread (SWMM is not re-entrant).
+        Malformed address; no answer within 10 s; no worker; a worker with more
+        than one thread (SWMM is not re-entrant).
     """
-    if not isinstance(address, str) or not _ADDRESS_RE.match(address.strip()):
-        raise SchedulerUnreachableError(f"scheduler address {address!r} is malformed; expected tcp://HOST:PORT")
-    t0 = time.monotonic()
-    _probe(address.strip(), timeout_s)  # a refused or silent port fails here, before dask is even imported
-    from distributed import Client
+    from hydraulics.executors import SchedulerError
+    from hydraulics.executors import connect_scheduler as connect_checked
 
     try:
-        client = Client(address.strip(), timeout=timeout_s, set_as_default=False)
-    except Exception as exc:  # noqa: BLE001 - OSError/TimeoutError, or a port that does not speak Dask
-        raise SchedulerUnreachableError(
-            f"Dask scheduler {address} is unreachable (no Dask answer within {timeout_s:g} s: "
-            f"{' '.join(str(exc).split())[:120]}); start one with `dask scheduler`, or run without "
-            "--scheduler on local processes") from None
-    try:
-        client.wait_for_workers(1, timeout=max(1.0, timeout_s - (time.monotonic() - t0)))
-    except (OSError, TimeoutError):
-        with contextlib.suppress(Exception):
-            client.close(timeout=2)
-        raise SchedulerUnreachableError(f"Dask scheduler {address} has no workers; start some with "
-                                        f"`dask worker {address} --nthreads 1`") from None
-    workers = client.scheduler_info(n_workers=-1)["workers"] if _accepts_n_workers(client) \
-        else client.scheduler_info()["workers"]
-    multi = sorted({int(w.get("nthreads", 1)) for w in workers.values() if int(w.get("nthreads", 1)) > 1})
-    if multi:
-        client.close()
-        raise SchedulerUnreachableError(f"Dask workers at {address} have {multi} threads; SWMM is not re-entrant: "
-                                        f"start workers with `dask worker {address} --nthreads 1`")
-    return client
-
-
-def _probe(address: str, timeout_s: float) -> None:
-    import socket
-
-    hostport = address.split("://", 1)[1]
-    host, _, port = hostport.rpartition(":") if ":" in hostport else (hostport, "", "8786")
-    try:
-        with socket.create_connection((host, int(port)), timeout=timeout_s):
-            pass
-    except OSError as exc:
-        raise SchedulerUnreachableError(
-            f"Dask scheduler {address} is unreachable ({exc.strerror or type(exc).__name__}); start one with "
-            "`dask scheduler`, or run without --scheduler on local processes") from None
-
-
-def _accepts_n_workers(client) -> bool:
-    import inspect
-
-    return "n_workers" in inspect.signature(client.scheduler_info).parameters
+        return connect_checked(address)
+    except SchedulerError as exc:
+        raise SchedulerUnreachableError(str(exc)) from None
 
 
 def _failed(run: PlannedRun, msg: str) -> RunResult:
