@@ -130,11 +130,25 @@ class SurfaceTracker:
         is a multiple of ``coupling_step_s``.
     initial_m3 : Mapping[str, float], optional
         Street water per manhole at the start (carried in the issue state), m3.
+    snapshot_at_s : float, optional
+        Keep the street water at this run time, s (the state saved with a hotstart).
+    quiet_after_s, quiet_s : float, optional
+        Quiet stop: from run time ``quiet_after_s`` (the member's last rain), once
+        no manhole has overflowed for ``quiet_s`` seconds, raise
+        :class:`~hydraulics.run.StopRun`; :meth:`drain_to` then finishes the
+        series without the engine.  From then on the street water only drains
+        back at ``inlet_return_cms``, which needs no hydraulics, so the series
+        equals the full run's unless a manhole would overflow again later.
     """
 
     def __init__(self, ctx: SurfaceContext, *, offset_s: float, coupling_step_s: float, surface_step_s: float,
-                 initial_m3=None, snapshot_at_s: float | None = None) -> None:
+                 initial_m3=None, snapshot_at_s: float | None = None, quiet_after_s: float | None = None,
+                 quiet_s: float = 1800.0) -> None:
         self.ctx = ctx
+        self.quiet_after_s = quiet_after_s
+        self.quiet_s = float(quiet_s)
+        self._quiet_for = 0.0
+        self.stopped_at_s: float | None = None
         self.snapshot_at_s = snapshot_at_s
         self.snapshot: dict[str, float] | None = None
         self.offset_s = float(offset_s)
@@ -170,8 +184,19 @@ class SurfaceTracker:
         rate = np.asarray(state.flooding_rate_cms)[self._pos]
         added = np.clip(cum - self._prev_cum, 0.0, None)
         self._prev_cum = cum
+        self._advance(t, dt, added, rate)
+        if self.quiet_after_s is not None and t >= self.quiet_after_s:
+            self._quiet_for = 0.0 if (added.any() or (rate > 0).any()) else self._quiet_for + dt
+            if self._quiet_for >= self.quiet_s - 1e-9:
+                from hydraulics.run import StopRun
+
+                self.stopped_at_s = t
+                raise StopRun
+
+    def _advance(self, t: float, dt: float, added: np.ndarray, rate: np.ndarray | None) -> None:
+        """Add the overflow of the step ending at run time ``t`` (s), drain the rest, record on the surface grid."""
         self.volume += added
-        draining = (rate <= 0) & (added <= 0)
+        draining = (added <= 0) if rate is None else (rate <= 0) & (added <= 0)
         self.volume[draining] = np.maximum(self.volume[draining] - self.ctx.inlet_return_cms * dt, 0.0)
         self._prev_t = t
         if self.snapshot_at_s is not None and self.snapshot is None and t >= self.snapshot_at_s - 1e-6:
@@ -181,6 +206,14 @@ class SurfaceTracker:
             return
         if self.volume.any():
             self._record(t_issue)
+
+    def drain_to(self, end_s: float) -> None:
+        """After a quiet stop: let the street water drain back, step by step, up to run time ``end_s`` (s)."""
+        none = np.zeros(self.ctx.n_nodes)
+        t = self._prev_t
+        while t + self.cpl <= end_s + 1e-6 and self.volume.any():
+            t += self.cpl
+            self._advance(t, self.cpl, none, None)
 
     def _record(self, t_issue: float) -> None:
         from hydraulics.surface import road_max_depth, spread_flood
@@ -255,6 +288,10 @@ class MemberTask:
         Street water per manhole at the run start, m3.
     save_hotstart_at_s : float, optional
         Save the engine state this many seconds after the run start (returned as bytes).
+    quiet_after_s : float, optional
+        Quiet stop (see :class:`SurfaceTracker`): the member's last rain, s after the run start.
+    quiet_s : float
+        Overflow-free time that ends the engine run after ``quiet_after_s``, s.
     """
 
     index: int
@@ -267,6 +304,8 @@ class MemberTask:
     surface_step_s: float = 300.0
     initial_surface_m3: dict = field(default_factory=dict)
     save_hotstart_at_s: float | None = None
+    quiet_after_s: float | None = None
+    quiet_s: float = 1800.0
 
 
 @dataclass
@@ -291,6 +330,10 @@ class MemberResult:
         Street water per manhole at the end of the run, m3.
     n_spreads : int
         Surface evaluations made.
+    host : str
+        Machine that ran it.
+    stopped_at_s : float or None
+        Run time of a quiet stop, s (None: the engine ran the whole window).
     """
 
     index: int
@@ -303,6 +346,7 @@ class MemberResult:
     surface_m3: dict = field(default_factory=dict)
     n_spreads: int = 0
     host: str = ""
+    stopped_at_s: float | None = None
 
 
 def run_member(task: MemberTask, ctx: SurfaceContext) -> MemberResult:
@@ -332,7 +376,8 @@ def run_member(task: MemberTask, ctx: SurfaceContext) -> MemberResult:
         save_to = work / "save.hsf" if task.save_hotstart_at_s is not None else None
         tracker = SurfaceTracker(ctx, offset_s=task.offset_s, coupling_step_s=task.coupling_step_s,
                                  surface_step_s=task.surface_step_s, initial_m3=task.initial_surface_m3,
-                                 snapshot_at_s=task.save_hotstart_at_s)
+                                 snapshot_at_s=task.save_hotstart_at_s, quiet_after_s=task.quiet_after_s,
+                                 quiet_s=task.quiet_s)
         duration = task.duration_s
         if task.save_hotstart_at_s is not None:
             # The engine saves at the first routing step at or after the time; run a little past it.
@@ -340,6 +385,8 @@ def run_member(task: MemberTask, ctx: SurfaceContext) -> MemberResult:
         opts = RunOptions(coupling_step_s=task.coupling_step_s, duration_s=duration, hotstart=hs,
                           save_hotstart_at=task.save_hotstart_at_s, save_hotstart_to=save_to, base_dir=work)
         run_swmm(task.inp_text, options=opts, on_step=tracker)
+        if tracker.stopped_at_s is not None:
+            tracker.drain_to(task.duration_s)
         series = tracker.series()
         surface = tracker.surface_m3()
         if task.save_hotstart_at_s is not None:
@@ -350,7 +397,7 @@ def run_member(task: MemberTask, ctx: SurfaceContext) -> MemberResult:
                             wall_s=time.perf_counter() - t0,
                             hotstart=save_to.read_bytes() if save_to is not None else None,
                             surface_m3=surface, n_spreads=tracker.n_spreads,
-                            host=socket.gethostname())
+                            host=socket.gethostname(), stopped_at_s=tracker.stopped_at_s)
     except Exception as exc:  # noqa: BLE001 - a member failure is reported, never fatal to the ensemble
         msg = " ".join(f"{type(exc).__name__}: {exc}".split())
         if not hasattr(exc, "code") and not isinstance(exc, (ValueError, OSError)):
@@ -386,7 +433,9 @@ def summarize_series(series: pd.DataFrame, n_points: int, threshold_m: float, su
     g = series.groupby("point")
     mx = g["depth_m"].max()
     out.loc[mx.index, "max_depth_m"] = mx.to_numpy(dtype=float)
-    above = series[series["depth_m"] > threshold_m]
+    # Compare in float64, as max_depth_m is: a float32 column against a Python float compares in
+    # float32 (NumPy 2), and a depth equal to float32(threshold) would count in one and not the other.
+    above = series[series["depth_m"].to_numpy(dtype="float64") > threshold_m]
     if len(above):
         ga = above.groupby("point")
         on = ga["t_s"].min()

@@ -27,6 +27,12 @@ engine options.  Cheaper settings (``fast``) are measured against it by
   rain of any member) and the members start from its hotstart.  Exact up to
   the engine's restart (a hotstart holds the full hydraulic state).
 - ``tail_cut``: a member stops ``drain_h`` hours after its own last rain.
+- ``quiet_stop_h``: after its last rain, a member's engine stops once no
+  manhole has overflowed for this many hours; the street water then drains
+  back without the engine (:class:`hydraulics.ensemble.SurfaceTracker`), to
+  the end of the member's window.  Exact unless a manhole would overflow again.
+- ``reduce_to``: only this many representative members run
+  (:func:`hydraulics.qpf.reduce_members`), weighted by the members they stand for.
 - ``options``: engine overrides, e.g. a longer routing step.
 """
 
@@ -37,6 +43,7 @@ import hashlib
 import json
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -233,6 +240,8 @@ class ForecastSettings:
         Engine ``[OPTIONS]`` overrides.
     reduce_to : int, optional
         Run only this many representative members (:func:`hydraulics.qpf.reduce_members`).
+    quiet_stop_h : float, optional
+        Quiet stop after this many overflow-free hours past a member's last rain, h.
     """
 
     name: str = "reference"
@@ -244,8 +253,11 @@ class ForecastSettings:
     margin_h: float = 1.0
     options: dict = field(default_factory=dict)
     reduce_to: int | None = None
+    quiet_stop_h: float | None = None
 
     def __post_init__(self) -> None:
+        if self.quiet_stop_h is not None and not self.quiet_stop_h > 0:
+            raise ForecastError(f"quiet_stop_h={self.quiet_stop_h} must be > 0 h")
         if self.reduce_to is not None and self.reduce_to < 1:
             raise ForecastError(f"reduce_to={self.reduce_to} must be >= 1 member")
         if not self.coupling_step_s > 0 or not self.surface_step_s > 0:
@@ -260,14 +272,14 @@ SETTINGS = {
     "reference": ForecastSettings(),
     "skipdry": ForecastSettings(name="skipdry", skip_dry=True, tail_cut=True),
     "fast": ForecastSettings(name="fast", skip_dry=True, tail_cut=True, drain_h=3.0, surface_step_s=600.0,
-                             options={"ROUTING_STEP": "30", "MINIMUM_STEP": "2"}),
+                             quiet_stop_h=0.5, options={"ROUTING_STEP": "30", "MINIMUM_STEP": "2"}),
     "fastreduced": ForecastSettings(name="fastreduced", skip_dry=True, tail_cut=True, drain_h=3.0,
-                                    surface_step_s=600.0, options={"ROUTING_STEP": "30", "MINIMUM_STEP": "2"},
-                                    reduce_to=16),
+                                    surface_step_s=600.0, quiet_stop_h=0.5,
+                                    options={"ROUTING_STEP": "30", "MINIMUM_STEP": "2"}, reduce_to=16),
 }
 """Named settings: ``reference``; ``skipdry`` (shared dry lead-in + tail cut 6 h after the last rain);
-``fast`` (also 30 s routing step, 2 s minimum variable step, 3 h tail, surface every 10 min);
-``fastreduced`` (``fast`` on 16 k-means representative members)."""
+``fast`` (also 30 s routing step, 2 s minimum variable step, 3 h tail, quiet stop after 0.5 h without
+overflow, surface every 10 min); ``fastreduced`` (``fast`` on 16 k-means representative members)."""
 
 
 # ----------------------------------------------------------------------------- results
@@ -542,7 +554,8 @@ def run_forecast(city: CityTwin, state: IssueState, ensemble: Ensemble, *, horiz
                  out_dir: str | Path | None = None, settings: ForecastSettings | str = "reference",
                  scheduler: str | None = None, max_workers: int | None = None, progress: bool = False,
                  time_limit_s: float | None = None, threshold_m: float = 0.15,
-                 ctx: SurfaceContext | None = None) -> Forecast:
+                 ctx: SurfaceContext | None = None,
+                 on_member: Callable[[int, int], None] | None = None) -> Forecast:
     """Run every ensemble member from the issue state and collect surface depths.
 
     Parameters
@@ -571,6 +584,9 @@ def run_forecast(city: CityTwin, state: IssueState, ensemble: Ensemble, *, horiz
         Refuse an ensemble estimated to take longer, s.
     threshold_m : float
         Depth threshold of the per-member summaries written to disk, m.
+    on_member : callable, optional
+        Called in this process as each member finishes (ok or failed) with
+        ``(done, total)`` member counts, e.g. to drive a progress bar.
 
     Returns
     -------
@@ -617,11 +633,12 @@ def run_forecast(city: CityTwin, state: IssueState, ensemble: Ensemble, *, horiz
             p = max(0.0, math.floor((min(firsts) - settings.margin_h * 3600) / sstep) * sstep)
         if p < 3600:  # not worth a separate run
             p = 0.0
-    ends = []
+    ends, lasts = [], []
     for w in wet:
         e = horizon_s
+        last = (w[-1] + 1) * step if len(w) else p
+        lasts.append(max(last, p))
         if settings.tail_cut:
-            last = (w[-1] + 1) * step if len(w) else p
             e = min(horizon_s, math.ceil((last + settings.drain_h * 3600) / sstep) * sstep)
         ends.append(max(e, p + sstep))
     sim_hours = float(np.mean(ends) - p) / 3600
@@ -653,8 +670,12 @@ def run_forecast(city: CityTwin, state: IssueState, ensemble: Ensemble, *, horiz
     k0 = round(p / step)
     windows = [dataclasses.replace(m, intensity_mm_h=m.intensity_mm_h.iloc[k0:]) for m in members]
     base = build_swmm(city, rain_gauges=_rain_frame(windows[0], start), options=opts, drain_time_h=0, report="none")
+    quiet = settings.quiet_stop_h is not None
     tasks = [MemberTask(k, ensemble.names[k], splice_rain(base, windows[k]), hotstart, p, ends[k] - p,
-                        settings.coupling_step_s, sstep, surface0) for k in range(len(members))]
+                        settings.coupling_step_s, sstep, surface0,
+                        quiet_after_s=lasts[k] - p if quiet else None,
+                        quiet_s=(settings.quiet_stop_h or 0.0) * 3600.0)
+             for k in range(len(members))]
 
     series: dict[str, pd.DataFrame] = {}
     rows = []
@@ -668,9 +689,12 @@ def run_forecast(city: CityTwin, state: IssueState, ensemble: Ensemble, *, horiz
             if out is not None:
                 _write_member(out / "members", res.name, s, ctx, threshold_m, sstep)
         rows.append({"member": res.name, "index": res.index, "status": res.status, "error": res.error,
-                     "wall_s": round(res.wall_s, 3), "n_spreads": res.n_spreads, "host": res.host})
+                     "wall_s": round(res.wall_s, 3), "n_spreads": res.n_spreads, "host": res.host,
+                     "engine_stopped_h": None if res.stopped_at_s is None else round((p + res.stopped_at_s) / 3600, 3)})
         if out is not None:
             _write_table(pd.DataFrame(rows).sort_values("index"), out / "members" / "members.csv")
+        if on_member is not None:
+            on_member(len(rows), len(tasks))
 
     t_members = time.perf_counter()
     run_tasks(tasks, ctx, scheduler=scheduler, max_workers=max_workers, on_result=on_result,

@@ -344,6 +344,42 @@ class Ensemble:
         return pd.DataFrame([m.depth_mm for m in self.members], index=list(self.names))
 
 
+def design_storm_qpf(idf: str, return_period_yr: float, duration_s: float, start_in_s: float,
+                     step_min: int = 5) -> RainSeries:
+    """A Chicago design storm starting ``start_in_s`` after issue, as a lead-indexed QPF.
+
+    Parameters
+    ----------
+    idf : str
+        IDF preset (see :data:`gisdata.idf.IDF_PRESETS`).
+    return_period_yr : float
+        Return period, years.
+    duration_s : float
+        Storm duration, s.
+    start_in_s : float
+        Lead of the storm's start from the issue time, s; a whole number of steps.
+    step_min : int
+        Rain step, min.
+
+    Raises
+    ------
+    EnsembleError
+        ``start_in_s`` is not a whole number of steps.
+    """
+    from hydraulics.design_storms import chicago_storm
+
+    storm = chicago_storm(idf, return_period_yr=return_period_yr, duration_min=duration_s / 60.0, step_min=step_min)
+    step = storm.step_s
+    k0 = round(start_in_s / step)
+    if abs(k0 * step - start_in_s) > 1e-6:
+        raise EnsembleError(f"storm start {start_in_s:g} s after issue must be a whole number of {step} s steps")
+    vals = np.concatenate([np.zeros(k0), storm.intensity_mm_h.iloc[:, 0].to_numpy()])
+    return RainSeries(pd.DataFrame({"RG1": vals}, index=np.arange(len(vals), dtype="int64") * step),
+                      step_s=step, label=f"{storm.label}, starting in {start_in_s / 3600:g} h",
+                      source=f"chicago {idf} P={return_period_yr} yr {duration_s / 60:g} min",
+                      return_period_yr=return_period_yr)
+
+
 def deterministic(qpf: RainSeries, name: str = "qpf") -> Ensemble:
     """A one-member ensemble: the QPF itself, weight 1."""
     return Ensemble((qpf,), names=(name,), source=f"deterministic: {qpf.source or qpf.label}")

@@ -68,6 +68,15 @@ class EngineBusyError(TwinError, RuntimeError):
     """A SWMM simulation is already running in this process (the engine is not re-entrant)."""
 
 
+class StopRun(Exception):
+    """Raise from an ``on_step`` callback to end a run early and cleanly.
+
+    The engine stops stepping and closes as at the end of its window
+    (statistics, continuity and a requested hotstart already saved are
+    kept); ``metadata["stopped_early_at"]`` records the simulated time.
+    """
+
+
 class _CallbackError(Exception):
     """Carries an exception raised by the caller's ``on_step`` out of the engine loop."""
 
@@ -554,7 +563,8 @@ def run_swmm(
         Coupling step, time window, hotstart, progress bar, kept files.
     on_step : callable, optional
         Called with a :class:`FloodState` every ``options.coupling_step_s``
-        seconds of simulated time and once at the end.
+        seconds of simulated time and once at the end.  It may raise
+        :class:`StopRun` to end the run there.
 
     Returns
     -------
@@ -751,7 +761,7 @@ def _run_engine(solver, inp, rpt, out, opts, on_step, hs_tmp, meta, allow_pondin
                                depth, flooding, ponded, flood_vol)
             try:
                 on_step(state)
-            except TwinError:
+            except (TwinError, StopRun):
                 raise
             except Exception as exc:  # not an engine error: run_swmm tells them apart and re-raises it
                 raise _CallbackError(exc) from exc
@@ -768,8 +778,14 @@ def _run_engine(solver, inp, rpt, out, opts, on_step, hs_tmp, meta, allow_pondin
             if elapsed >= next_pub - 1e-12:
                 if on_step is not None:
                     t_pub = _time.perf_counter()
-                    publish(elapsed)
-                    publish_s += _time.perf_counter() - t_pub
+                    try:
+                        publish(elapsed)
+                    except StopRun:
+                        meta["stopped_early_at"] = (start + timedelta(days=elapsed)).isoformat()
+                        last_pub_days = total_s / 86400.0  # no closing publish: the caller asked to stop
+                        break
+                    finally:
+                        publish_s += _time.perf_counter() - t_pub
                 if bar is not None:
                     bar.update(round(elapsed * 86400.0) - bar.n)
                 last_pub_days = elapsed

@@ -179,12 +179,12 @@ def _forecast(city, s: DemoSettings, out: Path, ctx):
     from hydraulics.plan import PlanRules, build_plan, write_plan_json
     from hydraulics.qpf import perturb_qpf
     from hydraulics.risk import compute_risk
-    from twin.commands.forecast import _storm_qpf
+    from hydraulics.qpf import design_storm_qpf
 
     out.mkdir(parents=True, exist_ok=True)
     gauges = [str(g) for g in city.sensors.index[city.sensors["sensor_type"] == "rain_gauge"]]
     state = compute_issue_state(city, None, DEFAULT_START + pd.Timedelta(hours=1), out / "state.hsf", ctx=ctx)
-    base = _storm_qpf(s.idf, s.return_period_yr, s.duration_min * 60.0, s.storm_start_h * 3600.0, s.step_min)
+    base = design_storm_qpf(s.idf, s.return_period_yr, s.duration_min * 60.0, s.storm_start_h * 3600.0, s.step_min)
     ens = perturb_qpf(base, s.members, seed=s.seed, gauges=gauges or None)
     fc = run_forecast(city, state, ens, horizon_h=s.hours, out_dir=out, settings=s.forecast_settings,
                       max_workers=s.workers, threshold_m=s.threshold_m, ctx=ctx)
