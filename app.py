@@ -23,6 +23,7 @@ from twin import flood_event as fe
 from twin.i18n import DEFAULT_LANG, LANGUAGES, t
 from twin.pages import batch as batch_page
 from twin.pages import dispatch_lab
+from twin.pages import forecast as forecast_page
 from twin.pages import replay as replay_page
 from twin.viz import flood_layers
 from twin.viz.map2d import MAP_LAYERS, city_deck
@@ -314,6 +315,7 @@ def show_html(html: str, *, height: int) -> None:
 # Page key -> function(lang), in sidebar order.  (A comment, not a string: Streamlit
 # "magic" would print a bare string literal on the page.)
 PAGES = {"city": page_city, "flood_event": page_flood_event,
+         "forecast": lambda lang: forecast_page.render(lang, choice=choice),
          "dispatch": dispatch_lab.render, "replay": replay_page.render,
          "batch": batch_page.make_render(lambda: importlib.import_module("scenarios"))}
 

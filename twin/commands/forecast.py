@@ -22,22 +22,13 @@ class ForecastUsageError(TwinError, ValueError):
 
 
 def _storm_qpf(idf: str, return_period: float, duration_s: float, start_in_s: float, step_min: int = 5):
-    """A Chicago design storm starting ``start_in_s`` after issue, as a lead-indexed QPF."""
-    import numpy as np
-    import pandas as pd
+    """:func:`hydraulics.qpf.design_storm_qpf`, with the option name in the error."""
+    from hydraulics.qpf import EnsembleError, design_storm_qpf
 
-    from hydraulics.rainfall import RainSeries, chicago_storm
-
-    storm = chicago_storm(idf, return_period_yr=return_period, duration_min=duration_s / 60.0, step_min=step_min)
-    step = storm.step_s
-    k0 = round(start_in_s / step)
-    if abs(k0 * step - start_in_s) > 1e-6:
-        raise ForecastUsageError(f"--start-in {start_in_s:g} s must be a whole number of {step} s steps")
-    vals = np.concatenate([np.zeros(k0), storm.intensity_mm_h.iloc[:, 0].to_numpy()])
-    return RainSeries(pd.DataFrame({"RG1": vals}, index=np.arange(len(vals), dtype="int64") * step),
-                      step_s=step, label=f"{storm.label}, starting in {start_in_s / 3600:g} h",
-                      source=f"chicago {idf} P={return_period} yr {duration_s / 60:g} min",
-                      return_period_yr=return_period)
+    try:
+        return design_storm_qpf(idf, return_period, duration_s, start_in_s, step_min)
+    except EnsembleError as exc:
+        raise ForecastUsageError(f"--start-in: {exc}") from None
 
 
 def _storm_options(f):
@@ -121,76 +112,24 @@ def group(ctx, city, qpf, ensemble_dir, storm, return_period, duration_s, start_
 def run_forecast_command(*, city, qpf, ensemble_dir, storm, return_period, duration_s, start_in_s, idf, hours,
                          members, seed, observed, hotstart, scheduler, workers, settings_name, threshold,
                          prob_threshold, time_limit_s, out_dir: Path, progress) -> str:
-    """The body of ``twin forecast`` (also callable from Python); returns the summary line."""
-    import pandas as pd
+    """The body of ``twin forecast`` (also callable from Python); returns the summary line.
 
-    from gisdata.city import load_city
-    from hydraulics.build import DEFAULT_START
-    from hydraulics.ensemble import build_surface_context
-    from hydraulics.forecast import (
-        compute_issue_state,
-        load_issue_state,
-        observed_start,
-        run_forecast,
-    )
-    from hydraulics.plan import build_plan, write_plan_html, write_plan_json
-    from hydraulics.qpf import perturb_qpf, read_ensemble, read_qpf
-    from hydraulics.rainfall import read_rain_csv
-    from hydraulics.risk import compute_risk, plot_hydrographs, risk_layer, summary_line
+    The work is :func:`twin.forecast_job.run_forecast_job`, which the
+    workbench's Flood forecast page calls too.
+    """
+    from twin.forecast_job import run_forecast_job
 
     if members < 1:
         raise ForecastUsageError(f"--members {members} must be >= 1")
-    if scheduler:
-        from hydraulics.executors import connect_scheduler
-
-        connect_scheduler(scheduler).close()  # fail in seconds, before any run
-    twin_city = load_city(city)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    ctx = build_surface_context(twin_city)
-    gauges = [str(g) for g in twin_city.sensors.index[twin_city.sensors["sensor_type"] == "rain_gauge"]]
-    if hotstart:
-        state = load_issue_state(hotstart, city=twin_city)
-    elif observed:
-        obs = read_rain_csv(observed, missing="raise")
-        issue = observed_start(obs) + pd.Timedelta(seconds=obs.duration_s)
-        state = compute_issue_state(twin_city, obs, issue, out_dir / "state.hsf", ctx=ctx)
-    else:
-        state = compute_issue_state(twin_city, None, DEFAULT_START + pd.Timedelta(hours=1), out_dir / "state.hsf",
-                                    ctx=ctx)
-    if ensemble_dir:
-        ens = read_ensemble(ensemble_dir, issue_time=state.issue_time, gauges=gauges or None)
-    else:
-        if qpf:
-            base = read_qpf(qpf, issue_time=state.issue_time, gauges=gauges or None)
-        else:
-            base = _storm_qpf(idf, return_period, duration_s, start_in_s)
-        ens = perturb_qpf(base, members, seed=seed, gauges=gauges or None)
-    fc = run_forecast(twin_city, state, ens, horizon_h=hours, out_dir=out_dir, settings=settings_name,
-                      scheduler=scheduler, max_workers=workers, progress=progress, time_limit_s=time_limit_s,
-                      threshold_m=threshold, ctx=ctx)
-    risk = compute_risk(fc, threshold_m=threshold, prob_threshold=prob_threshold)
-    _write_csv(risk, out_dir / "risk_points.csv")
-    layer = risk_layer(risk, twin_city)
-    if len(layer):
-        tmp = out_dir / ".risk_points.gpkg"
-        tmp.unlink(missing_ok=True)
-        layer.reset_index().to_file(tmp, layer="risk_points", driver="GPKG")
-        tmp.replace(out_dir / "risk_points.gpkg")
-    plot_hydrographs(fc, risk, out_dir / "hydrographs.png")
-    from hydraulics.plan import PlanRules
-
-    plan = build_plan(risk, twin_city, rules=PlanRules(prob_threshold=prob_threshold))
-    line = summary_line(risk)
-    write_plan_json(plan, out_dir / "plan.json")
-    write_plan_html(plan, out_dir / "plan.html", summary=line, hydrograph_png="hydrographs.png")
-    meta = {"summary": line, "city": twin_city.name, "issue_time": state.issue_time.isoformat(),
-            "settings": fc.settings.name, "members": len(ens), "failed_members": fc.meta["n_failed"],
-            "wall_s": round(fc.meta["wall_s"], 2), "scheduler": fc.meta["scheduler"],
-            "ensemble": ens.source, "ensemble_params": ens.params}
-    (out_dir / "forecast.json").write_text(json.dumps(meta, indent=1, default=str))
-    failed = fc.members[fc.members["status"] != "ok"]
-    for name, row in failed.iterrows():
+    rain = {"ensemble": ensemble_dir} if ensemble_dir else \
+        {"qpf": qpf if qpf else _storm_qpf(idf, return_period, duration_s, start_in_s)}
+    res = run_forecast_job(city, out_dir, **rain, members=members, seed=seed, hours=hours, observed=observed,
+                           hotstart=hotstart, scheduler=scheduler, workers=workers, settings=settings_name,
+                           threshold_m=threshold, prob_threshold=prob_threshold, time_limit_s=time_limit_s,
+                           progress=progress)
+    for name, row in res.failed_members.iterrows():
         click.echo(f"warning: member {name} failed: {row['error'][:300]}", err=True)
+    line = res.outputs.summary
     click.echo(line)
     return line
 

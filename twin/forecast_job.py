@@ -1,0 +1,629 @@
+"""The 72 h waterlogging forecast as one job: issue state, rain ensemble, members, risk table, plan and files.
+
+``twin forecast`` (:mod:`twin.commands.forecast`) and the workbench's Flood
+forecast page (:mod:`twin.pages.forecast`) both call :func:`run_forecast_job`,
+so the same inputs give the same files in ``out_dir``:
+
+- ``state.hsf`` (+ ``state.hsf.json``): the issue state;
+- ``members/``: each member's results as it finishes (:func:`hydraulics.forecast.run_forecast`);
+- ``risk_points.csv`` (+ ``risk_points.gpkg`` when there are any), ``hydrographs.png``,
+  ``plan.json``, ``plan.html`` (:func:`reduce_forecast`);
+- ``forecast.json``: the summary line, issue time, settings and wall time.
+
+Why a separate process, and why not ``multiprocessing``
+-------------------------------------------------------
+The SWMM engine keeps its project in C globals: one simulation per process
+(RECIPES).  :func:`hydraulics.forecast.compute_issue_state` and the shared dry
+lead-in of :func:`~hydraulics.forecast.run_forecast` run the engine in the
+calling process, and a Streamlit server runs every session's script in
+threads of one process.  :func:`run_forecast_job_in_process` therefore runs
+the whole job in a fresh Python process and hands its progress back to the
+calling thread, like :func:`twin.flood_event.run_flood_event` does for one
+event.
+
+It starts that process with :mod:`subprocess` (``python -c``), not a
+``multiprocessing`` ``spawn`` process: a spawned child first re-runs the
+parent's main module, and under Streamlit that is ``app.py`` -- the job
+process, and each of its members' pool workers after it, would render the
+workbench in bare mode (load the city, build its 3D scene) before starting.
+The request, the progress (one JSON line per report) and the outcome pass
+through files in a temporary folder.  When the caller is interrupted
+(Streamlit stops a script when the user changes a widget mid-run) the job
+process and its member processes are ended by their pids instead of being
+waited for.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import pickle
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from gisdata.city import CityTwin
+from gisdata.errors import TwinError
+
+STAGES = ("start", "state", "members", "reduce", "done")
+"""Stages reported to the progress callback, in order."""
+
+DRY_SPINUP_H = 1.0
+"""Length of the dry spin-up that makes the issue state when no observed rain is given, h."""
+
+# Shares of the progress bar: the members take nearly all the time.
+_SHARE = {"start": 0.0, "state": 0.03, "members": 0.08, "reduce": 0.93, "done": 1.0}
+
+
+class ForecastJobError(TwinError, ValueError):
+    """The forecast job was given inconsistent inputs, or its worker process died."""
+
+
+@dataclass(frozen=True)
+class JobProgress:
+    """Where a running forecast job is.
+
+    Parameters
+    ----------
+    stage : str
+        One of :data:`STAGES`.
+    fraction : float
+        Overall progress, 0-1.
+    done, total : int
+        Members finished and members in all (stage ``"members"``).
+    elapsed_s : float
+        Wall time since the job started, s (filled in by :func:`run_forecast_job_in_process`).
+    """
+
+    stage: str
+    fraction: float
+    done: int = 0
+    total: int = 0
+    elapsed_s: float = 0.0
+
+
+@dataclass(frozen=True, eq=False)
+class ForecastOutputs:
+    """A forecast reduced at one pair of thresholds (:func:`reduce_forecast`).
+
+    Parameters
+    ----------
+    risk : DataFrame
+        :func:`hydraulics.risk.compute_risk` table (index ``point_id``).
+    plan : dict
+        :func:`hydraulics.plan.build_plan` (JSON-ready).
+    summary : str
+        :func:`hydraulics.risk.summary_line`.
+    files : dict
+        ``risk_points``, ``hydrographs``, ``plan_json``, ``plan_html`` (and
+        ``risk_points_gpkg`` when any point gets water) -> path.
+    """
+
+    risk: pd.DataFrame
+    plan: dict
+    summary: str
+    files: dict = field(default_factory=dict)
+
+    def standalone_plan_html(self) -> str:
+        """The plan page with the hydrograph PNG inlined, so the one HTML file shows it anywhere."""
+        from hydraulics.plan import plan_html
+
+        png = Path(self.files["hydrographs"]).read_bytes()
+        uri = "data:image/png;base64," + base64.b64encode(png).decode("ascii")
+        return plan_html(self.plan, summary=self.summary, hydrograph_png=uri)
+
+
+@dataclass(frozen=True, eq=False)
+class ForecastJobResult:
+    """What :func:`run_forecast_job` produced.
+
+    Parameters
+    ----------
+    out_dir : Path
+        Where the files are.
+    forecast : Forecast
+        Per-member surface depths (:class:`hydraulics.forecast.Forecast`).
+    outputs : ForecastOutputs
+        Risk table, plan, summary line and their files.
+    meta : dict
+        The content of ``forecast.json``.
+    """
+
+    out_dir: Path
+    forecast: object
+    outputs: ForecastOutputs
+    meta: dict
+
+    @property
+    def failed_members(self) -> pd.DataFrame:
+        """Members that did not run (index member name; ``error``)."""
+        table = self.forecast.members
+        return table[table["status"] != "ok"]
+
+
+# ----------------------------------------------------------------------------- rain
+
+
+def dry_issue_time() -> pd.Timestamp:
+    """Issue time of a forecast from a dry spin-up: ``DEFAULT_START`` + :data:`DRY_SPINUP_H`."""
+    from hydraulics.build import DEFAULT_START
+
+    return DEFAULT_START + pd.Timedelta(hours=DRY_SPINUP_H)
+
+
+def city_gauges(city: CityTwin) -> list[str] | None:
+    """IDs of the city's rain gauges, or None when it has none (the rain then falls everywhere)."""
+    gauges = [str(g) for g in city.sensors.index[city.sensors["sensor_type"] == "rain_gauge"]]
+    return gauges or None
+
+
+def make_ensemble(city: CityTwin, *, qpf=None, ensemble=None, members: int = 20, seed: int = 0,
+                  issue_time=None):
+    """The rain ensemble of a forecast: members read from files, or a QPF through the seeded error model.
+
+    Parameters
+    ----------
+    city : CityTwin
+        Its rain gauges name the columns a QPF may have.
+    qpf : str, Path or RainSeries, optional
+        A deterministic QPF (CSV file, or a lead-indexed series such as
+        :func:`hydraulics.qpf.design_storm_qpf`), perturbed into ``members``
+        members by :func:`hydraulics.qpf.perturb_qpf`.
+    ensemble : str, Path, sequence of paths or Ensemble, optional
+        Member QPF CSVs (a directory means its ``*.csv``), or an ensemble.
+    members : int
+        Members made from ``qpf``, >= 1.
+    seed : int
+        Seed of the error model.
+    issue_time : Timestamp, optional
+        Issue time, for CSVs whose time column holds timestamps.
+
+    Returns
+    -------
+    Ensemble
+
+    Raises
+    ------
+    ForecastJobError
+        Not exactly one of ``qpf`` and ``ensemble``, or ``members`` < 1.
+    QPFError, EnsembleError, InputFileNotFoundError
+        From the readers and the error model.
+    """
+    from hydraulics.qpf import Ensemble, perturb_qpf, read_ensemble, read_qpf
+    from hydraulics.rain_series import RainSeries
+
+    _check_rain(qpf, ensemble, members)
+    gauges = city_gauges(city)
+    if ensemble is not None:
+        if isinstance(ensemble, Ensemble):
+            return ensemble
+        return read_ensemble(ensemble, issue_time=issue_time, gauges=gauges)
+    base = qpf if isinstance(qpf, RainSeries) else read_qpf(qpf, issue_time=issue_time, gauges=gauges)
+    return perturb_qpf(base, members, seed=seed, gauges=gauges)
+
+
+def _check_rain(qpf, ensemble, members: int) -> None:
+    if (qpf is None) == (ensemble is None):
+        raise ForecastJobError("give exactly one rain forecast: a QPF or an ensemble")
+    if qpf is not None and members < 1:
+        raise ForecastJobError(f"members={members} must be >= 1")
+
+
+def read_uploaded_qpf(name: str, data: bytes, **read_options):
+    """Read an uploaded QPF CSV with :func:`hydraulics.qpf.read_qpf`, naming the file as uploaded in errors.
+
+    Parameters
+    ----------
+    name : str
+        The file's name as uploaded.
+    data : bytes
+        Its content.
+    **read_options
+        Passed to ``read_qpf`` (``units``, ``issue_time``, ``gauges``).
+
+    Raises
+    ------
+    QPFError
+        As ``read_qpf``, e.g. ``"qpf.csv:4: field 'RG1_mm_h': 'x' is not a number"``.
+    """
+    from hydraulics.qpf import read_qpf
+
+    (series,) = _read_uploads([(name, data)], lambda paths: [read_qpf(paths[0], **read_options)])
+    return series
+
+
+def read_uploaded_ensemble(files: Sequence[tuple[str, bytes]], **read_options):
+    """Read uploaded member CSVs (one per member, named by file) with :func:`hydraulics.qpf.read_ensemble`.
+
+    Raises
+    ------
+    QPFError
+        Naming the member file as uploaded and its row or field.
+    EnsembleError
+        Members that do not fit together (steps, names).
+    """
+    from hydraulics.qpf import read_ensemble
+
+    return _read_uploads(files, lambda paths: read_ensemble(paths, **read_options))
+
+
+def _read_uploads(files: Sequence[tuple[str, bytes]], read: Callable):
+    """Write uploads to a temporary folder under their own names and ``read`` them from there."""
+    from hydraulics.rain_readers import RainFileError
+
+    if not files:
+        raise ForecastJobError("no rain file uploaded")
+    with tempfile.TemporaryDirectory(prefix="citytwin-qpf-") as tmp:
+        paths = []
+        for name, data in files:
+            path = Path(tmp) / (Path(name).name or "qpf.csv")
+            path.write_bytes(data)
+            paths.append(path)
+        try:
+            return read(paths)
+        except RainFileError as exc:
+            # The temporary folder means nothing to the user: name the file as uploaded.
+            text = str(exc).replace(str(exc.path), exc.path.name, 1)
+            where = f"{exc.path.name}:{exc.line}" if exc.line is not None else exc.path.name
+            raise type(exc)(exc.path.name, exc.line, text.removeprefix(where + ": ")) from None
+
+
+# ----------------------------------------------------------------------------- reduction
+
+
+def reduce_forecast(forecast, city: CityTwin, out_dir: str | Path, *, threshold_m: float = 0.15,
+                    prob_threshold: float = 0.5) -> ForecastOutputs:
+    """Rank the forecast's risk points, build the response plan and write them to ``out_dir``.
+
+    Writes ``risk_points.csv`` (and ``risk_points.gpkg`` when any point gets
+    water), ``hydrographs.png``, ``plan.json`` and ``plan.html``, each renamed
+    into place when complete.
+
+    Parameters
+    ----------
+    forecast : Forecast
+        From :func:`hydraulics.forecast.run_forecast`.
+    city : CityTwin
+        The forecast's city (geometry, depots, vendor sites).
+    out_dir : str or Path
+        Output folder (created).
+    threshold_m : float
+        Waterlogging depth, m.
+    prob_threshold : float
+        Probability that makes a risk point, 0-1.
+
+    Returns
+    -------
+    ForecastOutputs
+    """
+    from hydraulics.plan import PlanRules, build_plan, write_plan_html, write_plan_json
+    from hydraulics.risk import compute_risk, plot_hydrographs, risk_layer, summary_line
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    risk = compute_risk(forecast, threshold_m=threshold_m, prob_threshold=prob_threshold)
+    files = {"risk_points": _write_csv(risk, out / "risk_points.csv")}
+    layer = risk_layer(risk, city)
+    if len(layer):
+        tmp = out / ".risk_points.gpkg"
+        tmp.unlink(missing_ok=True)
+        layer.reset_index().to_file(tmp, layer="risk_points", driver="GPKG")
+        files["risk_points_gpkg"] = tmp.replace(out / "risk_points.gpkg")
+    files["hydrographs"] = plot_hydrographs(forecast, risk, out / "hydrographs.png")
+    plan = build_plan(risk, city, rules=PlanRules(prob_threshold=prob_threshold))
+    line = summary_line(risk)
+    files["plan_json"] = write_plan_json(plan, out / "plan.json")
+    files["plan_html"] = write_plan_html(plan, out / "plan.html", summary=line, hydrograph_png="hydrographs.png")
+    return ForecastOutputs(risk, plan, line, files)
+
+
+def _write_csv(df: pd.DataFrame, path: Path) -> Path:
+    tmp = path.with_name(path.name + ".part")
+    df.to_csv(tmp)
+    return tmp.replace(path)
+
+
+# ----------------------------------------------------------------------------- the job
+
+
+def run_forecast_job(city: str | CityTwin, out_dir: str | Path, *, qpf=None, ensemble=None, members: int = 20,
+                     seed: int = 0, hours: float = 72.0, observed: str | Path | None = None,
+                     hotstart: str | Path | None = None, scheduler: str | None = None, workers: int | None = None,
+                     settings: str = "skipdry", threshold_m: float = 0.15, prob_threshold: float = 0.5,
+                     time_limit_s: float | None = None, progress: bool = False,
+                     on_progress: Callable[[JobProgress], None] | None = None) -> ForecastJobResult:
+    """Issue a forecast: state at issue time, rain ensemble, members, risk points, plan and files.
+
+    Parameters
+    ----------
+    city : str or CityTwin
+        A city, or its preset name or GeoPackage path.
+    out_dir : str or Path
+        Output folder (created); see the module docstring for its files.
+    qpf, ensemble, members, seed
+        The rain forecast, as in :func:`make_ensemble`.
+    hours : float
+        Forecast horizon, h.
+    observed : str or Path, optional
+        Observed rain CSV up to now; the issue time is its end.  Default: a
+        dry spin-up of :data:`DRY_SPINUP_H` ending at :func:`dry_issue_time`.
+    hotstart : str or Path, optional
+        An issue state saved earlier (with its ``.json`` model hash).
+    scheduler : str, optional
+        ``None`` (local processes), ``"inline"`` or ``tcp://HOST:PORT``.
+    workers : int, optional
+        Local processes (default cores).
+    settings : str
+        Key of :data:`hydraulics.forecast.SETTINGS`.
+    threshold_m : float
+        Waterlogging depth, m.
+    prob_threshold : float
+        Probability that makes a risk point, 0-1.
+    time_limit_s : float, optional
+        Refuse an ensemble estimated to take longer, s.
+    progress : bool
+        tqdm progress bar on stderr.
+    on_progress : callable, optional
+        Called in this process with a :class:`JobProgress` at each stage and
+        as each member finishes.
+
+    Returns
+    -------
+    ForecastJobResult
+
+    Raises
+    ------
+    ForecastJobError
+        Inconsistent inputs (``observed`` and ``hotstart`` both given, no rain).
+    TwinError
+        From the readers, the scheduler check, the issue state and the runs.
+    """
+    from gisdata.city import load_city
+    from hydraulics.ensemble import build_surface_context
+    from hydraulics.forecast import (
+        compute_issue_state,
+        load_issue_state,
+        observed_start,
+        run_forecast,
+    )
+    from hydraulics.rainfall import read_rain_csv
+
+    report = on_progress or (lambda p: None)
+    if observed is not None and hotstart is not None:
+        raise ForecastJobError("give an observed rain record or a hotstart, not both")
+    _check_rain(qpf, ensemble, members)  # before minutes of engine runs, not after
+    if scheduler and scheduler != "inline":
+        from hydraulics.executors import connect_scheduler
+
+        connect_scheduler(scheduler).close()  # fail in seconds, before any run
+    twin_city = city if isinstance(city, CityTwin) else load_city(city)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    report(JobProgress("state", _SHARE["state"]))
+    ctx = build_surface_context(twin_city)
+    if hotstart:
+        state = load_issue_state(hotstart, city=twin_city)
+    elif observed:
+        obs = read_rain_csv(observed, missing="raise")
+        issue = observed_start(obs) + pd.Timedelta(seconds=obs.duration_s)
+        state = compute_issue_state(twin_city, obs, issue, out / "state.hsf", ctx=ctx)
+    else:
+        state = compute_issue_state(twin_city, None, dry_issue_time(), out / "state.hsf", ctx=ctx,
+                                    spinup_h=DRY_SPINUP_H)
+    ens = make_ensemble(twin_city, qpf=qpf, ensemble=ensemble, members=members, seed=seed,
+                        issue_time=state.issue_time)
+
+    def member_done(done: int, total: int) -> None:
+        report(JobProgress("members", _SHARE["members"] + (_SHARE["reduce"] - _SHARE["members"]) * done / total,
+                           done, total))
+
+    member_done(0, len(ens))
+    fc = run_forecast(twin_city, state, ens, horizon_h=hours, out_dir=out, settings=settings, scheduler=scheduler,
+                      max_workers=workers, progress=progress, time_limit_s=time_limit_s, threshold_m=threshold_m,
+                      ctx=ctx, on_member=member_done)
+    report(JobProgress("reduce", _SHARE["reduce"], len(ens), len(ens)))
+    outputs = reduce_forecast(fc, twin_city, out, threshold_m=threshold_m, prob_threshold=prob_threshold)
+    meta = {"summary": outputs.summary, "city": twin_city.name, "issue_time": state.issue_time.isoformat(),
+            "settings": fc.settings.name, "members": len(ens), "failed_members": fc.meta["n_failed"],
+            "wall_s": round(fc.meta["wall_s"], 2), "scheduler": fc.meta["scheduler"],
+            "ensemble": ens.source, "ensemble_params": ens.params}
+    (out / "forecast.json").write_text(json.dumps(meta, indent=1, default=str))
+    report(JobProgress("done", _SHARE["done"], len(ens), len(ens)))
+    return ForecastJobResult(out, fc, outputs, meta)
+
+
+# ----------------------------------------------------------------------------- in its own process
+
+# The child's command: ``-c`` gives it no main module for its own spawned workers to re-run.
+_CHILD_CODE = "from twin.forecast_job import job_main; job_main()"
+
+
+def job_main(argv: Sequence[str] | None = None) -> None:
+    """Entry point of the job process: run the request in folder ``argv[1]``, stream progress, save the outcome.
+
+    The folder holds ``request.pkl`` (the arguments of :func:`run_forecast_job`);
+    progress is appended to ``progress.jsonl`` one line per report, and
+    ``result.pkl`` (``("result", ForecastJobResult)`` or ``("error", exception)``)
+    is renamed into place at the end.
+    """
+    import sys
+
+    folder = Path((argv if argv is not None else sys.argv)[1])
+    kwargs = pickle.loads((folder / "request.pkl").read_bytes())
+    with open(folder / "progress.jsonl", "a", encoding="utf-8") as log:
+        def on_progress(p: JobProgress) -> None:
+            log.write(json.dumps({"stage": p.stage, "fraction": p.fraction, "done": p.done, "total": p.total}) + "\n")
+            log.flush()
+
+        try:
+            outcome = ("result", run_forecast_job(**kwargs, on_progress=on_progress))
+        except BaseException as exc:  # noqa: BLE001 - everything must reach the parent
+            outcome = ("error", _picklable(exc))
+    tmp = folder / "result.pkl.part"
+    tmp.write_bytes(pickle.dumps(outcome))
+    tmp.replace(folder / "result.pkl")
+
+
+def _picklable(exc: BaseException) -> BaseException:
+    """``exc`` if it survives pickling, else a :class:`ForecastJobError` with its text."""
+    try:
+        pickle.loads(pickle.dumps(exc))
+        return exc
+    except Exception:  # noqa: BLE001 - any exception that does not round-trip: keep its text
+        return ForecastJobError(f"{type(exc).__name__}: {exc}")
+
+
+def _read_progress(path: Path, offset: int) -> tuple[list[JobProgress], int]:
+    """Complete progress lines appended to ``path`` after byte ``offset``, and the new offset."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(offset)
+            data = f.read()
+    except FileNotFoundError:
+        return [], offset
+    complete = data[: data.rfind(b"\n") + 1]
+    reports = [JobProgress(**json.loads(line)) for line in complete.decode("utf-8").splitlines() if line.strip()]
+    return reports, offset + len(complete)
+
+
+def _end_process_tree(pid: int) -> None:
+    """Terminate process ``pid`` and every process it started (by pid), killing any that linger."""
+    import psutil
+
+    try:
+        parent = psutil.Process(pid)
+        procs = [*parent.children(recursive=True), parent]
+    except psutil.NoSuchProcess:
+        return
+    for proc in procs:
+        try:
+            proc.terminate()
+        except psutil.NoSuchProcess:
+            pass
+    _, alive = psutil.wait_procs(procs, timeout=5)
+    for proc in alive:
+        try:
+            proc.kill()
+        except psutil.NoSuchProcess:
+            pass
+
+
+def _child_env() -> dict:
+    """The job process's environment: this one, with the package root first on ``PYTHONPATH``."""
+    import os
+
+    root = str(Path(__file__).resolve().parents[1])
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([root, *filter(None, [env.get("PYTHONPATH")])])
+    return env
+
+
+def _outcome(folder: Path, returncode: int | None) -> ForecastJobResult:
+    """The job's result from ``folder``, or its error raised here."""
+    path = folder / "result.pkl"
+    if not path.is_file():
+        log = (folder / "log.txt").read_text(encoding="utf-8", errors="replace") if (folder / "log.txt").exists() \
+            else ""
+        tail = " ".join(log.strip().splitlines()[-3:])[-400:]
+        raise ForecastJobError(f"the forecast process ended without a result (exit code {returncode})"
+                               + (f": {tail}" if tail else ""))
+    kind, payload = pickle.loads(path.read_bytes())
+    if kind == "error":
+        raise payload
+    return payload
+
+
+def run_forecast_job_in_process(city: CityTwin, out_dir: str | Path, *,
+                                on_progress: Callable[[JobProgress], None] | None = None,
+                                heartbeat_s: float = 1.0, poll_s: float = 0.2, **job_kwargs) -> ForecastJobResult:
+    """:func:`run_forecast_job` in a fresh Python process, with its progress handed back in this thread.
+
+    Parameters
+    ----------
+    city : CityTwin
+        The city (sent to the process by pickling).
+    out_dir : str or Path
+        Output folder.
+    on_progress : callable, optional
+        Called in this thread with each :class:`JobProgress` (``elapsed_s``
+        filled in), and again every ``heartbeat_s`` with the last one, so a
+        caller sees time pass while a long member runs (and Streamlit gets a
+        chance to stop the script).  If it raises, the job process and its
+        member processes are ended and the exception propagates.
+    heartbeat_s, poll_s : float
+        Seconds between repeated progress calls, and between looks at the job's progress.
+    **job_kwargs
+        The other arguments of :func:`run_forecast_job` (``progress`` is forced off).
+
+    Returns
+    -------
+    ForecastJobResult
+
+    Raises
+    ------
+    ForecastJobError
+        The job process ended without a result.
+    TwinError
+        The job's own errors, re-raised here with their type.
+    """
+    import subprocess
+    import sys
+
+    report = on_progress or (lambda p: None)
+    t0 = time.monotonic()
+
+    def emit(p: JobProgress) -> None:
+        report(JobProgress(p.stage, p.fraction, p.done, p.total, round(time.monotonic() - t0, 1)))
+
+    last = JobProgress("start", _SHARE["start"])
+    emit(last)
+    with tempfile.TemporaryDirectory(prefix="citytwin-forecast-job-") as tmp:
+        folder = Path(tmp)
+        kwargs = {**job_kwargs, "city": city, "out_dir": Path(out_dir).resolve(), "progress": False}
+        (folder / "request.pkl").write_bytes(pickle.dumps(kwargs))
+        with open(folder / "log.txt", "wb") as log:
+            proc = subprocess.Popen([sys.executable, "-c", _CHILD_CODE, str(folder)], stdout=log,
+                                    stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=_child_env())
+        finished, offset, beat = False, 0, time.monotonic()
+        try:
+            while True:
+                ended = proc.poll() is not None
+                reports, offset = _read_progress(folder / "progress.jsonl", offset)
+                for p in reports:
+                    last, beat = p, time.monotonic()
+                    emit(p)
+                if ended:
+                    break
+                if time.monotonic() - beat >= heartbeat_s:
+                    beat = time.monotonic()
+                    emit(last)
+                time.sleep(poll_s)
+            finished = True
+        finally:
+            if not finished:  # interrupted (e.g. a Streamlit rerun): do not wait for the engines
+                _end_process_tree(proc.pid)
+            proc.wait()
+        return _outcome(folder, proc.returncode)
+
+
+__all__ = [
+    "DRY_SPINUP_H",
+    "STAGES",
+    "ForecastJobError",
+    "ForecastJobResult",
+    "ForecastOutputs",
+    "JobProgress",
+    "city_gauges",
+    "dry_issue_time",
+    "job_main",
+    "make_ensemble",
+    "read_uploaded_ensemble",
+    "read_uploaded_qpf",
+    "reduce_forecast",
+    "run_forecast_job",
+    "run_forecast_job_in_process",
+]

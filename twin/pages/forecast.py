@@ -1,0 +1,542 @@
+"""Flood forecast page: a 72 h ensemble waterlogging forecast, its risk map, ranked risk points and plan.
+
+The rain forecast is a design storm, an uploaded QPF CSV (both perturbed into
+an ensemble by the seeded error model) or uploaded member CSVs.  The run is
+:func:`twin.forecast_job.run_forecast_job` -- the job ``twin forecast``
+runs -- in its own ``spawn`` process, while the page shows members finishing
+on a progress bar.  The member runs are kept in the session, so changing the
+depth or probability threshold afterwards only re-ranks the points
+(:func:`twin.forecast_job.reduce_forecast`) without running SWMM again.
+
+The functions above "the page" are plain tables, charts and map layers
+(they call no Streamlit), tested on their own.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import tempfile
+from collections.abc import Callable
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from gisdata.city import CityTwin
+from twin.i18n import t
+
+RAIN_KINDS = ("storm", "qpf", "ensemble")
+"""Rain forecasts the page offers: a design storm, a QPF CSV, member CSVs."""
+RETURN_PERIODS_YR = [1, 2, 3, 5, 10, 20, 50, 100]
+DURATIONS_MIN = [30, 60, 90, 120, 180, 360]
+START_IN_H = [0, 1, 2, 3, 6, 12, 24, 36, 48, 60]
+HORIZONS_H = [6, 12, 24, 48, 72]
+CSV_UNITS = ["mm_h", "mm", "in_h", "in"]
+THRESHOLDS_M = [0.05, 0.10, 0.15, 0.20, 0.30, 0.50]
+PROB_THRESHOLDS = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0]
+FORECASTS_KEPT = 3
+"""Forecasts a session keeps (their member runs), so going back to one needs no new run."""
+REDUCTIONS_KEPT = 6
+"""Threshold pairs a forecast keeps reduced (risk table, plan, hydrograph PNG)."""
+NO_RISK_RGB = [173, 181, 189]
+PROB_CMAP = "YlOrRd"
+
+
+# ----------------------------------------------------------------------------- tables and charts
+
+
+def ensemble_key(city_key: str, ensemble, **options) -> str:
+    """A digest naming one forecast run: the city, every member's rain and weight, and the run options.
+
+    Examples
+    --------
+    >>> from hydraulics.qpf import design_storm_qpf, perturb_qpf
+    >>> ens = perturb_qpf(design_storm_qpf("beijing", 5, 3600, 0), 2, seed=1)
+    >>> ensemble_key("tiny", ens, hours=6) == ensemble_key("tiny", ens, hours=6) != ensemble_key("tiny", ens, hours=12)
+    True
+    """
+    from twin.flood_event import rain_key
+
+    h = hashlib.sha1(city_key.encode("utf-8"))
+    for name, weight, member in zip(ensemble.names, ensemble.weights, ensemble.members):
+        h.update(f"{name}|{weight:.12g}|{rain_key(member)}\n".encode())
+    h.update(repr(sorted(options.items())).encode())
+    return h.hexdigest()[:16]
+
+
+def ensemble_frame(ensemble, horizon_h: float) -> pd.DataFrame:
+    """The members' rain (mean over gauges) within the horizon, long format.
+
+    Returns
+    -------
+    DataFrame
+        ``member``, ``lead_h`` (start of each step, h from issue), ``intensity_mm_h``.
+    """
+    rows = []
+    for name, m in zip(ensemble.names, ensemble.members):
+        lead_h = np.asarray(m.intensity_mm_h.index, dtype=float) / 3600.0
+        keep = lead_h < horizon_h
+        rows.append(pd.DataFrame({"member": name, "lead_h": lead_h[keep],
+                                  "intensity_mm_h": m.intensity_mm_h.mean(axis=1).to_numpy()[keep]}))
+    return pd.concat(rows, ignore_index=True)
+
+
+def ensemble_summary(ensemble, horizon_h: float, lang: str = "en") -> str:
+    """One line: how many members, and their rain depth within the horizon (min, mean, max, mm)."""
+    df = ensemble_frame(ensemble, horizon_h)
+    step_h = (ensemble.members[0].step_s or 3600) / 3600.0
+    depth = df.groupby("member", sort=False)["intensity_mm_h"].sum() * step_h
+    return t("forecast.ensemble_summary", lang, n=len(ensemble), lo=f"{depth.min():.1f}",
+             mean=f"{depth.mean():.1f}", hi=f"{depth.max():.1f}", hours=f"{horizon_h:g}")
+
+
+def ensemble_chart(ensemble, horizon_h: float, *, lang: str = "en", height_px: int = 280):
+    """Every member's rain intensity over lead time (grey) and the weighted mean (blue), Altair."""
+    import altair as alt
+
+    df = ensemble_frame(ensemble, horizon_h)
+    w = dict(zip(ensemble.names, ensemble.weights))
+    mean = (df.assign(w=df["member"].map(w) * df["intensity_mm_h"]).groupby("lead_h", as_index=False)["w"].sum()
+            .rename(columns={"w": "intensity_mm_h"}))
+    x = alt.X("lead_h:Q", title=t("forecast.chart.lead_h", lang), scale=alt.Scale(domain=[0, horizon_h]))
+    y = alt.Y("intensity_mm_h:Q", title=t("forecast.chart.intensity_mm_h", lang))
+    members = alt.Chart(df).mark_line(color="#868e96", opacity=0.45, strokeWidth=1, interpolate="step-after").encode(
+        x, y, detail="member:N", tooltip=[alt.Tooltip("member:N", title=t("forecast.chart.member", lang)),
+                                          alt.Tooltip("lead_h:Q", format=".2f"),
+                                          alt.Tooltip("intensity_mm_h:Q", format=".1f")])
+    line = alt.Chart(mean).mark_line(color="#1c7ed6", strokeWidth=2.5, interpolate="step-after").encode(x, y)
+    return (members + line).properties(height=height_px, title=t("forecast.chart.title", lang))
+
+
+def progress_text(progress, lang: str = "en") -> str:
+    """The progress bar's text for a :class:`twin.forecast_job.JobProgress`."""
+    text = (t("forecast.progress.members", lang, done=progress.done, total=progress.total)
+            if progress.stage == "members" else t(f"forecast.progress.{progress.stage}", lang))
+    return t("forecast.progress.elapsed", lang, text=text, s=f"{progress.elapsed_s:.0f}")
+
+
+def _fmt_time(v) -> str:
+    ts = pd.to_datetime(v, errors="coerce")  # Timestamps, ISO text, or "" / NaT for none
+    return "-" if pd.isna(ts) else ts.strftime("%Y-%m-%d %H:%M")
+
+
+def risk_table_display(risk: pd.DataFrame, lang: str = "en") -> pd.DataFrame:
+    """The ranked risk table with translated headers and kinds; times as text, numbers rounded."""
+    return pd.DataFrame({
+        t("forecast.col.rank", lang): risk["rank"].to_numpy(),
+        t("forecast.col.kind", lang): [t(f"forecast.kind.{k}", lang) for k in risk["kind"].astype(str)],
+        t("forecast.col.element_id", lang): risk["element_id"].astype(str).to_numpy(),
+        t("forecast.col.probability", lang): risk["probability"].round(3).to_numpy(),
+        t("forecast.col.expected_max_depth_m", lang): risk["expected_max_depth_m"].round(3).to_numpy(),
+        t("forecast.col.p90_max_depth_m", lang): risk["p90_max_depth_m"].round(3).to_numpy(),
+        t("forecast.col.onset", lang): [_fmt_time(v) for v in risk["onset"]],
+        t("forecast.col.lead_h", lang): risk["lead_h"].round(2).to_numpy(),
+        t("forecast.col.duration_h", lang): risk["duration_h"].round(2).to_numpy(),
+        t("forecast.col.is_risk_point", lang): risk["is_risk_point"].to_numpy(dtype=bool),
+    })
+
+
+def forecast_metrics(forecast, risk: pd.DataFrame, lang: str = "en") -> list[tuple[str, str]]:
+    """Headline figures as (label, value): risk points, lead of the first, members run, run time."""
+    rp = risk[risk["is_risk_point"]]
+    first = "-" if rp.empty or rp["lead_h"].isna().all() else f"{rp['lead_h'].min():.1f}"
+    n = len(forecast.members)
+    return [
+        (t("forecast.metric.risk_points", lang), f"{len(rp):,}"),
+        (t("forecast.metric.first_lead_h", lang), first),
+        (t("forecast.metric.members", lang), t("forecast.metric.members_value", lang, ok=len(forecast.ok_members), n=n)),
+        (t("forecast.metric.wall_s", lang), f"{forecast.meta.get('wall_s', float('nan')):.1f}"),
+    ]
+
+
+def plan_tasks_display(plan: dict, lang: str = "en") -> pd.DataFrame:
+    """Every task of the plan, department by department, in deadline order (translated headers)."""
+    cols = ["department", "by", "action", "point", "depot", "leave_by", "travel_min", "status"]
+    rows = [{"department": t(f"department.{dept}", lang), "by": _fmt_time(a["by"]), "action": a["action"],
+             "point": a["point_id"], "depot": a.get("depot_name") or a.get("depot_id") or "-",
+             "leave_by": _fmt_time(a.get("leave_by")), "travel_min": a.get("travel_min"),
+             "status": t(f"forecast.plan.status.{a.get('status', 'assigned')}", lang)}
+            for dept, tasks in plan["departments"].items() for a in tasks]
+    df = pd.DataFrame(rows, columns=cols)
+    return df.rename(columns={c: t(f"forecast.plan.col.{c}", lang) for c in cols})
+
+
+def plan_roads_display(plan: dict, lang: str = "en") -> pd.DataFrame:
+    """The roads the plan closes: road, name, closure state, P90 depth (m), close-by time."""
+    cols = ["road", "name", "status", "depth", "close_by"]
+    rows = [{"road": c["road_id"], "name": c["name"], "status": t(f"flood.status.{c['status']}", lang),
+             "depth": c["p90_depth_m"], "close_by": _fmt_time(c["close_by"])} for c in plan["roads_to_close"]]
+    df = pd.DataFrame(rows, columns=cols)
+    return df.rename(columns={c: t(f"forecast.plan.col.{c}", lang) for c in cols})
+
+
+# ----------------------------------------------------------------------------- the map
+
+
+def probability_rgb(p) -> np.ndarray:
+    """Colour of flood probabilities 0-1 as (n, 3) ints: yellow (low) to dark red (1); grey where 0."""
+    from matplotlib import colormaps
+
+    p = np.clip(np.nan_to_num(np.asarray(p, dtype=float)), 0.0, 1.0)
+    rgb = (colormaps[PROB_CMAP](0.2 + 0.8 * p)[:, :3] * 255).round().astype(int)
+    rgb[p <= 0] = NO_RISK_RGB
+    return rgb
+
+
+def _risk_tip(row, lang: str) -> str:
+    from twin.viz.map2d import _tip
+
+    return _tip(t(f"forecast.kind.{row['kind']}", lang), {
+        t("map.id", lang): row["element_id"],
+        t("forecast.col.probability", lang): f"{row['probability']:.2f}",
+        t("forecast.col.expected_max_depth_m", lang): f"{row['expected_max_depth_m']:.2f}",
+        t("forecast.col.p90_max_depth_m", lang): f"{row['p90_max_depth_m']:.2f}",
+        t("forecast.col.onset", lang): _fmt_time(row["onset"]),
+        t("forecast.col.lead_h", lang): "-" if pd.isna(row["lead_h"]) else f"{row['lead_h']:.1f}",
+    })
+
+
+def risk_deck(city: CityTwin, risk: pd.DataFrame, *, lang: str = "en", height_px: int = 600):
+    """The forecast's flood probability on a deck.gl map with no basemap tiles.
+
+    Terrain and buildings (:func:`twin.viz.map2d.city_deck`), every road in
+    grey, and the risk table's points coloured by probability: district cells
+    as translucent polygons, roads as wide lines, manholes as dots, with a
+    tooltip each.
+
+    Parameters
+    ----------
+    city : CityTwin
+        The forecast's city.
+    risk : DataFrame
+        :func:`hydraulics.risk.compute_risk` table.
+    lang : str
+        Language of the tooltips.
+
+    Returns
+    -------
+    pydeck.Deck
+    """
+    import pydeck as pdk
+
+    from hydraulics.risk import risk_layer
+    from twin.viz.map2d import _paths_lonlat, _rings_lonlat, city_deck
+
+    deck = city_deck(city, ("terrain", "buildings"), lang=lang, height_px=height_px)
+    layers = list(deck.layers)
+    xmin, ymin, xmax, ymax = city.extent
+    span = max(xmax - xmin, ymax - ymin, 50.0)
+    shown = risk[risk["probability"] > 0]  # the rest stay grey, like every other road
+    gdf = risk_layer(shown, city).to_crs("EPSG:4326") if len(shown) else None
+    roads = city.roads.to_crs("EPSG:4326")
+    paths, _ = _paths_lonlat(roads.geometry)
+    under = [pdk.Layer("PathLayer", id="roads_all", data=pd.DataFrame({"path": paths}), get_path="path",
+                       get_color=NO_RISK_RGB, get_width=3, width_min_pixels=1)]
+    over = []
+    if gdf is not None:
+        rgb = probability_rgb(gdf["probability"].to_numpy())
+        tips = [_risk_tip(row, lang) for _, row in gdf.iterrows()]
+        for kind in ("district", "road", "manhole"):
+            sel = np.flatnonzero(gdf["kind"].to_numpy() == kind)
+            if not len(sel):
+                continue
+            part = gdf.iloc[sel]
+            if kind == "district":
+                rings, src = _rings_lonlat(part.geometry)
+                df = pd.DataFrame({"polygon": rings, "color": [rgb[sel[k]].tolist() + [80] for k in src],
+                                   "tip": [tips[sel[k]] for k in src]})
+                under.insert(0, pdk.Layer("PolygonLayer", id="risk_districts", data=df, get_polygon="polygon",
+                                          get_fill_color="color", get_line_color=[120, 60, 20], line_width_min_pixels=1,
+                                          pickable=True))
+            elif kind == "road":
+                rp, src = _paths_lonlat(part.geometry)
+                df = pd.DataFrame({"path": rp, "color": [rgb[sel[k]].tolist() for k in src],
+                                   "tip": [tips[sel[k]] for k in src]})
+                over.append(pdk.Layer("PathLayer", id="risk_roads", data=df, get_path="path", get_color="color",
+                                      get_width=span / 60, width_min_pixels=4, pickable=True))
+            else:
+                df = pd.DataFrame({"lon": part.geometry.x.round(6).to_numpy(), "lat": part.geometry.y.round(6).to_numpy(),
+                                   "color": [rgb[k].tolist() for k in sel], "tip": [tips[k] for k in sel]})
+                over.append(pdk.Layer("ScatterplotLayer", id="risk_manholes", data=df, get_position=["lon", "lat"],
+                                      get_fill_color="color", get_radius=span / 70, radius_min_pixels=5, stroked=True,
+                                      get_line_color=[255, 255, 255], line_width_min_pixels=1, pickable=True))
+    # Terrain at the bottom, then district shading and grey roads, buildings, then the risky roads and manholes.
+    deck.layers = layers[:1] + under + layers[1:] + over
+    return deck
+
+
+def risk_legend_html(lang: str = "en") -> str:
+    """An HTML legend for :func:`risk_deck`: the probability colour scale and the shapes."""
+    stops = probability_rgb(np.linspace(0.001, 1, 6))
+    grad = ",".join("rgb({},{},{})".format(*c) for c in stops)
+    grey = "rgb({},{},{})".format(*NO_RISK_RGB)
+    return ('<div style="font-size:0.85rem;line-height:1.8">'
+            f'<span style="display:inline-flex;align-items:center;margin-right:16px">'
+            f'{t("forecast.legend.probability", lang)}&nbsp;0'
+            f'<span style="display:inline-block;width:110px;height:10px;margin:0 5px;'
+            f'background:linear-gradient(to right,{grad})"></span>1</span>'
+            f'<span style="display:inline-flex;align-items:center;margin-right:16px">'
+            f'<span style="display:inline-block;width:22px;height:5px;background:{grey};margin-right:5px"></span>'
+            f'{t("forecast.legend.no_risk", lang)}</span>'
+            f'<span>{t("forecast.legend.shapes", lang)}</span></div>')
+
+
+# ----------------------------------------------------------------------------- the page
+
+
+def _outputs_bundle(outputs) -> dict:
+    """What the page shows and offers for download from one reduction (plain data, files read)."""
+    from pathlib import Path
+
+    return {"risk": outputs.risk, "plan": outputs.plan, "summary": outputs.summary,
+            "png": Path(outputs.files["hydrographs"]).read_bytes(),
+            "plan_json": json.dumps(outputs.plan, indent=1, ensure_ascii=False),
+            "plan_html": outputs.standalone_plan_html()}
+
+
+def reduce_bundle(forecast, city: CityTwin, threshold_m: float, prob_threshold: float) -> dict:
+    """:func:`twin.forecast_job.reduce_forecast` in a scratch folder, returned as a bundle (no files left)."""
+    from twin.forecast_job import reduce_forecast
+
+    with tempfile.TemporaryDirectory(prefix="citytwin-forecast-") as tmp:
+        return _outputs_bundle(reduce_forecast(forecast, city, tmp, threshold_m=threshold_m,
+                                               prob_threshold=prob_threshold))
+
+
+@st.cache_resource(show_spinner=False, max_entries=2)
+def _cached_city(source: str) -> CityTwin:
+    from gisdata.city import load_city
+
+    return load_city(source)
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def _cached_ensemble(key: tuple, _qpf_or_files, kind: str, members: int, seed: int, _city: CityTwin):
+    """The ensemble of the chosen rain (``key`` names it; the underscored arguments are not hashed)."""
+    from twin import forecast_job as job
+
+    if kind == "ensemble":
+        return job.read_uploaded_ensemble(_qpf_or_files, issue_time=job.dry_issue_time(),
+                                          gauges=job.city_gauges(_city))
+    return job.make_ensemble(_city, qpf=_qpf_or_files, members=members, seed=seed)
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def _cached_qpf_upload(key: str, name: str, _data: bytes, units: str, gauges: tuple | None):
+    from twin import forecast_job as job
+
+    return job.read_uploaded_qpf(name, _data, units=units, issue_time=job.dry_issue_time(),
+                                 gauges=list(gauges) if gauges else None)
+
+
+@st.cache_resource(show_spinner=False, max_entries=8)
+def _cached_deck(key: str, _city: CityTwin, _risk: pd.DataFrame, lang: str):
+    return risk_deck(_city, _risk, lang=lang)
+
+
+def render(lang: str, *, choice: Callable) -> None:
+    """The Flood forecast page.
+
+    Parameters
+    ----------
+    lang : str
+        ``"en"`` or ``"zh"``.
+    choice : callable
+        The app's translated selection widget (``app.choice``), which keeps a
+        choice when the language changes.
+    """
+    from gisdata.errors import TwinError
+    from twin import app_support as support
+
+    source = support.app_city_source()
+    with st.spinner(t("city.loading", lang)):
+        try:
+            city = _cached_city(source)
+        except TwinError as exc:
+            st.error(str(exc))
+            return
+    st.subheader(t("forecast.header", lang, name=city.name))
+    st.caption(t("forecast.caption", lang))
+    kind = choice(st.radio, t("forecast.rain_source", lang), list(RAIN_KINDS), name="fc_rain", lang=lang,
+                  horizontal=True, format_func=lambda k: t(f"forecast.rain.{k}", lang))
+    options = _choose_options(lang, choice, from_files=kind == "ensemble")
+    ens = _choose_ensemble(lang, choice, kind, city, source, options)
+    if ens is None:
+        return
+    st.caption(ensemble_summary(ens, options["hours"], lang))
+    st.altair_chart(ensemble_chart(ens, options["hours"], lang=lang), width="stretch", height=280)
+
+    r1, r2 = st.columns(2)
+    with r1:
+        threshold = st.select_slider(t("forecast.threshold_m", lang), THRESHOLDS_M, value=0.15, key="fc_threshold")
+    with r2:
+        prob = st.select_slider(t("forecast.prob_threshold", lang), PROB_THRESHOLDS, value=0.5, key="fc_prob")
+    thresholds = (float(threshold), float(prob))
+    run_key = ensemble_key(source, ens, hours=options["hours"], settings=options["settings"])
+    runs = st.session_state.setdefault("fc_runs", {})
+    if st.button(t("forecast.run", lang), type="primary", key="fc_run"):
+        run = _run(lang, city, ens, options, thresholds)
+        if run is None:
+            return
+        runs.pop(run_key, None)
+        runs[run_key] = run
+        while len(runs) > FORECASTS_KEPT:
+            runs.pop(next(iter(runs)))
+    run = runs.get(run_key)
+    if run is None:
+        st.info(t("forecast.not_run", lang))
+        return
+    # New thresholds only re-rank the points of the runs already made (no SWMM).
+    bundles = run["bundles"]
+    if thresholds not in bundles:
+        with st.spinner(t("forecast.rethreshold", lang)):
+            bundles[thresholds] = reduce_bundle(run["forecast"], city, *thresholds)
+        while len(bundles) > REDUCTIONS_KEPT:
+            bundles.pop(next(iter(bundles)))
+    show_forecast(lang, run_key, city, run["forecast"], bundles[thresholds])
+
+
+def _choose_options(lang: str, choice: Callable, *, from_files: bool) -> dict:
+    """The run options row: horizon (h), members, seed and run settings (members and seed off for files)."""
+    from hydraulics.forecast import SETTINGS
+
+    c1, c2, c3, c4 = st.columns(4)
+    with c1:
+        hours = st.select_slider(t("forecast.hours", lang), HORIZONS_H, value=72, key="fc_hours")
+    with c2:
+        members = st.number_input(t("forecast.members", lang), min_value=1, max_value=50, value=10, step=1,
+                                  key="fc_members", disabled=from_files)
+    with c3:
+        seed = st.number_input(t("forecast.seed", lang), min_value=0, value=0, step=1, key="fc_seed",
+                               disabled=from_files)
+    with c4:
+        settings = choice(st.selectbox, t("forecast.settings", lang), list(SETTINGS), name="fc_settings", lang=lang,
+                          default="skipdry", format_func=lambda k: t(f"forecast.settings.{k}", lang))
+    return {"hours": float(hours), "members": int(members), "seed": int(seed), "settings": settings}
+
+
+def _choose_ensemble(lang: str, choice: Callable, kind: str, city: CityTwin, source: str, options: dict):
+    """The rain ensemble of ``kind`` (:data:`RAIN_KINDS`), or None (with a hint or the reader's error shown)."""
+    from gisdata.errors import TwinError
+    from twin import app_support as support
+    from twin.forecast_job import city_gauges
+
+    gauges = tuple(city_gauges(city) or ())
+    members, seed = options["members"], options["seed"]
+    try:
+        if kind == "storm":
+            base, key = _choose_storm(lang, choice, options["hours"])
+            return _cached_ensemble((source, *key, gauges), base, kind, members, seed, city)
+        if kind == "qpf":
+            units = choice(st.selectbox, t("flood.csv_units", lang), CSV_UNITS, name="fc_units", lang=lang,
+                           format_func=lambda u: t(f"flood.csv_unit.{u}", lang))
+            upload = st.file_uploader(t("forecast.upload_qpf", lang), type=["csv", "txt"], key="fc_qpf_file")
+            if upload is None:
+                st.info(t("forecast.upload_hint", lang))
+                return None
+            data = upload.getvalue()
+            ukey = support.upload_key([(upload.name, data)])
+            base = _cached_qpf_upload(ukey, upload.name, data, units, gauges or None)
+            return _cached_ensemble((source, "qpf", ukey, units, gauges), base, kind, members, seed, city)
+        uploads = st.file_uploader(t("forecast.upload_members", lang), type=["csv", "txt"],
+                                   accept_multiple_files=True, key="fc_member_files")
+        if not uploads:
+            st.info(t("forecast.upload_hint", lang))
+            return None
+        files = tuple((u.name, u.getvalue()) for u in uploads)
+        return _cached_ensemble((source, "ensemble", support.upload_key(files), gauges), files, kind, 0, 0, city)
+    except TwinError as exc:
+        st.error(t("forecast.qpf_error", lang, error=str(exc)))
+        return None
+
+
+def _choose_storm(lang: str, choice: Callable, hours: float):
+    """The design storm's widgets; returns its lead-indexed QPF and a hashable key naming it."""
+    from hydraulics.qpf import design_storm_qpf
+    from hydraulics.rainfall import IDF_PRESETS
+
+    s1, s2, s3, s4 = st.columns(4)
+    with s1:
+        idf = choice(st.selectbox, t("flood.idf", lang), list(IDF_PRESETS), name="fc_idf", lang=lang,
+                     format_func=lambda k: t(f"flood.idf.{k}", lang))
+    with s2:
+        period = st.select_slider(t("flood.return_period_yr", lang), RETURN_PERIODS_YR, value=50, key="fc_period")
+    with s3:
+        duration = st.select_slider(t("flood.duration_min", lang), DURATIONS_MIN, value=180, key="fc_duration")
+    with s4:
+        start_h = st.select_slider(t("forecast.start_in_h", lang), START_IN_H, value=48, key="fc_start_h")
+    if start_h >= hours:
+        st.warning(t("forecast.storm_after_horizon", lang, start=start_h, hours=f"{hours:g}"))
+    qpf = design_storm_qpf(idf, float(period), duration * 60.0, start_h * 3600.0)
+    return qpf, ("storm", idf, period, duration, start_h)
+
+
+def _run(lang: str, city: CityTwin, ens, options: dict, thresholds: tuple[float, float]) -> dict | None:
+    """Run the forecast in its own process behind a progress bar; the run to keep, or None (error shown)."""
+    from gisdata.errors import TwinError
+    from twin.forecast_job import run_forecast_job_in_process
+
+    bar = st.progress(0.0, text=t("forecast.progress.start", lang))
+    try:
+        with tempfile.TemporaryDirectory(prefix="citytwin-forecast-") as tmp:
+            res = run_forecast_job_in_process(
+                city, tmp, ensemble=ens, hours=options["hours"], settings=options["settings"],
+                threshold_m=thresholds[0], prob_threshold=thresholds[1],
+                on_progress=lambda p: bar.progress(min(p.fraction, 1.0), text=progress_text(p, lang)))
+            bundle = _outputs_bundle(res.outputs)  # read the files before the folder goes
+    except TwinError as exc:
+        st.error(t("forecast.error", lang, error=str(exc)))
+        return None
+    finally:
+        bar.empty()
+    return {"forecast": res.forecast, "bundles": {thresholds: bundle}}
+
+
+def show_forecast(lang: str, run_key: str, city: CityTwin, forecast, bundle: dict) -> None:
+    """The results of one forecast: headline figures, downloads, map, risk table, hydrographs and plan."""
+    risk, plan = bundle["risk"], bundle["plan"]
+    for column, (label, value) in zip(st.columns(4), forecast_metrics(forecast, risk, lang)):
+        column.metric(label, value)
+    st.info(t("forecast.summary_line", lang, line=bundle["summary"]))
+    failed = forecast.members[forecast.members["status"] != "ok"]
+    if len(failed):
+        st.warning(t("forecast.failed_members", lang, n=len(failed), names=", ".join(map(str, failed.index[:5]))))
+    with st.container(horizontal=True):
+        st.download_button(t("forecast.download.json", lang), bundle["plan_json"], file_name="plan.json",
+                           mime="application/json", key="fc_dl_json", on_click="ignore", icon=":material/download:")
+        st.download_button(t("forecast.download.html", lang), bundle["plan_html"], file_name="plan.html",
+                           mime="text/html", key="fc_dl_html", on_click="ignore", icon=":material/download:")
+    tab_map, tab_table, tab_hydro, tab_plan = st.tabs(
+        [t("forecast.tab.map", lang), t("forecast.tab.table", lang), t("forecast.tab.hydrographs", lang),
+         t("forecast.tab.plan", lang)])
+    thr = risk.attrs.get("threshold_m", 0.15)
+    p = risk.attrs.get("prob_threshold", 0.5)
+    with tab_map:
+        deck_key = f"{run_key}:{thr}:{p}"
+        st.pydeck_chart(_cached_deck(deck_key, city, risk, lang), height=600)
+        st.markdown(risk_legend_html(lang), unsafe_allow_html=True)
+        st.caption(t("forecast.map_hint", lang))
+    with tab_table:
+        if len(risk):
+            prob_col = t("forecast.col.probability", lang)
+            st.dataframe(risk_table_display(risk, lang), hide_index=True, width="stretch", column_config={
+                prob_col: st.column_config.ProgressColumn(prob_col, format="%.2f", min_value=0.0, max_value=1.0)})
+            st.caption(t("forecast.table_hint", lang, threshold=f"{thr:g}", prob=f"{p:g}", n=len(forecast.ok_members)))
+        else:
+            st.info(t("forecast.no_depth", lang))
+    with tab_hydro:
+        st.image(bundle["png"], caption=t("forecast.hydrographs_caption", lang))
+    with tab_plan:
+        if not plan["n_risk_points"]:
+            st.info(t("forecast.plan.none", lang))
+        else:
+            st.markdown(f"**{t('forecast.plan.roads', lang)}**")
+            roads = plan_roads_display(plan, lang)
+            if len(roads):
+                st.dataframe(roads, hide_index=True, width="stretch")
+            else:
+                st.caption(t("flood.table.empty", lang))
+            st.markdown(f"**{t('forecast.plan.tasks', lang)}**")
+            st.dataframe(plan_tasks_display(plan, lang), hide_index=True, width="stretch")
+            st.caption(t("forecast.plan.caption", lang))
