@@ -152,6 +152,8 @@ def read_qpf(path: str | Path, *, units: str | None = None, issue_time: pd.Times
     if bad.any():
         k = int(np.argmax(bad))
         raise QPFError(path, int(lines[k]), f"field '{tcol}': time {raw[tcol].iloc[k]!r} cannot be read")
+    # Whole seconds: leads written as decimal hours (0.083333 h) are 5 min steps, not 0.0012 s gaps.
+    t = np.round(t)
     if (t < 0).any():
         k = int(np.argmax(t < 0))
         raise QPFError(path, int(lines[k]), f"field '{tcol}': time {raw[tcol].iloc[k]!r} is before the issue time")

@@ -34,6 +34,21 @@ def test_read_qpf_units_and_lead(tmp_path):
     assert list(q.intensity_mm_h.index) == [0, 3600, 7200]
 
 
+def test_read_qpf_decimal_hour_leads_are_whole_steps(tmp_path):
+    rows = "".join(f"{k * 300 / 3600:.6f},{10.0 if 3 <= k < 6 else 0.0}\n" for k in range(12))
+    q = read_qpf(_write(tmp_path, "lead_h,RG1_mm_h\n" + rows))
+    assert q.step_s == 300 and len(q.intensity_mm_h) == 12
+    assert q.depth_mm["RG1"] == pytest.approx(10.0 * 3 * 300 / 3600)
+
+
+def test_example_qpf_reads():
+    from pathlib import Path
+
+    q = read_qpf(Path(__file__).resolve().parents[1] / "examples" / "qpf_chicago50yr_3h_in48h.csv")
+    wet = np.flatnonzero(q.intensity_mm_h["RG1"].to_numpy() > 0) * q.step_s / 3600
+    assert q.duration_s == 72 * 3600 and wet[0] == pytest.approx(48.0) and wet[-1] < 51.0
+
+
 def test_read_qpf_timestamps_need_issue_time(tmp_path):
     p = _write(tmp_path, "time,RG1_mm_h\n2024-07-01 02:00,1\n2024-07-01 03:00,2\n")
     with pytest.raises(QPFError, match="issue time"):
