@@ -1,4 +1,4 @@
-"""The flood event library (twin.flood_event) and its map layers, with real SWMM runs in a spawned process.
+"""The flood event library (twin.flood_event) and its map layers, with real SWMM runs in their own process.
 
 One event on the tiny city (a 50-year, 60-minute Chicago storm; five of its
 six manholes overflow) is run once per module and checked against the engine:

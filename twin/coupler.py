@@ -37,7 +37,9 @@ One simulation per process
 --------------------------
 :func:`run_coupled` runs SWMM in the calling process (the CLI does this once per
 process).  :func:`run_coupled_in_worker` and :func:`compute_flood_schedule`
-(``worker=True``) run it in a fresh ``spawn`` process, as the workbench must.
+(``worker=True``) run it in a fresh process, as the workbench must
+(:func:`twin.job_process.run_in_process`: not a ``multiprocessing`` one, whose
+child would first re-run the workbench's ``app.py``).
 
 Many seeds and strategies
 -------------------------
@@ -54,9 +56,6 @@ from __future__ import annotations
 
 import hashlib
 import math
-import multiprocessing
-import pickle
-import queue as _queue
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -622,60 +621,25 @@ def _plain(value):
 # ----------------------------------------------------------------------------- worker process
 
 
-def _call_worker(fn_name: str, kwargs: dict, out) -> None:
-    try:
-        fn = globals()[fn_name]
-
-        def prog(f: float) -> None:
-            out.put(("progress", float(f)))
-
-        out.put(("result", fn(progress=prog, **kwargs)))
-    except BaseException as exc:  # noqa: BLE001 - everything must reach the parent
-        try:
-            pickle.loads(pickle.dumps(exc))
-            out.put(("error", exc))
-        except Exception:  # noqa: BLE001
-            out.put(("error", CouplerError(f"{type(exc).__name__}: {exc}")))
+def _call_with_progress(request: tuple[Callable, dict], report: Callable[[float], None]):
+    """The worker process's work (:func:`twin.job_process.run_in_process`): ``fn(progress=report, **kwargs)``."""
+    fn, kwargs = request
+    return fn(progress=report, **kwargs)
 
 
-def _in_worker(fn_name: str, kwargs: dict, progress: Callable[[float], None] | None, poll_s: float = 0.1):
-    """Run ``fn_name(**kwargs)`` of this module in a fresh spawn process (one SWMM per process)."""
-    ctx = multiprocessing.get_context("spawn")
-    out = ctx.Queue()
-    proc = ctx.Process(target=_call_worker, args=(fn_name, kwargs, out), daemon=True, name="citytwin-coupler")
-    proc.start()
-    try:
-        while True:
-            try:
-                kind, payload = out.get(timeout=poll_s)
-            except _queue.Empty:
-                if proc.is_alive():
-                    continue
-                try:
-                    kind, payload = out.get(timeout=1.0)
-                except _queue.Empty:
-                    raise CouplerError(f"the coupler worker ended without a result (exit code {proc.exitcode})") from None
-            if kind == "progress":
-                if progress is not None:
-                    progress(payload)
-            elif kind == "result":
-                return payload
-            else:
-                raise payload
-    finally:
-        proc.join(timeout=5)
-        if proc.is_alive():  # interrupted (a Streamlit rerun): do not wait for the engine
-            proc.terminate()
-            proc.join(timeout=5)
-        out.close()
-        out.join_thread()
+def _in_worker(fn: Callable, kwargs: dict, progress: Callable[[float], None] | None, poll_s: float = 0.1):
+    """Run ``fn(**kwargs)`` of this module in a fresh process (one SWMM per process); progress comes back here."""
+    from twin.job_process import run_in_process
+
+    return run_in_process(_call_with_progress, (fn, kwargs), on_report=progress, poll_s=poll_s, what="coupler",
+                          error_type=CouplerError)
 
 
 def run_coupled_in_worker(city, *, progress: Callable[[float], None] | None = None, **kwargs) -> CoupledResult:
-    """:func:`run_coupled` in a fresh ``spawn`` process (no event sink: the log is rebuilt by the caller)."""
+    """:func:`run_coupled` in a fresh process (no event sink: the log is rebuilt by the caller)."""
     if "event_sink" in kwargs:
         raise CouplerError("event_sink cannot cross into the worker process; write the log from the result")
-    return _in_worker("run_coupled", {"city": city, **kwargs}, progress)
+    return _in_worker(run_coupled, {"city": city, **kwargs}, progress)
 
 
 # ----------------------------------------------------------------------------- flood schedule and sweeps
@@ -714,10 +678,10 @@ def compute_flood_schedule(city, rain, *, start_s: float = 0.0, hours: float = 2
                            progress: Callable[[float], None] | None = None) -> FloodSchedule:
     """Run SWMM once and keep the incidents and closures it publishes, with their times.
 
-    With ``worker=True`` the engine runs in a fresh ``spawn`` process.
+    With ``worker=True`` the engine runs in a fresh process.
     """
     if worker:
-        return _in_worker("compute_flood_schedule", {"city": city, "rain": rain, "start_s": start_s,
+        return _in_worker(compute_flood_schedule, {"city": city, "rain": rain, "start_s": start_s,
                                                      "hours": hours, "options": options}, progress)
     from hydraulics.build import build_swmm
     from hydraulics.run import RunOptions, run_swmm

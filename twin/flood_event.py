@@ -11,13 +11,12 @@ Why a separate process
 The SWMM engine keeps its project in C globals: one simulation per process
 (RECIPES).  A Streamlit server reruns every session's script in threads of one
 process, so two users (or one impatient user) would otherwise meet in the
-engine.  Each event therefore runs in a fresh ``spawn`` process (never
-``fork``: it would copy a live engine's globals).  A plain
-:class:`multiprocessing.Process` is used rather than a pool so that the run
-can be stopped: when the caller is interrupted (Streamlit stops a script when
-the user changes a widget mid-run) the worker is terminated instead of being
-waited for.  Progress comes back over a queue and is handed to the caller's
-``progress`` callback in the calling thread.
+engine.  Each event's engine run therefore goes to a fresh Python process
+(:func:`twin.job_process.run_in_process`, which says why that is not a
+``multiprocessing`` process).  Its progress is handed to the caller's
+``progress`` callback in the calling thread, and when the caller is
+interrupted (Streamlit stops a script when the user changes a widget mid-run)
+the process is ended instead of being waited for.
 
 Node time series
 ----------------
@@ -31,9 +30,6 @@ from __future__ import annotations
 
 import hashlib
 import math
-import multiprocessing
-import pickle
-import queue as _queue
 import tempfile
 import time
 from collections.abc import Callable, Mapping
@@ -316,8 +312,8 @@ def _rebuild_result(state: dict) -> FloodEventResult:
 # ----------------------------------------------------------------------------- the worker
 
 
-def _simulate(inp_text: str, coupling_step_s: float, progress_queue=None) -> dict:
-    """Run the model and collect node snapshots; plain data out (runs in the worker process)."""
+def _simulate(inp_text: str, coupling_step_s: float, on_elapsed: Callable[[float], None] | None = None) -> dict:
+    """Run the model and collect node snapshots; plain data out (runs in the engine's own process)."""
     from hydraulics.run import RunOptions, run_swmm
 
     times, depth, flooding, volume = [], [], [], []
@@ -330,8 +326,8 @@ def _simulate(inp_text: str, coupling_step_s: float, progress_queue=None) -> dic
         depth.append(np.array(state.depth_m))
         flooding.append(np.array(state.flooding_rate_cms))
         volume.append(np.array(state.flood_volume_m3))
-        if progress_queue is not None:
-            progress_queue.put(("progress", float(state.elapsed_s)))
+        if on_elapsed is not None:
+            on_elapsed(float(state.elapsed_s))
 
     res = run_swmm(inp_text, options=RunOptions(coupling_step_s=coupling_step_s), on_step=on_step)
     index = pd.DatetimeIndex(times, name="time")
@@ -346,52 +342,19 @@ def _simulate(inp_text: str, coupling_step_s: float, progress_queue=None) -> dic
     }
 
 
-def _worker(inp_text: str, coupling_step_s: float, out) -> None:
-    """Entry point of the spawned process: results or the error go back over ``out``."""
-    try:
-        out.put(("result", _simulate(inp_text, coupling_step_s, out)))
-    except BaseException as exc:  # noqa: BLE001 - everything must reach the parent
-        try:
-            pickle.loads(pickle.dumps(exc))
-            out.put(("error", exc))
-        except Exception:  # noqa: BLE001 - any exception that does not survive pickling: keep its text
-            out.put(("error", FloodEventError(f"{type(exc).__name__}: {exc}")))
+def _simulate_job(request: tuple[str, float], report: Callable[[float], None]) -> dict:
+    """The engine process's work (:func:`twin.job_process.run_in_process`): simulated seconds reported."""
+    inp_text, coupling_step_s = request
+    return _simulate(inp_text, coupling_step_s, report)
 
 
 def _run_in_process(inp_text: str, coupling_step_s: float, on_progress: Callable[[float], None],
                     *, poll_s: float = 0.1) -> dict:
-    ctx = multiprocessing.get_context("spawn")
-    out = ctx.Queue()
-    proc = ctx.Process(target=_worker, args=(inp_text, coupling_step_s, out), daemon=True,
-                       name="citytwin-flood-event")
-    proc.start()
-    try:
-        while True:
-            try:
-                kind, payload = out.get(timeout=poll_s)
-            except _queue.Empty:
-                if not proc.is_alive():
-                    try:  # the last message may have arrived just as the process ended
-                        kind, payload = out.get(timeout=1.0)
-                    except _queue.Empty:
-                        raise FloodEventError(
-                            f"the SWMM worker process ended without a result (exit code {proc.exitcode})"
-                        ) from None
-                else:
-                    continue
-            if kind == "progress":
-                on_progress(payload)
-            elif kind == "result":
-                return payload
-            else:
-                raise payload
-    finally:
-        proc.join(timeout=5)
-        if proc.is_alive():  # interrupted (e.g. a Streamlit rerun): do not wait for the engine
-            proc.terminate()
-            proc.join(timeout=5)
-        out.close()
-        out.join_thread()
+    """:func:`_simulate` in a fresh process; ``on_progress`` gets the simulated seconds reached, here."""
+    from twin.job_process import run_in_process
+
+    return run_in_process(_simulate_job, (inp_text, coupling_step_s), on_report=on_progress, poll_s=poll_s,
+                          what="SWMM", error_type=FloodEventError)
 
 
 # ----------------------------------------------------------------------------- the event
@@ -404,7 +367,7 @@ def run_flood_event(city: CityTwin, rain, *, progress: Callable[[FloodProgress],
     """Run one rain event on a city and reduce it to surface flooding and road closures.
 
     The city is built into a SWMM model with the rain
-    (:func:`hydraulics.build.build_swmm`), run in a fresh ``spawn`` process
+    (:func:`hydraulics.build.build_swmm`), run in a fresh process
     (one simulation per process), and each node's flooded volume is spread over
     the DEM (:func:`hydraulics.surface.max_surface_depth`); roads get their
     maximum depth and a closure state (:func:`hydraulics.surface.road_closures`).

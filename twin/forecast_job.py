@@ -10,34 +10,23 @@ so the same inputs give the same files in ``out_dir``:
   ``plan.json``, ``plan.html`` (:func:`reduce_forecast`);
 - ``forecast.json``: the summary line, issue time, settings and wall time.
 
-Why a separate process, and why not ``multiprocessing``
--------------------------------------------------------
+Why a separate process
+----------------------
 The SWMM engine keeps its project in C globals: one simulation per process
 (RECIPES).  :func:`hydraulics.forecast.compute_issue_state` and the shared dry
 lead-in of :func:`~hydraulics.forecast.run_forecast` run the engine in the
 calling process, and a Streamlit server runs every session's script in
 threads of one process.  :func:`run_forecast_job_in_process` therefore runs
-the whole job in a fresh Python process and hands its progress back to the
-calling thread, like :func:`twin.flood_event.run_flood_event` does for one
-event.
-
-It starts that process with :mod:`subprocess` (``python -c``), not a
-``multiprocessing`` ``spawn`` process: a spawned child first re-runs the
-parent's main module, and under Streamlit that is ``app.py`` -- the job
-process, and each of its members' pool workers after it, would render the
-workbench in bare mode (load the city, build its 3D scene) before starting.
-The request, the progress (one JSON line per report) and the outcome pass
-through files in a temporary folder.  When the caller is interrupted
-(Streamlit stops a script when the user changes a widget mid-run) the job
-process and its member processes are ended by their pids instead of being
-waited for.
+the whole job in a fresh Python process (:func:`twin.job_process.run_in_process`,
+which says why that is not a ``multiprocessing`` process) and hands its
+progress back to the calling thread; when the caller is interrupted the job
+process and its member processes are ended.
 """
 
 from __future__ import annotations
 
 import base64
 import json
-import pickle
 import tempfile
 import time
 from collections.abc import Callable, Sequence
@@ -438,103 +427,10 @@ def run_forecast_job(city: str | CityTwin, out_dir: str | Path, *, qpf=None, ens
 
 # ----------------------------------------------------------------------------- in its own process
 
-# The child's command: ``-c`` gives it no main module for its own spawned workers to re-run.
-_CHILD_CODE = "from twin.forecast_job import job_main; job_main()"
 
-
-def job_main(argv: Sequence[str] | None = None) -> None:
-    """Entry point of the job process: run the request in folder ``argv[1]``, stream progress, save the outcome.
-
-    The folder holds ``request.pkl`` (the arguments of :func:`run_forecast_job`);
-    progress is appended to ``progress.jsonl`` one line per report, and
-    ``result.pkl`` (``("result", ForecastJobResult)`` or ``("error", exception)``)
-    is renamed into place at the end.
-    """
-    import sys
-
-    folder = Path((argv if argv is not None else sys.argv)[1])
-    kwargs = pickle.loads((folder / "request.pkl").read_bytes())
-    with open(folder / "progress.jsonl", "a", encoding="utf-8") as log:
-        def on_progress(p: JobProgress) -> None:
-            log.write(json.dumps({"stage": p.stage, "fraction": p.fraction, "done": p.done, "total": p.total}) + "\n")
-            log.flush()
-
-        try:
-            outcome = ("result", run_forecast_job(**kwargs, on_progress=on_progress))
-        except BaseException as exc:  # noqa: BLE001 - everything must reach the parent
-            outcome = ("error", _picklable(exc))
-    tmp = folder / "result.pkl.part"
-    tmp.write_bytes(pickle.dumps(outcome))
-    tmp.replace(folder / "result.pkl")
-
-
-def _picklable(exc: BaseException) -> BaseException:
-    """``exc`` if it survives pickling, else a :class:`ForecastJobError` with its text."""
-    try:
-        pickle.loads(pickle.dumps(exc))
-        return exc
-    except Exception:  # noqa: BLE001 - any exception that does not round-trip: keep its text
-        return ForecastJobError(f"{type(exc).__name__}: {exc}")
-
-
-def _read_progress(path: Path, offset: int) -> tuple[list[JobProgress], int]:
-    """Complete progress lines appended to ``path`` after byte ``offset``, and the new offset."""
-    try:
-        with open(path, "rb") as f:
-            f.seek(offset)
-            data = f.read()
-    except FileNotFoundError:
-        return [], offset
-    complete = data[: data.rfind(b"\n") + 1]
-    reports = [JobProgress(**json.loads(line)) for line in complete.decode("utf-8").splitlines() if line.strip()]
-    return reports, offset + len(complete)
-
-
-def _end_process_tree(pid: int) -> None:
-    """Terminate process ``pid`` and every process it started (by pid), killing any that linger."""
-    import psutil
-
-    try:
-        parent = psutil.Process(pid)
-        procs = [*parent.children(recursive=True), parent]
-    except psutil.NoSuchProcess:
-        return
-    for proc in procs:
-        try:
-            proc.terminate()
-        except psutil.NoSuchProcess:
-            pass
-    _, alive = psutil.wait_procs(procs, timeout=5)
-    for proc in alive:
-        try:
-            proc.kill()
-        except psutil.NoSuchProcess:
-            pass
-
-
-def _child_env() -> dict:
-    """The job process's environment: this one, with the package root first on ``PYTHONPATH``."""
-    import os
-
-    root = str(Path(__file__).resolve().parents[1])
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join([root, *filter(None, [env.get("PYTHONPATH")])])
-    return env
-
-
-def _outcome(folder: Path, returncode: int | None) -> ForecastJobResult:
-    """The job's result from ``folder``, or its error raised here."""
-    path = folder / "result.pkl"
-    if not path.is_file():
-        log = (folder / "log.txt").read_text(encoding="utf-8", errors="replace") if (folder / "log.txt").exists() \
-            else ""
-        tail = " ".join(log.strip().splitlines()[-3:])[-400:]
-        raise ForecastJobError(f"the forecast process ended without a result (exit code {returncode})"
-                               + (f": {tail}" if tail else ""))
-    kind, payload = pickle.loads(path.read_bytes())
-    if kind == "error":
-        raise payload
-    return payload
+def _run_job(kwargs: dict, report: Callable[[JobProgress], None]) -> ForecastJobResult:
+    """The job process's work (:func:`twin.job_process.run_in_process`): the job, its progress reported."""
+    return run_forecast_job(**kwargs, on_progress=report)
 
 
 def run_forecast_job_in_process(city: CityTwin, out_dir: str | Path, *,
@@ -570,44 +466,20 @@ def run_forecast_job_in_process(city: CityTwin, out_dir: str | Path, *,
     TwinError
         The job's own errors, re-raised here with their type.
     """
-    import subprocess
-    import sys
+    from twin.job_process import run_in_process
 
     report = on_progress or (lambda p: None)
     t0 = time.monotonic()
+    last = [JobProgress("start", _SHARE["start"])]
 
     def emit(p: JobProgress) -> None:
+        last[0] = p
         report(JobProgress(p.stage, p.fraction, p.done, p.total, round(time.monotonic() - t0, 1)))
 
-    last = JobProgress("start", _SHARE["start"])
-    emit(last)
-    with tempfile.TemporaryDirectory(prefix="citytwin-forecast-job-") as tmp:
-        folder = Path(tmp)
-        kwargs = {**job_kwargs, "city": city, "out_dir": Path(out_dir).resolve(), "progress": False}
-        (folder / "request.pkl").write_bytes(pickle.dumps(kwargs))
-        with open(folder / "log.txt", "wb") as log:
-            proc = subprocess.Popen([sys.executable, "-c", _CHILD_CODE, str(folder)], stdout=log,
-                                    stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=_child_env())
-        finished, offset, beat = False, 0, time.monotonic()
-        try:
-            while True:
-                ended = proc.poll() is not None
-                reports, offset = _read_progress(folder / "progress.jsonl", offset)
-                for p in reports:
-                    last, beat = p, time.monotonic()
-                    emit(p)
-                if ended:
-                    break
-                if time.monotonic() - beat >= heartbeat_s:
-                    beat = time.monotonic()
-                    emit(last)
-                time.sleep(poll_s)
-            finished = True
-        finally:
-            if not finished:  # interrupted (e.g. a Streamlit rerun): do not wait for the engines
-                _end_process_tree(proc.pid)
-            proc.wait()
-        return _outcome(folder, proc.returncode)
+    emit(last[0])
+    kwargs = {**job_kwargs, "city": city, "out_dir": Path(out_dir).resolve(), "progress": False}
+    return run_in_process(_run_job, kwargs, on_report=emit, on_idle=lambda: emit(last[0]), idle_s=heartbeat_s,
+                          poll_s=poll_s, what="forecast", error_type=ForecastJobError)
 
 
 __all__ = [
@@ -619,7 +491,6 @@ __all__ = [
     "JobProgress",
     "city_gauges",
     "dry_issue_time",
-    "job_main",
     "make_ensemble",
     "read_uploaded_ensemble",
     "read_uploaded_qpf",

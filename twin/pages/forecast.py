@@ -3,7 +3,7 @@
 The rain forecast is a design storm, an uploaded QPF CSV (both perturbed into
 an ensemble by the seeded error model) or uploaded member CSVs.  The run is
 :func:`twin.forecast_job.run_forecast_job` -- the job ``twin forecast``
-runs -- in its own ``spawn`` process, while the page shows members finishing
+runs -- in its own process, while the page shows members finishing
 on a progress bar.  The member runs are kept in the session, so changing the
 depth or probability threshold afterwards only re-ranks the points
 (:func:`twin.forecast_job.reduce_forecast`) without running SWMM again.
