@@ -44,8 +44,8 @@ def test_read_qpf_decimal_hour_leads_are_whole_steps(tmp_path):
 def test_example_qpf_reads():
     from pathlib import Path
 
-    q = read_qpf(Path(__file__).resolve().parents[1] / "examples" / "qpf_chicago50yr_3h_in48h.csv")
-    wet = np.flatnonzero(q.intensity_mm_h["RG1"].to_numpy() > 0) * q.step_s / 3600
+    q = read_qpf(Path(__file__).resolve().parents[1] / "examples" / "qpf_demo_chicago50yr_3h_in48h.csv")
+    wet = np.flatnonzero(q.intensity_mm_h["RG01"].to_numpy() > 0) * q.step_s / 3600
     assert q.duration_s == 72 * 3600 and wet[0] == pytest.approx(48.0) and wet[-1] < 51.0
 
 
