@@ -3,7 +3,8 @@
 A sweep of 2 strategies x 2 seeds (3 h each, the tiny city, a 100-year storm
 at 01:00) is made once in ``tmp_path`` with :func:`scenarios.run_batch`; the
 page lists it, filters its results and plots a KPI.  One test launches the
-page's "tiny" sweep (2 runs) through the button.
+page's "tiny" sweep (2 runs) through the button; another stops a sweep
+mid-run, as Streamlit does when the user changes a widget.
 """
 
 from __future__ import annotations
@@ -19,13 +20,16 @@ from streamlit.testing.v1 import AppTest
 from gisdata.city import save_city
 from scenarios import run_batch, validate_scenario
 from twin.i18n import t
+from twin.pages import batch as batch_page
 from twin.pages.batch import (
     SIZES,
     filter_options,
     filter_results,
     kpi_columns,
     list_sweeps,
+    read_sweep_file,
     reduced_sweep,
+    run_sweep,
     sweep_parameters,
 )
 
@@ -102,8 +106,18 @@ def test_empty_folder_says_how_to_make_a_sweep(app, tmp_path):
     assert any("twin batch" in i.value for i in app.info)
 
 
-def test_launching_a_tiny_sweep_shows_progress_and_lists_it(app, store, tmp_path):
+def test_launching_a_tiny_sweep_shows_progress_and_lists_it(app, store, tmp_path, monkeypatch):
     gpkg, _ = store
+    progress, page_run_sweep = [], batch_page.run_sweep
+
+    def recording_run_sweep(*args, on_progress, **kwargs):
+        def record(done):
+            progress.append(done)
+            on_progress(done)
+
+        return page_run_sweep(*args, on_progress=record, **kwargs)
+
+    monkeypatch.setattr(batch_page, "run_sweep", recording_run_sweep)
     app.text_input(key="batch_root").set_value(str(tmp_path / "new")).run()
     app.radio(key="batch_size").set_value("tiny")
     app.text_input(key="batch_city").set_value(str(gpkg))
@@ -115,6 +129,30 @@ def test_launching_a_tiny_sweep_shows_progress_and_lists_it(app, store, tmp_path
     sweeps = list_sweeps(tmp_path / "new")
     assert len(sweeps) == 1 and sweeps["status"].tolist() == ["complete"] and sweeps["sweep"][0].startswith("ui_tiny_")
     assert len(app.dataframe[2].value) == n  # the new sweep is the one shown
+    assert progress[-1] == n and progress == sorted(progress)  # every finished run reached the progress bar
+
+
+def test_an_interrupted_sweep_ends_its_processes_and_says_interrupted(store, tmp_path):
+    """Streamlit's stop comes out of ``on_progress``: the job process and its pool end, the sweep is marked."""
+    import psutil
+
+    gpkg, _ = store
+    template = tomllib.loads((ROOT / "scenarios" / "dispatch_compare.toml").read_text(encoding="utf-8"))
+    data = reduced_sweep(template, "tiny", city=str(gpkg), name="stopped")
+    before = {p.pid for p in psutil.Process().children(recursive=True)}
+
+    class Stop(Exception):
+        pass
+
+    def on_progress(done):
+        if "executor" in (read_sweep_file(tmp_path / "stopped") or {}):  # the batch has begun its runs
+            raise Stop
+
+    with pytest.raises(Stop):
+        run_sweep(run_batch, validate_scenario(data), tmp_path, 2, on_progress=on_progress)
+    left = [p for p in psutil.Process().children(recursive=True) if p.pid not in before]
+    assert not left, left
+    assert list_sweeps(tmp_path)["status"].tolist() == ["interrupted"]
 
 
 def test_helpers(store, tmp_path):

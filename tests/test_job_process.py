@@ -84,16 +84,31 @@ def grandchild_job(request, report):
 # ----------------------------------------------------------------------------- helpers
 
 
-def _live_descendants() -> list[psutil.Process]:
-    """This process's live, non-zombie descendants."""
+_BEFORE: set[int] = set()
+"""Descendants alive when the current test started (e.g. the resource tracker an earlier test's pool left)."""
+
+
+@pytest.fixture(autouse=True)
+def _note_existing_children():
+    _BEFORE.clear()
+    _BEFORE.update(p.pid for p in _alive(psutil.Process().children(recursive=True)))
+    yield
+
+
+def _alive(procs) -> list[psutil.Process]:
     out = []
-    for c in psutil.Process().children(recursive=True):
+    for c in procs:
         try:
             if c.is_running() and c.status() != psutil.STATUS_ZOMBIE:
                 out.append(c)
         except psutil.NoSuchProcess:
             pass
     return out
+
+
+def _live_descendants() -> list[psutil.Process]:
+    """Live, non-zombie descendants of this process started during the current test."""
+    return [c for c in _alive(psutil.Process().children(recursive=True)) if c.pid not in _BEFORE]
 
 
 def _gone(pid: int) -> bool:

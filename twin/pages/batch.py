@@ -4,8 +4,9 @@ The architecture lets only ``twin/cli.py`` and ``app.py`` import ``scenarios``,
 so this page never does: ``app.py`` registers ``make_render(loader)``, where
 ``loader()`` returns the ``scenarios`` package (as :mod:`twin.commands.batch`
 gets it from ``twin/cli.py``).  A sweep launched here runs
-:func:`scenarios.run_batch` (its own spawn process pool) from a worker thread,
-while the page shows a progress bar fed by ``run_batch``'s ``on_result``.
+:func:`scenarios.run_batch` (its own spawn process pool) in a job process
+(:func:`run_sweep`), while the page shows a progress bar fed by ``run_batch``'s
+``on_result``.
 
 The functions above :func:`make_render` are plain table and chart helpers
 (no Streamlit), so they are tested on their own.
@@ -15,7 +16,7 @@ from __future__ import annotations
 
 import json
 import os
-import threading
+import signal
 import tomllib
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
@@ -227,36 +228,45 @@ def reduced_sweep(template: Mapping, size: str, *, city: str, name: str) -> dict
     return d
 
 
-class SweepJob:
-    """``run_batch`` of one sweep in a daemon thread, counting finished runs for a progress bar."""
+def sweep_job(request: tuple, report: Callable) -> object:
+    """In the job process: ``run_batch(spec, out, workers=workers)``, reporting each finished run's id.
 
-    def __init__(self, run_batch: Callable, spec, out: Path, n_runs: int, workers: int):
-        self.n_runs = n_runs
-        self.done = 0
-        self.result = None
-        self.error: BaseException | None = None
-        self._thread = threading.Thread(target=self._work, args=(run_batch, spec, out, workers), daemon=True,
-                                        name="citytwin-batch")
+    ``request`` is ``(run_batch, spec, out, workers)``; ``run_batch`` travels
+    by reference, so this module never imports ``scenarios``.  The SIGTERM
+    that ends the job when the page is interrupted stops the batch as Ctrl-C
+    does, so its ``sweep.json`` says ``interrupted``, not ``running``.
+    """
+    signal.signal(signal.SIGTERM, _interrupt)
+    run_batch, spec, out, workers = request
+    return run_batch(spec, out, workers=workers, progress=False, on_result=lambda res: report(res.run_id))
 
-    def _work(self, run_batch, spec, out, workers) -> None:
-        def on_result(_res) -> None:
-            self.done += 1
 
-        try:
-            self.result = run_batch(spec, out, workers=workers, progress=False, on_result=on_result)
-        except BaseException as exc:  # noqa: BLE001 - handed to the page, which shows it
-            self.error = exc
+def _interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
 
-    def start(self) -> SweepJob:
-        self._thread.start()
-        return self
 
-    def wait(self, tick: Callable[[SweepJob], None], poll_s: float = 0.3) -> None:
-        """Call ``tick(self)`` every ``poll_s`` until the batch ends."""
-        while self._thread.is_alive():
-            tick(self)
-            self._thread.join(poll_s)
-        tick(self)
+def run_sweep(run_batch: Callable, spec, out: Path, workers: int, *, on_progress: Callable[[int], None]):
+    """``run_batch`` of one sweep in a job process (:func:`twin.job_process.run_in_process`).
+
+    Its process pool then starts from a ``python -c`` process, not from the
+    Streamlit server whose main module is ``app.py`` (which every spawned
+    worker would re-run first).  ``on_progress(done)`` is called with the
+    number of finished runs after each one and every second in between, so
+    Streamlit can stop the script; an exception out of it ends the job
+    process and its workers.  Returns ``run_batch``'s ``BatchResult``;
+    ``run_batch``'s errors are raised here.
+    """
+    from twin.job_process import run_in_process
+
+    done = 0
+
+    def on_report(_run_id: str) -> None:
+        nonlocal done
+        done += 1
+        on_progress(done)
+
+    return run_in_process(sweep_job, (run_batch, spec, Path(out), workers), on_report=on_report,
+                          on_idle=lambda: on_progress(done), what="batch")
 
 
 # ----------------------------------------------------------------------------- the page
@@ -301,14 +311,15 @@ def make_render(load_scenarios: Callable[[], ModuleType]) -> Callable[[str], Non
             return
         n = len(SIZES[size]["strategies"]) * len(SIZES[size]["seeds"])
         bar = st.progress(0.0, text=t("batch.launch.progress", lang, done=0, n=n))
-        job = SweepJob(sc.run_batch, spec, root, n, data["batch"]["workers"]).start()
-        job.wait(lambda j: bar.progress(min(j.done / j.n_runs, 1.0),
-                                        text=t("batch.launch.progress", lang, done=j.done, n=j.n_runs)))
-        bar.empty()
-        if job.error is not None:
-            st.error(t("batch.launch.error", lang, error=" ".join(str(job.error).split())))
+        try:
+            res = run_sweep(sc.run_batch, spec, root, data["batch"]["workers"],
+                            on_progress=lambda done: bar.progress(min(done / n, 1.0), text=t(
+                                "batch.launch.progress", lang, done=done, n=n)))
+        except Exception as exc:  # noqa: BLE001 - any failure of the batch is shown (Streamlit's stop is no Exception)
+            bar.empty()
+            st.error(t("batch.launch.error", lang, error=" ".join(str(exc).split())))
             return
-        res = job.result
+        bar.empty()
         st.session_state["batch_sweep"] = str(res.directory)
         st.success(t("batch.launch.done", lang, name=res.directory.name, done=res.n_complete, n=res.n_runs,
                      s=f"{res.wall_time_s:.0f}"))
