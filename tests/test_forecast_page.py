@@ -29,6 +29,7 @@ from twin.forecast_job import (
 )
 from twin.i18n import t
 from twin.pages import forecast as page
+from twin.viz import risk_map
 
 
 def _storm():
@@ -202,17 +203,17 @@ def test_metrics_summary_and_progress_text(job):
 def test_risk_map_colours_points_by_probability(job, city):
     res, _ = job
     risk = res.outputs.risk
-    deck = page.risk_deck(city, risk, lang="en")
+    deck = risk_map.risk_deck(city, risk, lang="en")
     ids = [layer.id for layer in deck.layers]
     assert ids[0] == "terrain" and "roads_all" in ids and "buildings" in ids
     kinds = set(risk.loc[risk["probability"] > 0, "kind"])
     assert ("risk_districts" in ids) == ("district" in kinds)
     assert ("risk_roads" in ids) == ("road" in kinds)
     assert deck.map_style is None
-    rgb = page.probability_rgb([0.0, 0.2, 1.0])
-    assert rgb[0].tolist() == page.NO_RISK_RGB
+    rgb = risk_map.probability_rgb([0.0, 0.2, 1.0])
+    assert rgb[0].tolist() == risk_map.NO_RISK_RGB
     assert rgb[2][1] < rgb[1][1]  # darker / redder at higher probability
-    assert t("forecast.legend.probability", "zh") in page.risk_legend_html("zh")
+    assert t("forecast.legend.probability", "zh") in risk_map.risk_legend_html("zh")
 
 
 def test_ensemble_key_and_chart():

@@ -25,6 +25,7 @@ import streamlit as st
 
 from gisdata.city import CityTwin
 from twin.i18n import t
+from twin.viz.risk_map import format_time, risk_deck, risk_legend_html
 
 RAIN_KINDS = ("storm", "qpf", "ensemble")
 """Rain forecasts the page offers: a design storm, a QPF CSV, member CSVs."""
@@ -39,8 +40,6 @@ FORECASTS_KEPT = 3
 """Forecasts a session keeps (their member runs), so going back to one needs no new run."""
 REDUCTIONS_KEPT = 6
 """Threshold pairs a forecast keeps reduced (risk table, plan, hydrograph PNG)."""
-NO_RISK_RGB = [173, 181, 189]
-PROB_CMAP = "YlOrRd"
 
 
 # ----------------------------------------------------------------------------- tables and charts
@@ -116,11 +115,6 @@ def progress_text(progress, lang: str = "en") -> str:
     return t("forecast.progress.elapsed", lang, text=text, s=f"{progress.elapsed_s:.0f}")
 
 
-def _fmt_time(v) -> str:
-    ts = pd.to_datetime(v, errors="coerce")  # Timestamps, ISO text, or "" / NaT for none
-    return "-" if pd.isna(ts) else ts.strftime("%Y-%m-%d %H:%M")
-
-
 def risk_table_display(risk: pd.DataFrame, lang: str = "en") -> pd.DataFrame:
     """The ranked risk table with translated headers and kinds; times as text, numbers rounded."""
     return pd.DataFrame({
@@ -130,7 +124,7 @@ def risk_table_display(risk: pd.DataFrame, lang: str = "en") -> pd.DataFrame:
         t("forecast.col.probability", lang): risk["probability"].round(3).to_numpy(),
         t("forecast.col.expected_max_depth_m", lang): risk["expected_max_depth_m"].round(3).to_numpy(),
         t("forecast.col.p90_max_depth_m", lang): risk["p90_max_depth_m"].round(3).to_numpy(),
-        t("forecast.col.onset", lang): [_fmt_time(v) for v in risk["onset"]],
+        t("forecast.col.onset", lang): [format_time(v) for v in risk["onset"]],
         t("forecast.col.lead_h", lang): risk["lead_h"].round(2).to_numpy(),
         t("forecast.col.duration_h", lang): risk["duration_h"].round(2).to_numpy(),
         t("forecast.col.is_risk_point", lang): risk["is_risk_point"].to_numpy(dtype=bool),
@@ -153,9 +147,9 @@ def forecast_metrics(forecast, risk: pd.DataFrame, lang: str = "en") -> list[tup
 def plan_tasks_display(plan: dict, lang: str = "en") -> pd.DataFrame:
     """Every task of the plan, department by department, in deadline order (translated headers)."""
     cols = ["department", "by", "action", "point", "depot", "leave_by", "travel_min", "status"]
-    rows = [{"department": t(f"department.{dept}", lang), "by": _fmt_time(a["by"]), "action": a["action"],
+    rows = [{"department": t(f"department.{dept}", lang), "by": format_time(a["by"]), "action": a["action"],
              "point": a["point_id"], "depot": a.get("depot_name") or a.get("depot_id") or "-",
-             "leave_by": _fmt_time(a.get("leave_by")), "travel_min": a.get("travel_min"),
+             "leave_by": format_time(a.get("leave_by")), "travel_min": a.get("travel_min"),
              "status": t(f"forecast.plan.status.{a.get('status', 'assigned')}", lang)}
             for dept, tasks in plan["departments"].items() for a in tasks]
     df = pd.DataFrame(rows, columns=cols)
@@ -166,120 +160,9 @@ def plan_roads_display(plan: dict, lang: str = "en") -> pd.DataFrame:
     """The roads the plan closes: road, name, closure state, P90 depth (m), close-by time."""
     cols = ["road", "name", "status", "depth", "close_by"]
     rows = [{"road": c["road_id"], "name": c["name"], "status": t(f"flood.status.{c['status']}", lang),
-             "depth": c["p90_depth_m"], "close_by": _fmt_time(c["close_by"])} for c in plan["roads_to_close"]]
+             "depth": c["p90_depth_m"], "close_by": format_time(c["close_by"])} for c in plan["roads_to_close"]]
     df = pd.DataFrame(rows, columns=cols)
     return df.rename(columns={c: t(f"forecast.plan.col.{c}", lang) for c in cols})
-
-
-# ----------------------------------------------------------------------------- the map
-
-
-def probability_rgb(p) -> np.ndarray:
-    """Colour of flood probabilities 0-1 as (n, 3) ints: yellow (low) to dark red (1); grey where 0."""
-    from matplotlib import colormaps
-
-    p = np.clip(np.nan_to_num(np.asarray(p, dtype=float)), 0.0, 1.0)
-    rgb = (colormaps[PROB_CMAP](0.2 + 0.8 * p)[:, :3] * 255).round().astype(int)
-    rgb[p <= 0] = NO_RISK_RGB
-    return rgb
-
-
-def _risk_tip(row, lang: str) -> str:
-    from twin.viz.map2d import _tip
-
-    return _tip(t(f"forecast.kind.{row['kind']}", lang), {
-        t("map.id", lang): row["element_id"],
-        t("forecast.col.probability", lang): f"{row['probability']:.2f}",
-        t("forecast.col.expected_max_depth_m", lang): f"{row['expected_max_depth_m']:.2f}",
-        t("forecast.col.p90_max_depth_m", lang): f"{row['p90_max_depth_m']:.2f}",
-        t("forecast.col.onset", lang): _fmt_time(row["onset"]),
-        t("forecast.col.lead_h", lang): "-" if pd.isna(row["lead_h"]) else f"{row['lead_h']:.1f}",
-    })
-
-
-def risk_deck(city: CityTwin, risk: pd.DataFrame, *, lang: str = "en", height_px: int = 600):
-    """The forecast's flood probability on a deck.gl map with no basemap tiles.
-
-    Terrain and buildings (:func:`twin.viz.map2d.city_deck`), every road in
-    grey, and the risk table's points coloured by probability: district cells
-    as translucent polygons, roads as wide lines, manholes as dots, with a
-    tooltip each.
-
-    Parameters
-    ----------
-    city : CityTwin
-        The forecast's city.
-    risk : DataFrame
-        :func:`hydraulics.risk.compute_risk` table.
-    lang : str
-        Language of the tooltips.
-
-    Returns
-    -------
-    pydeck.Deck
-    """
-    import pydeck as pdk
-
-    from hydraulics.risk import risk_layer
-    from twin.viz.map2d import _paths_lonlat, _rings_lonlat, city_deck
-
-    deck = city_deck(city, ("terrain", "buildings"), lang=lang, height_px=height_px)
-    layers = list(deck.layers)
-    xmin, ymin, xmax, ymax = city.extent
-    span = max(xmax - xmin, ymax - ymin, 50.0)
-    shown = risk[risk["probability"] > 0]  # the rest stay grey, like every other road
-    gdf = risk_layer(shown, city).to_crs("EPSG:4326") if len(shown) else None
-    roads = city.roads.to_crs("EPSG:4326")
-    paths, _ = _paths_lonlat(roads.geometry)
-    under = [pdk.Layer("PathLayer", id="roads_all", data=pd.DataFrame({"path": paths}), get_path="path",
-                       get_color=NO_RISK_RGB, get_width=3, width_min_pixels=1)]
-    over = []
-    if gdf is not None:
-        rgb = probability_rgb(gdf["probability"].to_numpy())
-        tips = [_risk_tip(row, lang) for _, row in gdf.iterrows()]
-        for kind in ("district", "road", "manhole"):
-            sel = np.flatnonzero(gdf["kind"].to_numpy() == kind)
-            if not len(sel):
-                continue
-            part = gdf.iloc[sel]
-            if kind == "district":
-                rings, src = _rings_lonlat(part.geometry)
-                df = pd.DataFrame({"polygon": rings, "color": [rgb[sel[k]].tolist() + [80] for k in src],
-                                   "tip": [tips[sel[k]] for k in src]})
-                under.insert(0, pdk.Layer("PolygonLayer", id="risk_districts", data=df, get_polygon="polygon",
-                                          get_fill_color="color", get_line_color=[120, 60, 20], line_width_min_pixels=1,
-                                          pickable=True))
-            elif kind == "road":
-                rp, src = _paths_lonlat(part.geometry)
-                df = pd.DataFrame({"path": rp, "color": [rgb[sel[k]].tolist() for k in src],
-                                   "tip": [tips[sel[k]] for k in src]})
-                over.append(pdk.Layer("PathLayer", id="risk_roads", data=df, get_path="path", get_color="color",
-                                      get_width=span / 60, width_min_pixels=4, pickable=True))
-            else:
-                df = pd.DataFrame({"lon": part.geometry.x.round(6).to_numpy(), "lat": part.geometry.y.round(6).to_numpy(),
-                                   "color": [rgb[k].tolist() for k in sel], "tip": [tips[k] for k in sel]})
-                over.append(pdk.Layer("ScatterplotLayer", id="risk_manholes", data=df, get_position=["lon", "lat"],
-                                      get_fill_color="color", get_radius=span / 70, radius_min_pixels=5, stroked=True,
-                                      get_line_color=[255, 255, 255], line_width_min_pixels=1, pickable=True))
-    # Terrain at the bottom, then district shading and grey roads, buildings, then the risky roads and manholes.
-    deck.layers = layers[:1] + under + layers[1:] + over
-    return deck
-
-
-def risk_legend_html(lang: str = "en") -> str:
-    """An HTML legend for :func:`risk_deck`: the probability colour scale and the shapes."""
-    stops = probability_rgb(np.linspace(0.001, 1, 6))
-    grad = ",".join("rgb({},{},{})".format(*c) for c in stops)
-    grey = "rgb({},{},{})".format(*NO_RISK_RGB)
-    return ('<div style="font-size:0.85rem;line-height:1.8">'
-            f'<span style="display:inline-flex;align-items:center;margin-right:16px">'
-            f'{t("forecast.legend.probability", lang)}&nbsp;0'
-            f'<span style="display:inline-block;width:110px;height:10px;margin:0 5px;'
-            f'background:linear-gradient(to right,{grad})"></span>1</span>'
-            f'<span style="display:inline-flex;align-items:center;margin-right:16px">'
-            f'<span style="display:inline-block;width:22px;height:5px;background:{grey};margin-right:5px"></span>'
-            f'{t("forecast.legend.no_risk", lang)}</span>'
-            f'<span>{t("forecast.legend.shapes", lang)}</span></div>')
 
 
 # ----------------------------------------------------------------------------- the page
