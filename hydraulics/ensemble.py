@@ -44,6 +44,7 @@ import pandas as pd
 
 from gisdata.city import CityTwin
 from gisdata.raster import Raster
+from hydraulics.surface import INLET_RETURN_CMS
 
 POINT_KINDS = ("manhole", "road", "district")
 """Kinds of risk point."""
@@ -86,7 +87,7 @@ class SurfaceContext:
     district_ids: tuple[str, ...]
     district_labels: np.ndarray
     points: tuple[str, ...]
-    inlet_return_cms: float = 0.05
+    inlet_return_cms: float = INLET_RETURN_CMS
     node_radius_cells: int = 1
     min_depth_m: float = 0.01
 
@@ -95,7 +96,7 @@ class SurfaceContext:
         return len(self.node_ids)
 
 
-def build_surface_context(city: CityTwin, *, inlet_return_cms: float = 0.05, node_radius_cells: int = 1,
+def build_surface_context(city: CityTwin, *, inlet_return_cms: float = INLET_RETURN_CMS, node_radius_cells: int = 1,
                           min_depth_m: float = 0.01) -> SurfaceContext:
     """Prepare the surface reduction of ``city`` (see the module docstring for the parameters)."""
     from rasterio.features import rasterize

@@ -49,6 +49,12 @@ from gisdata.raster import Raster
 ROAD_STATUSES = ("open", "closed_to_cars", "closed")
 """Road states handed to the agents, from least to most restrictive."""
 
+INLET_RETURN_CMS = 0.05
+"""Rate at which street water around a manhole that no longer overflows drains back through
+its gully inlets, m3/s per manhole (a few 10-20 L/s gullies per model manhole).  One value for
+the coupled simulation (:mod:`twin.coupler`) and the forecast (:mod:`hydraulics.ensemble`), so a
+forecast's waterlogging durations are those the simulation then plays out."""
+
 _INF = math.inf
 
 

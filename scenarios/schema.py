@@ -77,6 +77,7 @@ from pydantic import (
 )
 
 from gisdata.errors import InputFileNotFoundError, TwinError
+from hydraulics.surface import INLET_RETURN_CMS
 
 __all__ = [
     "TABLE_NAMES",
@@ -361,7 +362,7 @@ class HydraulicsSpec(_Section):
 
     coupling_step_s: Seconds = Field(default=300.0, gt=0)
     incident_volume_m3: CubicMetres = Field(default=1.0, ge=0)
-    drain_back_cms: Cms = Field(default=0.01, ge=0)
+    drain_back_cms: Cms = Field(default=INLET_RETURN_CMS, ge=0)
     car_closed_m: Metres = Field(default=0.15, ge=0)
     road_closed_m: Metres = Field(default=0.30, ge=0)
     drain_time_h: Hours = Field(default=2.0, ge=0)

@@ -65,6 +65,7 @@ import pandas as pd
 import simpy
 
 from gisdata.errors import TwinError
+from hydraulics.surface import INLET_RETURN_CMS
 
 HEADLINE_KPIS: tuple[str, ...] = (
     "response.all:all.response_s.p50",
@@ -107,7 +108,8 @@ class CouplingOptions:
         waterlogging incident, m3.
     drain_back_cms : float
         Rate at which surface water at a manhole that no longer overflows
-        drains back into the network, m3/s per manhole.
+        drains back into the network, m3/s per manhole (default the forecast's,
+        :data:`hydraulics.surface.INLET_RETURN_CMS`).
     car_m, all_m : float
         Road depths closing a road to cars and to everyone (crews too), m.
     drain_time_h : float
@@ -121,7 +123,7 @@ class CouplingOptions:
 
     coupling_step_s: float = 300.0
     incident_volume_m3: float = 1.0
-    drain_back_cms: float = 0.01
+    drain_back_cms: float = INLET_RETURN_CMS
     car_m: float = 0.15
     all_m: float = 0.30
     drain_time_h: float = 2.0
