@@ -182,3 +182,10 @@ def test_scene_legend_follows_the_language(tiny_city, tmp_path):
     overlay = json.loads(re.search(r"var html=(\".*?\");function attach", text).group(1).replace("<\\/", "</"))
     assert "地下排水管道" in overlay and "检查井" in overlay
     assert "CityTwin 三维场景 - tiny" in overlay
+
+
+def test_map_tooltips_escape_names_from_data():
+    from twin.viz.map2d import tooltip_html
+
+    html = tooltip_html("Road <R1>", {"name": "A & B <script>", "depth (m)": 0.25})
+    assert html == "<b>Road &lt;R1&gt;</b><br/>name: A &amp; B &lt;script&gt;<br/>depth (m): 0.25"

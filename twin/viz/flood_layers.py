@@ -26,6 +26,7 @@ import pandas as pd
 from gisdata.city import CityTwin
 from gisdata.raster import Raster
 from twin.i18n import t
+from twin.viz.map2d import tooltip_html
 
 STATUS_RGB = {"open": [134, 142, 150], "closed_to_cars": [253, 126, 20], "closed": [224, 49, 49]}
 """Road colour by closure state."""
@@ -90,11 +91,6 @@ def depth_layer(depth: Raster, *, min_depth_m: float = MIN_DEPTH_M, vmax_m: floa
                      bounds=_corners_lonlat(depth.bounds, depth.crs), opacity=1.0)
 
 
-def _tip(title: str, rows: dict) -> str:
-    return f"<b>{_html.escape(title)}</b>" + "".join(f"<br/>{_html.escape(str(k))}: {_html.escape(str(v))}"
-                                                     for k, v in rows.items())
-
-
 def road_status_layer(roads, closures: pd.DataFrame, *, lang: str = "en"):
     """Roads as a deck.gl ``PathLayer`` coloured by closure state, with depth in the tooltip.
 
@@ -122,7 +118,7 @@ def road_status_layer(roads, closures: pd.DataFrame, *, lang: str = "en"):
         "path": [paths[k].tolist() for k in order],
         "color": [STATUS_RGB.get(st[k], STATUS_RGB["open"]) for k in order],
         "width_m": [STATUS_WIDTH_M.get(st[k], 3.0) for k in order],
-        "tip": [_tip(t("map.road", lang), {
+        "tip": [tooltip_html(t("map.road", lang), {
             t("map.id", lang): wgs.index[src[k]], t("map.name", lang): names[src[k]] or "-",
             t("flood.road_status", lang): t(f"flood.status.{st[k]}", lang),
             t("flood.road_depth_m", lang): "-" if np.isnan(depth[src[k]]) else f"{depth[src[k]]:.2f}"})
@@ -152,7 +148,7 @@ def flooded_nodes_layer(nodes, event_nodes: pd.DataFrame, *, lang: str = "en", m
     df = pd.DataFrame({
         "lon": np.round(pts.geometry.x.to_numpy(), 6), "lat": np.round(pts.geometry.y.to_numpy(), 6),
         "radius_m": max_radius_m * np.sqrt(vol / vol.max()) if len(vol) else [],
-        "tip": [_tip(t("map.manhole", lang), {
+        "tip": [tooltip_html(t("map.manhole", lang), {
             t("map.id", lang): nid, t("flood.volume_m3", lang): f"{v:.1f}",
             t("flood.peak_flooding_cms", lang): f"{q:.3f}",
             t("flood.peak_depth_m", lang): f"{d:.2f} / {m:.2f}"})

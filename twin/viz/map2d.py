@@ -14,6 +14,7 @@ Nothing here simulates.
 from __future__ import annotations
 
 import base64
+import html as _html
 import io
 import os
 import tempfile
@@ -51,7 +52,7 @@ OUTFALL_RGB = [224, 49, 49]
 # ----------------------------------------------------------------------------- deck.gl
 
 
-def _rings_lonlat(geoms: gpd.GeoSeries) -> tuple[list, np.ndarray]:
+def rings_lonlat(geoms: gpd.GeoSeries) -> tuple[list, np.ndarray]:
     """Per polygon part: a list of rings of [lon, lat]; plus the source row of each part."""
     parts, src = shapely.get_parts(geoms.to_numpy(), return_index=True)
     rings, ring_part = shapely.get_rings(parts, return_index=True)
@@ -64,7 +65,7 @@ def _rings_lonlat(geoms: gpd.GeoSeries) -> tuple[list, np.ndarray]:
     return out, src
 
 
-def _paths_lonlat(geoms: gpd.GeoSeries) -> tuple[list, np.ndarray]:
+def paths_lonlat(geoms: gpd.GeoSeries) -> tuple[list, np.ndarray]:
     """Per line part: a list of [lon, lat]; plus the source row of each part."""
     parts, src = shapely.get_parts(geoms.to_numpy(), return_index=True)
     xy, pidx = shapely.get_coordinates(parts, return_index=True)
@@ -78,9 +79,10 @@ def _points_lonlat(gdf: gpd.GeoDataFrame) -> pd.DataFrame:
                         index=gdf.index)
 
 
-def _tip(title: str, rows: dict) -> str:
-    body = "".join(f"<br/>{k}: {v}" for k, v in rows.items())
-    return f"<b>{title}</b>{body}"
+def tooltip_html(title: str, rows: dict) -> str:
+    """A deck.gl tooltip: the bold title, then ``key: value`` lines (all HTML-escaped: names come from data)."""
+    return f"<b>{_html.escape(title)}</b>" + "".join(f"<br/>{_html.escape(str(k))}: {_html.escape(str(v))}"
+                                                     for k, v in rows.items())
 
 
 def _view(city: CityTwin):
@@ -166,13 +168,13 @@ def city_deck(city: CityTwin, layers=MAP_LAYERS, *, lang: str = "en", height_px:
 
     if "roads" in layers and len(wgs["roads"]):
         roads = wgs["roads"]
-        paths, src = _paths_lonlat(roads.geometry)
+        paths, src = paths_lonlat(roads.geometry)
         cls = roads["road_class"].to_numpy()[src]
         df = pd.DataFrame({
             "path": paths,
             "color": [ROAD_RGB.get(c, [120, 120, 120]) for c in cls],
             "width_m": np.clip(roads["lanes"].to_numpy()[src], 1, 8) * 3.0,
-            "tip": [_tip(t("map.road", lang), {t("map.id", lang): i, t("map.class", lang): t(f"road_class.{c}", lang),
+            "tip": [tooltip_html(t("map.road", lang), {t("map.id", lang): i, t("map.class", lang): t(f"road_class.{c}", lang),
                                                t("map.name", lang): n or "-", t("map.length_m", lang): f"{ln:.0f}"})
                     for i, c, n, ln in zip(roads.index[src], cls, roads["name"].to_numpy()[src],
                                            roads["length_m"].to_numpy()[src])],
@@ -182,13 +184,13 @@ def city_deck(city: CityTwin, layers=MAP_LAYERS, *, lang: str = "en", height_px:
 
     if "buildings" in layers and len(wgs["buildings"]):
         b = wgs["buildings"]
-        rings, src = _rings_lonlat(b.geometry)
+        rings, src = rings_lonlat(b.geometry)
         use = b["use"].to_numpy()[src]
         df = pd.DataFrame({
             "polygon": rings,
             "height_m": b["height_m"].to_numpy()[src],
             "color": [USE_RGB.get(u, [210, 210, 210]) for u in use],
-            "tip": [_tip(t("map.building", lang), {t("map.id", lang): i, t("map.height_m", lang): f"{h:.1f}",
+            "tip": [tooltip_html(t("map.building", lang), {t("map.id", lang): i, t("map.height_m", lang): f"{h:.1f}",
                                                    t("map.use", lang): t(f"use.{u}", lang), t("map.residents", lang): r})
                     for i, h, u, r in zip(b.index[src], b["height_m"].to_numpy()[src], use,
                                           b["residents"].to_numpy()[src])],
@@ -201,7 +203,7 @@ def city_deck(city: CityTwin, layers=MAP_LAYERS, *, lang: str = "en", height_px:
         from matplotlib import colormaps
 
         c = wgs["conduits"]
-        paths, src = _paths_lonlat(c.geometry)
+        paths, src = paths_lonlat(c.geometry)
         d = c["diameter_m"].to_numpy()[src]
         lo, hi = float(d.min()), float(d.max())
         rgba = colormaps["plasma"]((d - lo) / (hi - lo) if hi > lo else np.full(len(d), 0.5))
@@ -209,7 +211,7 @@ def city_deck(city: CityTwin, layers=MAP_LAYERS, *, lang: str = "en", height_px:
             "path": paths,
             "color": (rgba[:, :3] * 255).round().astype(int).tolist(),
             "width_m": np.maximum(d * 6, 2.0),
-            "tip": [_tip(t("map.pipe", lang), {t("map.id", lang): i, t("map.diameter_m", lang): f"{dd:.2f}",
+            "tip": [tooltip_html(t("map.pipe", lang), {t("map.id", lang): i, t("map.diameter_m", lang): f"{dd:.2f}",
                                                t("map.length_m", lang): f"{ln:.0f}", t("map.from_to", lang): f"{a} -> {z}"})
                     for i, dd, ln, a, z in zip(c.index[src], d, c["length_m"].to_numpy()[src],
                                                c["from_node"].to_numpy()[src], c["to_node"].to_numpy()[src])],
@@ -223,7 +225,7 @@ def city_deck(city: CityTwin, layers=MAP_LAYERS, *, lang: str = "en", height_px:
         out_mask = (n["node_type"] == "outfall").to_numpy()
         df["color"] = [OUTFALL_RGB if o else MANHOLE_RGB for o in out_mask]
         df["radius_m"] = np.where(out_mask, span / 250, min(3.0, span / 800))
-        df["tip"] = [_tip(t("map.outfall" if o else "map.manhole", lang),
+        df["tip"] = [tooltip_html(t("map.outfall" if o else "map.manhole", lang),
                           {t("map.id", lang): i, t("map.rim_elev_m", lang): f"{r:.2f}",
                            t("map.invert_elev_m", lang): f"{v:.2f}", t("map.max_depth_m", lang): f"{m:.2f}"})
                      for i, o, r, v, m in zip(n.index, out_mask, n["rim_elev_m"], n["invert_elev_m"], n["max_depth_m"])]
@@ -238,20 +240,20 @@ def city_deck(city: CityTwin, layers=MAP_LAYERS, *, lang: str = "en", height_px:
         df = _points_lonlat(g)
         if name == "depots":
             df["color"] = [DEPARTMENT_RGB.get(d, [0, 0, 0]) for d in g["department"]]
-            df["tip"] = [_tip(t("map.depot", lang), {t("map.id", lang): i, t("map.name", lang): nm,
+            df["tip"] = [tooltip_html(t("map.depot", lang), {t("map.id", lang): i, t("map.name", lang): nm,
                                                      t("map.department", lang): t(f"department.{d}", lang),
                                                      t("map.n_crews", lang): k})
                          for i, nm, d, k in zip(g.index, g["name"], g["department"], g["n_crews"])]
             radius, min_px = span / 100, 7
         elif name == "sensors":
             df["color"] = [SENSOR_RGB.get(s, [0, 0, 0]) for s in g["sensor_type"]]
-            df["tip"] = [_tip(t("map.sensor", lang), {t("map.id", lang): i, t("map.type", lang): t(f"sensor_type.{s}", lang),
+            df["tip"] = [tooltip_html(t("map.sensor", lang), {t("map.id", lang): i, t("map.type", lang): t(f"sensor_type.{s}", lang),
                                                       t("map.node", lang): nd or "-"})
                          for i, s, nd in zip(g.index, g["sensor_type"], g["node_id"])]
             radius, min_px = span / 200, 5
         else:
             df["color"] = [VENDOR_RGB] * len(g)
-            df["tip"] = [_tip(t("map.vendor_site", lang), {t("map.id", lang): i, t("map.type", lang): t(f"site_type.{s}", lang),
+            df["tip"] = [tooltip_html(t("map.vendor_site", lang), {t("map.id", lang): i, t("map.type", lang): t(f"site_type.{s}", lang),
                                                            t("map.attractiveness", lang): f"{a:.2f}"})
                          for i, s, a in zip(g.index, g["site_type"], g["attractiveness"])]
             radius, min_px = span / 200, 5

@@ -36,9 +36,9 @@ def probability_rgb(p) -> np.ndarray:
 
 
 def _risk_tip(row, lang: str) -> str:
-    from twin.viz.map2d import _tip
+    from twin.viz.map2d import tooltip_html
 
-    return _tip(t(f"forecast.kind.{row['kind']}", lang), {
+    return tooltip_html(t(f"forecast.kind.{row['kind']}", lang), {
         t("map.id", lang): row["element_id"],
         t("forecast.col.probability", lang): f"{row['probability']:.2f}",
         t("forecast.col.expected_max_depth_m", lang): f"{row['expected_max_depth_m']:.2f}",
@@ -72,7 +72,7 @@ def risk_deck(city: CityTwin, risk: pd.DataFrame, *, lang: str = "en", height_px
     import pydeck as pdk
 
     from hydraulics.risk import risk_layer
-    from twin.viz.map2d import _paths_lonlat, _rings_lonlat, city_deck
+    from twin.viz.map2d import city_deck, paths_lonlat, rings_lonlat
 
     deck = city_deck(city, ("terrain", "buildings"), lang=lang, height_px=height_px)
     layers = list(deck.layers)
@@ -81,7 +81,7 @@ def risk_deck(city: CityTwin, risk: pd.DataFrame, *, lang: str = "en", height_px
     shown = risk[risk["probability"] > 0]  # the rest stay grey, like every other road
     gdf = risk_layer(shown, city).to_crs("EPSG:4326") if len(shown) else None
     roads = city.roads.to_crs("EPSG:4326")
-    paths, _ = _paths_lonlat(roads.geometry)
+    paths, _ = paths_lonlat(roads.geometry)
     under = [pdk.Layer("PathLayer", id="roads_all", data=pd.DataFrame({"path": paths}), get_path="path",
                        get_color=NO_RISK_RGB, get_width=3, width_min_pixels=1)]
     over = []
@@ -94,14 +94,14 @@ def risk_deck(city: CityTwin, risk: pd.DataFrame, *, lang: str = "en", height_px
                 continue
             part = gdf.iloc[sel]
             if kind == "district":
-                rings, src = _rings_lonlat(part.geometry)
+                rings, src = rings_lonlat(part.geometry)
                 df = pd.DataFrame({"polygon": rings, "color": [rgb[sel[k]].tolist() + [80] for k in src],
                                    "tip": [tips[sel[k]] for k in src]})
                 under.insert(0, pdk.Layer("PolygonLayer", id="risk_districts", data=df, get_polygon="polygon",
                                           get_fill_color="color", get_line_color=[120, 60, 20], line_width_min_pixels=1,
                                           pickable=True))
             elif kind == "road":
-                rp, src = _paths_lonlat(part.geometry)
+                rp, src = paths_lonlat(part.geometry)
                 df = pd.DataFrame({"path": rp, "color": [rgb[sel[k]].tolist() for k in src],
                                    "tip": [tips[sel[k]] for k in src]})
                 over.append(pdk.Layer("PathLayer", id="risk_roads", data=df, get_path="path", get_color="color",
