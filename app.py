@@ -244,10 +244,7 @@ def page_flood_event(lang: str) -> None:
             st.error(t("flood.error", lang, error=str(exc)))
             return
         bar.empty()
-        events.pop(event_key, None)
-        events[event_key] = result
-        while len(events) > FLOOD_EVENTS_KEPT:
-            events.pop(next(iter(events)))
+        support.keep_latest(events, event_key, result, FLOOD_EVENTS_KEPT)
     result = events.get(event_key)
     if result is None:
         st.info(t("flood.not_run", lang))

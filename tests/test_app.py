@@ -190,3 +190,14 @@ def test_flood_event_page_rain_choices_and_a_bad_rain_file(app):
                                                    "text/csv")).run()
     assert not app.exception, [e.value for e in app.exception]
     assert [e.value for e in app.error] == ["obs.csv:3: column 'RG1': 'x' is not a number"]
+
+
+def test_keep_latest_keeps_the_newest_entries():
+    from twin.app_support import keep_latest
+
+    store: dict = {}
+    for k in "abc":
+        keep_latest(store, k, k.upper(), 2)
+    keep_latest(store, "b", "B2", 2)  # seen again: becomes the newest
+    keep_latest(store, "d", "D", 2)
+    assert list(store.items()) == [("b", "B2"), ("d", "D")]

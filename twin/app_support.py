@@ -269,3 +269,15 @@ def flood_scene_html(city: CityTwin, result, *, vertical_exaggeration: float = 1
     from twin.viz.scene import scene_html
 
     return scene_html(city, flood_depth=result.depth, vertical_exaggeration=vertical_exaggeration, lang=lang)
+
+
+def keep_latest(store: dict, key, value, keep: int) -> None:
+    """Put ``value`` under ``key`` as the newest entry of ``store`` and drop the oldest beyond ``keep``.
+
+    The pages keep their last few runs in ``st.session_state`` dicts (insertion order is age)
+    so that going back to earlier settings shows them again without re-running.
+    """
+    store.pop(key, None)
+    store[key] = value
+    while len(store) > keep:
+        store.pop(next(iter(store)))

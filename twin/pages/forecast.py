@@ -262,10 +262,7 @@ def render(lang: str, *, choice: Callable) -> None:
         run = _run(lang, city, ens, options, thresholds)
         if run is None:
             return
-        runs.pop(run_key, None)
-        runs[run_key] = run
-        while len(runs) > FORECASTS_KEPT:
-            runs.pop(next(iter(runs)))
+        support.keep_latest(runs, run_key, run, FORECASTS_KEPT)
     run = runs.get(run_key)
     if run is None:
         st.info(t("forecast.not_run", lang))
@@ -274,9 +271,8 @@ def render(lang: str, *, choice: Callable) -> None:
     bundles = run["bundles"]
     if thresholds not in bundles:
         with st.spinner(t("forecast.rethreshold", lang)):
-            bundles[thresholds] = reduce_bundle(run["forecast"], city, *thresholds)
-        while len(bundles) > REDUCTIONS_KEPT:
-            bundles.pop(next(iter(bundles)))
+            support.keep_latest(bundles, thresholds, reduce_bundle(run["forecast"], city, *thresholds),
+                                REDUCTIONS_KEPT)
     show_forecast(lang, run_key, city, run["forecast"], bundles[thresholds])
 
 
