@@ -74,6 +74,77 @@ def _jsonable(value: Any) -> Any:
     raise EventLogError(f"event value {value!r} of type {type(value).__name__} is not JSON-serialisable")
 
 
+MAX_JSON_DEPTH = 64
+"""Deepest nesting of arrays and objects a log line or manifest may have (a record has 3 or 4)."""
+
+
+def _reject_constant(name: str):
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def parse_json_strict(data: bytes | str) -> Any:
+    """Parse strict JSON: UTF-8, no ``NaN``/``Infinity``, no number too large, nesting at most :data:`MAX_JSON_DEPTH`.
+
+    Parameters
+    ----------
+    data : bytes or str
+        The JSON text.
+
+    Returns
+    -------
+    object
+        The parsed value.
+
+    Raises
+    ------
+    ValueError
+        For anything that is not strict JSON (a ``json.JSONDecodeError`` or a
+        ``UnicodeDecodeError`` is a ``ValueError`` too), instead of a
+        ``RecursionError`` on deep nesting or a NaN that breaks hashing later.
+
+    Examples
+    --------
+    >>> parse_json_strict(b'{"a": [1, 2.5]}')
+    {'a': [1, 2.5]}
+    >>> parse_json_strict("[" * 100 + "]" * 100)
+    Traceback (most recent call last):
+    ...
+    ValueError: JSON nested deeper than 64 levels
+    """
+    text = data.decode("utf-8") if isinstance(data, (bytes, bytearray)) else str(data)
+    depth = deepest = 0
+    in_str = esc = False
+    brackets = text.count("[") + text.count("{")
+    for ch in text if brackets > MAX_JSON_DEPTH else ():  # the parser itself would recurse once per level
+        if in_str:
+            if esc:
+                esc = False
+            elif ch == "\\":
+                esc = True
+            elif ch == '"':
+                in_str = False
+        elif ch == '"':
+            in_str = True
+        elif ch in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+            if deepest > MAX_JSON_DEPTH:
+                raise ValueError(f"JSON nested deeper than {MAX_JSON_DEPTH} levels")
+        elif ch in "]}":
+            depth -= 1
+
+    def finite(text: str) -> float:
+        v = float(text)
+        if not math.isfinite(v):
+            raise ValueError(f"number {text[:20]} is out of range")
+        return v
+
+    try:
+        return json.loads(text, parse_constant=_reject_constant, parse_float=finite)
+    except RecursionError:
+        raise ValueError("JSON nested too deep") from None
+
+
 def canonical_json(record: Mapping[str, Any]) -> str:
     """Canonical JSON text of ``record``: sorted keys, compact separators, UTF-8, no NaN."""
     return json.dumps(record, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
@@ -253,7 +324,7 @@ def verify_log(path: str | Path, *, head_sha256: str | None = None,
             reason = _check_line(raw, n, prev)
             if reason:
                 return VerifyResult(False, n, prev, lineno, n, reason)
-            rec = json.loads(raw[:-1].decode("utf-8"))
+            rec = parse_json_strict(raw[:-1])
             prev, n = rec["sha256"], n + 1
     if n_records is not None and n != n_records:
         return VerifyResult(False, n, prev, n + 1, n, f"log has {n} records; manifest says {n_records} (truncated?)")
@@ -268,15 +339,18 @@ def _check_line(raw: bytes, seq: int, prev: str) -> str:
         return "last line is not terminated (truncated write?)"
     text = raw[:-1]
     try:
-        rec = json.loads(text.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        return f"not valid JSON ({exc.__class__.__name__})"
+        rec = parse_json_strict(text)
+    except ValueError as exc:  # also bad UTF-8, NaN, deep nesting, huge numbers
+        return f"not valid JSON ({exc.__class__.__name__}: {' '.join(str(exc).split())[:80]})"
     if not isinstance(rec, dict) or "sha256" not in rec:
         return "not an event record (no sha256)"
-    if record_digest(rec) != rec["sha256"]:
-        return "content does not match its sha256 (edited)"
-    if canonical_json(rec).encode("utf-8") != text:
-        return "not in canonical form (edited)"
+    try:
+        if record_digest(rec) != rec["sha256"]:
+            return "content does not match its sha256 (edited)"
+        if canonical_json(rec).encode("utf-8") != text:
+            return "not in canonical form (edited)"
+    except (ValueError, TypeError) as exc:
+        return f"cannot be hashed ({exc.__class__.__name__})"
     if rec.get("seq") != seq:
         return f"seq {rec.get('seq')} out of order; expected {seq} (inserted, deleted or reordered)"
     if rec.get("prev_sha256") != prev:
@@ -286,17 +360,28 @@ def _check_line(raw: bytes, seq: int, prev: str) -> str:
 
 def iter_log(path: str | Path) -> Iterator[dict]:
     """Yield the records of a log in order (no verification; call :func:`verify_log` first)."""
-    with open(path, encoding="utf-8") as fh:
-        for line in fh:
+    with open(path, "rb") as fh:
+        for lineno, line in enumerate(fh, start=1):
             if line.strip():
-                yield json.loads(line)
+                try:
+                    rec = parse_json_strict(line)
+                except ValueError as exc:
+                    raise CorruptFileError(f"{path}:{lineno}: not a valid event record ({exc})") from None
+                if not isinstance(rec, dict):
+                    raise CorruptFileError(f"{path}:{lineno}: not a valid event record (not an object)")
+                yield rec
 
 
 def read_log(path: str | Path):
     """The log as a DataFrame (``seq`` index; payload kept as dicts)."""
     import pandas as pd
 
+    cols = ["time_s", "kind", "actor", "x", "y", "payload"]
     rows = list(iter_log(path))
     if not rows:
-        return pd.DataFrame(columns=["time_s", "kind", "actor", "x", "y", "payload"]).rename_axis("seq")
-    return pd.DataFrame(rows).set_index("seq")[["time_s", "kind", "actor", "x", "y", "payload"]]
+        return pd.DataFrame(columns=cols).rename_axis("seq")
+    df = pd.DataFrame(rows)
+    missing = [c for c in ["seq", *cols] if c not in df.columns]
+    if missing:
+        raise CorruptFileError(f"{path}: event records lack field(s) {missing}")
+    return df.set_index("seq")[cols]

@@ -31,7 +31,7 @@ import pandas as pd
 
 from gisdata.errors import TwinError
 from twin.eventlog import read_log
-from twin.runstore import read_manifest, read_table
+from twin.runstore import events_path, read_manifest, read_table
 
 CREW_EVENTS = {"dispatch": "travel", "arrival": "service", "resolution": "idle", "staging": "staging"}
 
@@ -82,7 +82,11 @@ def _load(run_dir: str, mtime: float) -> dict:
     names = ("incidents", "reports", "cases", "dispatches", "crews", "vendors", "positions", "crew_series",
              "vendor_series", "flood_nodes")
     tables = {n: read_table(run_dir, n) for n in names if n in man.get("tables", {})}
-    log = read_log(Path(run_dir) / man["events"]["file"])
+    log = read_log(events_path(run_dir, man))  # a plain file name inside the run (checked)
+    try:
+        float(man["params"]["hours"])
+    except (KeyError, TypeError, ValueError):
+        raise ReplayError(f"{run_dir}: the manifest gives no run length (params.hours)") from None
     return {"manifest": man, "tables": tables, "log": log}
 
 

@@ -1,12 +1,20 @@
 """The run store: ``runs/<run_id>/`` with ``manifest.json``, Parquet tables and ``events.jsonl``.
 
-A run is written into a temporary folder beside its target
-(``.<run_id>.tmp-<random>``) and renamed into place when everything is
-written, so a folder named like a run is either complete or absent; its
-manifest says ``"status": "complete"``.  The manifest holds the scenario
-parameters, the seed, package versions, input hashes, the KPIs, the SHA-256 of
-every table file, and the event log's record count and last hash (so a log cut
-short at the end is caught, see :func:`twin.eventlog.verify_log`).
+A run is written into a staging folder beside its target
+(:class:`gisdata.paths.StagedDir`: ``.<run_id>.tmp-<random>``) and moved into
+place when everything is written, so a folder named like a run is either
+complete or absent (an existing empty folder is filled, manifest last, and
+keeps its permissions); its manifest says ``"status": "complete"``.  The
+manifest holds the scenario parameters, the seed, package versions, input
+hashes, the SHA-256 of every file of the run (tables, ``kpis.json``, the event
+log) and the event log's record count and last hash (so a log cut short at the
+end is caught, see :func:`twin.eventlog.verify_log`), and ``manifest_sha256``,
+the digest of its own canonical JSON without that field: the run's *head*,
+which :mod:`twin.evidence` signs or anchors.
+
+Every name a manifest holds (run id, table names, the event-log pointer) is
+checked with :func:`gisdata.paths.check_id` before it becomes a path, and
+:func:`verify_run` checks every file in the run folder.
 
 Examples
 --------
@@ -24,10 +32,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
 import platform
-import secrets
-import shutil
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -38,12 +43,15 @@ import numpy as np
 import pandas as pd
 
 from gisdata.errors import CorruptFileError, InputFileNotFoundError, TwinError
-from twin.eventlog import EventLog, VerifyResult, verify_log
+from gisdata.paths import InvalidIdError, StagedDir, check_id, child_path
+from twin.eventlog import EventLog, VerifyResult, canonical_json, parse_json_strict, verify_log
 
 MANIFEST = "manifest.json"
 EVENTS = "events.jsonl"
 KPIS = "kpis.json"
 FORMAT = "citytwin-run/1"
+SIGNATURE = "manifest.sig"
+"""Detached signature of the run head (:mod:`twin.evidence`); the one file the manifest cannot list."""
 
 VERSION_PACKAGES = ("citytwin", "numpy", "pandas", "pyarrow", "simpy", "mesa", "scipy", "geopandas",
                     "swmm-toolkit", "shapely")
@@ -156,11 +164,11 @@ class RunWriter:
 
     def __init__(self, out: str | Path) -> None:
         self.out = Path(out)
+        check_id(self.out.name, "run id (the run folder's name)")
         if self.out.exists() and (not self.out.is_dir() or any(self.out.iterdir())):
             raise RunExistsError(f"{self.out}: already exists; runs are never overwritten (choose another --out)")
-        self.out.parent.mkdir(parents=True, exist_ok=True)
-        self.tmp = self.out.parent / f".{self.out.name}.tmp-{secrets.token_hex(4)}"
-        self.tmp.mkdir()
+        self._stage = StagedDir(self.out, "run folder")
+        self.tmp = self._stage.path
         self.log = EventLog(self.tmp / EVENTS)
         self.done = False
 
@@ -170,7 +178,7 @@ class RunWriter:
     def __exit__(self, exc_type, exc, tb) -> None:
         self.log.close()
         if not self.done:
-            shutil.rmtree(self.tmp, ignore_errors=True)
+            self._stage.abort()
 
     def commit(self, tables: Mapping[str, pd.DataFrame], *, params: Mapping[str, Any],
                kpis: Mapping[str, Any] | None = None, inputs: Mapping[str, str] | None = None,
@@ -198,11 +206,13 @@ class RunWriter:
         self.log.close()
         table_info = {}
         for name, df in tables.items():
-            path = self.tmp / f"{name}.parquet"
+            path = child_path(self.tmp, name, "table name", suffix=".parquet")
             _prepare(df).to_parquet(path)
             table_info[name] = {"rows": len(df), "sha256": file_sha256(path)}
+        files = {}
         if kpis is not None:
             (self.tmp / KPIS).write_text(json.dumps(to_jsonable(kpis), indent=1, sort_keys=True, allow_nan=False))
+            files[KPIS] = {"sha256": file_sha256(self.tmp / KPIS)}
         manifest = {
             "format": FORMAT, "run_id": self.out.name, "status": "complete",
             "created_utc": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -210,15 +220,47 @@ class RunWriter:
             "versions": package_versions(), "inputs": to_jsonable(dict(inputs or {})),
             "events": {"file": EVENTS, "n_records": self.log.n_records, "head_sha256": self.log.head_sha256,
                        "file_sha256": file_sha256(self.tmp / EVENTS) if (self.tmp / EVENTS).exists() else None},
-            "tables": table_info, "metadata": to_jsonable(dict(metadata or {})),
+            "tables": table_info, "files": files, "metadata": to_jsonable(dict(metadata or {})),
         }
+        manifest["manifest_sha256"] = manifest_digest(manifest)
         text = json.dumps(manifest, indent=1, sort_keys=True, allow_nan=False, ensure_ascii=False)
         (self.tmp / MANIFEST).write_text(text, encoding="utf-8")
-        if self.out.exists():  # an empty folder the user made for it
-            self.out.rmdir()
-        os.replace(self.tmp, self.out)
+        self._stage.commit(last=(MANIFEST,))  # the manifest, which says "complete", arrives last
         self.done = True
         return self.out
+
+
+def manifest_digest(manifest: Mapping[str, Any]) -> str:
+    """The run head: SHA-256 of the manifest's canonical JSON without its ``manifest_sha256`` field."""
+    body = {k: v for k, v in manifest.items() if k != "manifest_sha256"}
+    return hashlib.sha256(canonical_json(body).encode("utf-8")).hexdigest()
+
+
+def _load_manifest(run_dir: Path) -> dict:
+    """The parsed manifest of ``run_dir``, whatever its status; a malformed one raises CorruptFileError."""
+    path = run_dir / MANIFEST
+    if not run_dir.is_dir():
+        raise InputFileNotFoundError(f"{run_dir}: run folder not found")
+    if path.is_symlink() or not path.is_file():
+        raise NotARunError(f"{run_dir}: no {MANIFEST}; not a run folder (or the run did not finish)")
+    try:
+        man = parse_json_strict(path.read_bytes())
+    except ValueError as exc:
+        raise CorruptFileError(f"{path}: not a valid manifest ({exc})") from None
+    if not isinstance(man, dict):
+        raise CorruptFileError(f"{path}: not a valid manifest (a JSON object was expected)")
+    for key, kind in (("params", dict), ("events", dict), ("tables", dict), ("files", dict), ("metadata", dict)):
+        if key in man and not isinstance(man[key], kind):
+            raise CorruptFileError(f"{path}: field '{key}' must be a JSON object")
+    for name, info in man.get("tables", {}).items():
+        check_id(name, "table name", source=path)
+        if not isinstance(info, dict):
+            raise CorruptFileError(f"{path}: tables.{name} must be a JSON object")
+    for name in man.get("files", {}):
+        check_id(name, "file name", source=path)
+    if "file" in man.get("events", {}):
+        check_id(man["events"]["file"], "events.file", source=path)
+    return man
 
 
 def read_manifest(run_dir: str | Path) -> dict:
@@ -227,71 +269,191 @@ def read_manifest(run_dir: str | Path) -> dict:
     Raises
     ------
     NotARunError
-        No manifest, unreadable, or not complete.
+        No manifest, or not complete.
+    CorruptFileError
+        Not valid JSON (NaN, nested too deep), not an object, or a field of the wrong type.
+    InvalidIdError
+        A table name or the event-log pointer is not a plain name inside the run.
     """
     run_dir = Path(run_dir)
-    path = run_dir / MANIFEST
-    if not run_dir.is_dir():
-        raise InputFileNotFoundError(f"{run_dir}: run folder not found")
-    if not path.is_file():
-        raise NotARunError(f"{run_dir}: no {MANIFEST}; not a run folder (or the run did not finish)")
-    try:
-        man = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise CorruptFileError(f"{path}: not valid JSON ({exc})") from None
+    man = _load_manifest(run_dir)
     if man.get("status") != "complete":
         raise NotARunError(f"{run_dir}: status {man.get('status')!r}, not 'complete'")
     return man
 
 
+def events_path(run_dir: str | Path, manifest: Mapping[str, Any]) -> Path:
+    """The event log a manifest points to: a plain file name inside the run (checked)."""
+    ev = manifest.get("events") if isinstance(manifest.get("events"), Mapping) else {}
+    return child_path(run_dir, ev.get("file", EVENTS), "events.file", source=Path(run_dir) / MANIFEST)
+
+
 def read_table(run_dir: str | Path, name: str) -> pd.DataFrame:
-    """One table of a run (``incidents``, ``dispatches``, ``positions``, ...)."""
-    path = Path(run_dir) / f"{name}.parquet"
+    """One table of a run (``incidents``, ``dispatches``, ``positions``, ...).
+
+    Raises
+    ------
+    InvalidIdError
+        ``name`` is not a plain table name.
+    InputFileNotFoundError
+        The run has no such table.
+    CorruptFileError
+        The file is not a readable Parquet table.
+    """
+    path = child_path(run_dir, name, "table name", suffix=".parquet")
     if not path.is_file():
         raise InputFileNotFoundError(f"{path}: table '{name}' not in this run")
-    return pd.read_parquet(path)
+    try:
+        return pd.read_parquet(path)
+    except (OSError, ValueError, TypeError, KeyError, IndexError) as exc:
+        # pyarrow's ArrowInvalid is a ValueError; a truncated file an OSError
+        raise CorruptFileError(f"{path}: not a readable Parquet table ({type(exc).__name__}: "
+                               f"{' '.join(str(exc).split())[:200]})") from None
+    except Exception as exc:  # noqa: BLE001 - any other reader failure on a corrupt file is still the file's fault
+        raise CorruptFileError(f"{path}: not a readable Parquet table ({type(exc).__name__})") from None
 
 
 def read_kpis(run_dir: str | Path) -> dict:
-    """The run's nested KPIs (nulls back to NaN)."""
+    """The run's nested KPIs (nulls back to NaN).
+
+    Raises
+    ------
+    CorruptFileError
+        ``kpis.json`` is not a JSON object.
+    """
     def nan(v):
         if isinstance(v, dict):
             return {k: nan(x) for k, x in v.items()}
         return float("nan") if v is None else v
 
-    return nan(json.loads((Path(run_dir) / KPIS).read_text(encoding="utf-8")))
+    path = Path(run_dir) / KPIS
+    try:
+        data = parse_json_strict(path.read_bytes())
+    except ValueError as exc:
+        raise CorruptFileError(f"{path}: not valid JSON ({exc})") from None
+    if not isinstance(data, dict):
+        raise CorruptFileError(f"{path}: a JSON object was expected")
+    return nan(data)
 
 
 @dataclass(frozen=True)
 class RunCheck:
-    """Outcome of :func:`verify_run`: the log's verdict plus any table whose file changed."""
+    """Outcome of :func:`verify_run`.
 
-    log: VerifyResult
+    Attributes
+    ----------
+    log : VerifyResult or None
+        The event log's verdict (None when the log could not be checked at all).
+    bad_tables : tuple of str
+        Tables whose file is missing or changed.
+    problems : tuple of str
+        Everything else that is wrong: the manifest edited, a file changed,
+        missing or not listed, a pointer outside the run.
+    head_sha256 : str or None
+        The run head (the manifest's digest) when the manifest is intact.
+    """
+
+    log: VerifyResult | None
     bad_tables: tuple[str, ...] = ()
+    problems: tuple[str, ...] = ()
+    head_sha256: str | None = None
 
     @property
     def ok(self) -> bool:
-        return self.log.ok and not self.bad_tables
+        return self.log is not None and self.log.ok and not self.bad_tables and not self.problems
 
     @property
     def message(self) -> str:
-        parts = [f"events.jsonl: {self.log.message}"]
+        parts = []
+        if self.log is not None:
+            parts.append(f"events.jsonl: {self.log.message}")
         if self.bad_tables:
             parts.append(f"tables changed since the run: {', '.join(self.bad_tables)}")
+        parts.extend(self.problems)
+        if self.ok and self.head_sha256:
+            parts.append(f"head {self.head_sha256[:12]}")
         return "; ".join(parts)
 
 
+def _file_problem(run_dir: Path, name: str, want: object) -> str:
+    """Why file ``name`` of the run does not match digest ``want`` ("" if it does)."""
+    path = run_dir / name
+    if path.is_symlink():
+        return f"{name}: is a symbolic link (points outside the run?)"
+    if not path.is_file():
+        return f"{name}: missing"
+    if file_sha256(path) != want:
+        return f"{name}: changed since the run"
+    return ""
+
+
 def verify_run(run_dir: str | Path) -> RunCheck:
-    """Verify a run's event log against its manifest (count and last hash) and its table files."""
+    """Check every file of a run against its manifest, and the manifest against its own digest.
+
+    Checked: the manifest parses and its ``manifest_sha256`` matches its
+    content; the event log (chain, record count, last hash, file digest); each
+    table's and each listed file's digest (``kpis.json``); that every pointer
+    is a plain name inside the run; and that the folder holds no file the
+    manifest does not list (besides ``manifest.json`` and ``manifest.sig``).
+    A tampered run gives a result with ``ok`` False and the reasons, never an
+    exception.
+
+    Raises
+    ------
+    InputFileNotFoundError
+        ``run_dir`` is not a folder.
+    NotARunError
+        It has no manifest.
+    """
     run_dir = Path(run_dir)
-    man = read_manifest(run_dir)
-    ev = man.get("events", {})
-    res = verify_log(run_dir / ev.get("file", EVENTS), head_sha256=ev.get("head_sha256"),
-                     n_records=ev.get("n_records"))
-    bad = tuple(name for name, info in sorted(man.get("tables", {}).items())
-                if not (run_dir / f"{name}.parquet").is_file()
-                or file_sha256(run_dir / f"{name}.parquet") != info.get("sha256"))
-    return RunCheck(res, bad)
+    try:
+        man = _load_manifest(run_dir)
+    except (CorruptFileError, InvalidIdError) as exc:
+        return RunCheck(None, problems=(f"{MANIFEST}: {exc}",))
+    problems: list[str] = []
+    if man.get("status") != "complete":
+        problems.append(f"{MANIFEST}: status {man.get('status')!r}, not 'complete'")
+    want = man.get("manifest_sha256")
+    head = manifest_digest(man)
+    if not isinstance(want, str):
+        problems.append(f"{MANIFEST}: has no manifest_sha256 (edited, or written before runs carried one); "
+                        "its parameters cannot be checked")
+        head = None
+    elif want != head:
+        problems.append(f"{MANIFEST}: content does not match its manifest_sha256 (edited since the run)")
+        head = None
+    ev = man.get("events")
+    log = None
+    covered = {MANIFEST, SIGNATURE}
+    if not isinstance(ev, dict) or not {"file", "n_records", "head_sha256", "file_sha256"} <= set(ev):
+        problems.append(f"{MANIFEST}: no complete 'events' entry (file, n_records, head_sha256, file_sha256)")
+    else:
+        name = ev["file"]
+        covered.add(name)
+        path = run_dir / name
+        if path.is_symlink() or not path.is_file():
+            problems.append(f"{name}: missing or not a regular file inside the run")
+        else:
+            n = ev["n_records"] if isinstance(ev["n_records"], int) else -1
+            log = verify_log(path, head_sha256=str(ev["head_sha256"]), n_records=n)
+            why = _file_problem(run_dir, name, ev["file_sha256"])
+            if why and log.ok:
+                problems.append(why)
+    bad = []
+    for name, info in sorted(man.get("tables", {}).items()):
+        covered.add(f"{name}.parquet")
+        if _file_problem(run_dir, f"{name}.parquet", info.get("sha256")):
+            bad.append(name)
+    for name, info in sorted(man.get("files", {}).items()):
+        covered.add(name)
+        why = _file_problem(run_dir, name, info.get("sha256") if isinstance(info, dict) else None)
+        if why:
+            problems.append(why)
+    extra = sorted(p.name for p in run_dir.iterdir() if p.name not in covered)
+    if extra:
+        problems.append(f"not in the manifest (added since the run, or not covered): {', '.join(extra[:5])}"
+                        + (f" and {len(extra) - 5} more" if len(extra) > 5 else ""))
+    return RunCheck(log, tuple(bad), tuple(problems), head)
 
 
 def list_runs(root: str | Path) -> list[Path]:

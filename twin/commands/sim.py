@@ -267,34 +267,106 @@ def compare_command(runs) -> None:
 
 @click.group("log")
 def group() -> None:
-    """Check a run's hash-chained event log."""
+    """Check a run's files and hash-chained event log; sign or anchor its head."""
 
 
 @group.command("verify")
 @click.argument("run", type=click.Path(path_type=Path))
-def verify_command(run: Path) -> None:
-    """Verify RUN's event log (and table files) against its manifest; exit 1 if tampered.
+@click.option("--key", "public_key", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Ed25519 public key (PEM): also check RUN/manifest.sig was made with its private key.")
+@click.option("--anchor", "anchor_file", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Anchor file (`twin log anchor`): also check it holds the run's head.")
+def verify_command(run: Path, public_key: Path | None, anchor_file: Path | None) -> None:
+    """Verify every file of RUN against its manifest, and the manifest itself; exit 1 if tampered.
 
-    RUN is a run folder (or an events.jsonl file, checked without a manifest).
+    Checks the event log's chain, count and last hash, the digest of every
+    table, of kpis.json and of the log file, the manifest's own digest, that
+    no file was added, and that no pointer leaves the run.  RUN may also be
+    an events.jsonl file (its chain only).
 
     \b
-    Example:
+    Examples:
       twin log verify runs/r1
+      twin log verify runs/r1 --key me.key.pub --anchor /shared/anchors.jsonl
     """
     from twin.eventlog import verify_log
     from twin.runstore import verify_run
 
     if run.is_file():
+        if public_key or anchor_file:
+            raise TwinError("--key and --anchor need a run folder, not an events file")
         res = verify_log(run)
         ok, message = res.ok, f"{run}: {res.message}"
     else:
         check = verify_run(run)
         ok, message = check.ok, f"{run}: {check.message}"
+        if ok and public_key is not None:
+            from twin.evidence import check_signature
+
+            good, why = check_signature(run, public_key)
+            ok, message = good, f"{message}; {why}"
+        if ok and anchor_file is not None:
+            from twin.evidence import check_anchor
+
+            good, why = check_anchor(run, anchor_file)
+            ok, message = good, f"{message}; {why}"
+    message = " ".join(message.split())
     if ok:
         click.echo(f"intact  {message}")
         return
     click.echo(f"TAMPERED  {message}", err=True)
     raise SystemExit(1)
+
+
+@group.command("keygen")
+@click.argument("key", type=click.Path(dir_okay=False, path_type=Path))
+def keygen_command(key: Path) -> None:
+    """Write a new Ed25519 key pair: KEY (private, mode 0600; keep it safe) and KEY.pub.
+
+    \b
+    Example:
+      twin log keygen ~/.citytwin/me.key
+    """
+    from twin.evidence import generate_key
+
+    priv, pub = generate_key(key)
+    click.echo(f"wrote {priv} (private: keep it to yourself) and {pub} (public: give it to whoever verifies)")
+
+
+@group.command("sign")
+@click.argument("run", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--key", "private_key", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="Ed25519 private key (PEM, from `twin log keygen`).")
+def sign_command(run: Path, private_key: Path) -> None:
+    """Sign the head of RUN (its manifest digest) with an Ed25519 key; writes RUN/manifest.sig.
+
+    The run is verified first; a tampered run is not signed.
+
+    \b
+    Example:
+      twin log sign runs/r1 --key ~/.citytwin/me.key
+    """
+    from twin.evidence import sign_run
+
+    path = sign_run(run, private_key)
+    click.echo(f"signed {run} -> {path}")
+
+
+@group.command("anchor")
+@click.argument("run", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--to", "anchor_file", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="Append-only, hash-chained anchor file (created if missing).")
+def anchor_command(run: Path, anchor_file: Path) -> None:
+    """Append the head of RUN to an append-only anchor file kept elsewhere.
+
+    \b
+    Example:
+      twin log anchor runs/r1 --to /shared/anchors.jsonl
+    """
+    from twin.evidence import anchor_run
+
+    rec = anchor_run(run, anchor_file)
+    click.echo(f"anchored {run} head {rec['payload']['head_sha256'][:12]} in {anchor_file} (record {rec['seq']})")
 
 
 @click.command("replay")
