@@ -202,3 +202,26 @@ class BinaryInpError(InpParseError):
 
 class HotstartError(TwinError, ValueError):
     """A hotstart request is inconsistent (time outside the run, file missing)."""
+
+
+class ModelPathError(TwinError, PermissionError):
+    """A file a model names would be read from or written to outside what the run may touch.
+
+    A model may read only files in its own folder (or paths the user named
+    explicitly) and writes only into its run folder.
+
+    Attributes
+    ----------
+    file : str or None
+        The model file.
+    line : int or None
+        1-based line of the model that names the path.
+    path : str or None
+        The path as written in the model.
+    """
+
+    def __init__(self, message: str, *, file: str | None = None, line: int | None = None, path: str | None = None):
+        super().__init__(message)
+        self.file = file
+        self.line = line
+        self.path = path

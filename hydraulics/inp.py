@@ -96,12 +96,43 @@ def format_row(tokens: list[str] | tuple[str, ...]) -> str:
 
 
 def canonical_section(name: str) -> str | None:
-    """The engine keyword a section header matches (``"Polygons"`` -> ``"POLYGON"``), or None."""
+    """The engine keyword a section header matches (``"Polygons"`` -> ``"POLYGON"``), or None.
+
+    The engine matches by prefix, case-insensitively: ``[FILE]``, ``[files]``,
+    ``[FILESXYZ]`` and ``[Filez]`` are all its ``[FILES]`` section (checked
+    against swmm-toolkit 0.17 = SWMM 5.2.4).
+
+    Examples
+    --------
+    >>> canonical_section("files"), canonical_section("FILESXYZ"), canonical_section("FIL")
+    ('FILE', 'FILE', None)
+    """
     upper = name.strip().upper()
     for word in _ENGINE_SECTIONS:
         if upper.startswith(word):
             return word
     return None
+
+
+def header_name(line: str) -> str | None:
+    """The section name if the engine reads ``line`` as a section header, else None.
+
+    The engine splits a line into tokens (quotes group, ``;`` starts a comment)
+    and takes it as a header when the first token starts with ``[``.  So
+    ``[FILES``, ``"[FILES]"``, ``[FILES];x`` and ``[FILE S]`` are headers too;
+    the name is what follows ``[`` up to ``]``.
+
+    Examples
+    --------
+    >>> header_name("[JUNCTIONS]"), header_name('"[Files]"'), header_name("[FILES"), header_name("x[FILES]")
+    ('JUNCTIONS', 'Files', 'FILES', None)
+    """
+    tokens = tokenize(line)
+    if not tokens or not tokens[0].startswith("["):
+        return None
+    m = _HEADER_RE.match(line)
+    name = m.group("name") if m else tokens[0][1:].split("]", 1)[0]
+    return name.strip()
 
 
 @dataclass
@@ -138,6 +169,16 @@ class InpSection:
     def is_verbatim(self) -> bool:
         """True if the section is kept as raw text."""
         return self.verbatim is not None
+
+    @property
+    def canonical(self) -> str | None:
+        """The engine keyword the header matches (``"FILE"`` for ``[files]``), or None if unknown."""
+        return canonical_section(self.name)
+
+    def matches(self, key: str) -> bool:
+        """True if this is section ``key`` as the engine reads it (prefix, any case)."""
+        want = canonical_section(key)
+        return self.canonical == want if want is not None else self.key == key.strip().upper()
 
 
 @dataclass
@@ -194,22 +235,22 @@ class InpModel:
 
     # ------------------------------------------------------------------ access
     def __contains__(self, key: str) -> bool:
-        return any(s.key == key.upper() for s in self.sections)
+        return any(s.matches(key) for s in self.sections)
 
     def section(self, key: str) -> InpSection | None:
-        """The first section called ``key`` (case-insensitive), or None."""
+        """The first section the engine reads as ``key`` (``"FILES"`` finds ``[file]``), or None."""
         for s in self.sections:
-            if s.key == key.upper():
+            if s.matches(key):
                 return s
         return None
 
     def rows(self, key: str) -> list[list[str]]:
-        """All token rows of every section called ``key`` (empty if absent)."""
-        return [r for s in self.sections if s.key == key.upper() and not s.is_verbatim for r in s.rows]
+        """All token rows of every section the engine reads as ``key`` (empty if absent)."""
+        return [r for s in self.sections if s.matches(key) and not s.is_verbatim for r in s.rows]
 
     def _rows_with_lines(self, key: str) -> Iterator[tuple[InpSection, int, list[str]]]:
         for s in self.sections:
-            if s.key == key.upper() and not s.is_verbatim:
+            if s.matches(key) and not s.is_verbatim:
                 for i, r in enumerate(s.rows):
                     yield s, i, r
 
@@ -305,25 +346,42 @@ class InpModel:
         return out
 
     def file_refs(self) -> list[FileRef]:
-        """Every file name the engine reads or writes: ``[FILES]``, rain and climate files,
-        external time series, LID report files."""
+        """Every file or folder name the engine reads or writes.
+
+        Matched as the engine matches them (keywords by prefix, any case):
+        ``[FILES]`` ``USE``/``SAVE`` lines under any header the engine reads as
+        ``[FILES]``, rain gage ``FILE`` sources, ``[TEMPERATURE] FILE``,
+        ``[TIMESERIES] ... FILE``, ``[LID_USAGE]`` report files, and
+        ``[OPTIONS] TEMPDIR`` (the folder of the engine's scratch files,
+        ``kind="dir"``).
+        """
         refs: list[FileRef] = []
+
+        def add(s: InpSection, i: int, token: int, path: str, kind: str, section: str) -> None:
+            refs.append(FileRef(section, i, token, path, kind, s.lines[i] if i < len(s.lines) else 0))
+
         for s, i, r in self._rows_with_lines("FILES"):
             if len(r) >= 3:
-                kind = "input" if r[0].upper() == "USE" else "output"
-                refs.append(FileRef("FILES", i, 2, r[2], kind, s.lines[i] if i < len(s.lines) else 0))
+                mode = r[0].upper()
+                if mode.startswith("USE"):
+                    add(s, i, 2, r[2], "input", "FILES")
+                elif mode.startswith("SAVE"):
+                    add(s, i, 2, r[2], "output", "FILES")
         for s, i, r in self._rows_with_lines("RAINGAGES"):
-            if len(r) >= 6 and r[4].upper() == "FILE":
-                refs.append(FileRef("RAINGAGES", i, 5, r[5], "input", s.lines[i] if i < len(s.lines) else 0))
+            if len(r) >= 6 and r[4].upper().startswith("FILE"):
+                add(s, i, 5, r[5], "input", "RAINGAGES")
         for s, i, r in self._rows_with_lines("TIMESERIES"):
-            if len(r) >= 3 and r[1].upper() == "FILE":
-                refs.append(FileRef("TIMESERIES", i, 2, r[2], "input", s.lines[i] if i < len(s.lines) else 0))
+            if len(r) >= 3 and r[1].upper() == "FILE":  # the engine compares this one exactly
+                add(s, i, 2, r[2], "input", "TIMESERIES")
         for s, i, r in self._rows_with_lines("TEMPERATURE"):
-            if len(r) >= 2 and r[0].upper() == "FILE":
-                refs.append(FileRef("TEMPERATURE", i, 1, r[1], "input", s.lines[i] if i < len(s.lines) else 0))
+            if len(r) >= 2 and r[0].upper().startswith("FILE"):
+                add(s, i, 1, r[1], "input", "TEMPERATURE")
         for s, i, r in self._rows_with_lines("LID_USAGE"):
             if len(r) >= 9 and r[8] not in ("*", ""):
-                refs.append(FileRef("LID_USAGE", i, 8, r[8], "output", s.lines[i] if i < len(s.lines) else 0))
+                add(s, i, 8, r[8], "output", "LID_USAGE")
+        for s, i, r in self._rows_with_lines("OPTIONS"):
+            if len(r) >= 2 and r[0].upper().startswith("TEMPDIR"):
+                add(s, i, 1, r[1], "dir", "OPTIONS")
         return refs
 
     def copy(self) -> InpModel:
@@ -414,9 +472,8 @@ def parse_inp(text: str, *, source: Path | None = None, encoding: str = "utf-8")
     model = InpModel(source=source, encoding=encoding, text=text)
     current: InpSection | None = None
     for lineno, raw in enumerate(text.splitlines(), start=1):
-        m = _HEADER_RE.match(raw)
-        if m:
-            name = m.group("name").strip()
+        name = header_name(raw) if "[" in raw else None
+        if name is not None:
             canon = canonical_section(name)
             verbatim = canon is None or canon in _VERBATIM_SECTIONS
             current = InpSection(name=name, verbatim=[] if verbatim else None, header_line=lineno)
@@ -518,12 +575,42 @@ def replace_lines(text: str, changes: dict[int, str], appended: list[str] | None
     return "\n".join(lines) + "\n"
 
 
-def resolve_file_refs(model: InpModel, work_dir: Path) -> tuple[dict[int, str], list[FileRef], dict[str, Path]]:
-    """Line replacements that make a copy of ``model`` runnable from ``work_dir``.
+_SAFE_NAME_RE = re.compile(r"[^A-Za-z0-9._-]")
 
-    Input files (rain, time series, climate, ``USE`` files) become absolute paths
-    against the model's own folder; output files (``SAVE`` files, LID reports)
-    are redirected into ``work_dir`` so nothing is written beside the user's file.
+
+def _safe_output_name(path: str) -> str:
+    """The last component of ``path`` as a plain file name (no folders, no ``..``)."""
+    name = _SAFE_NAME_RE.sub("_", path.replace("\\", "/").rstrip("/").rsplit("/", 1)[-1])
+    return "output" if name.strip(".") == "" else name
+
+
+def _inside(path: Path, root: Path) -> bool:
+    return path == root or root in path.parents
+
+
+def resolve_file_refs(model: InpModel, work_dir: Path, *,
+                      allowed_inputs: tuple[str | Path, ...] | list[str | Path] = ()
+                      ) -> tuple[dict[int, str], list[FileRef], dict[str, Path]]:
+    """Line replacements that make a copy of ``model`` runnable, and confined, in ``work_dir``.
+
+    * Input files (rain, time series, climate, ``USE`` files, a hotstart to
+      start from) become absolute, symlink-free paths.  They must lie in the
+      model's own folder (or below it), or be one of ``allowed_inputs`` (a
+      file, or a folder whose files are allowed): anything else is refused.
+    * Output files (``SAVE`` files, LID reports) are redirected into
+      ``work_dir`` by their bare name, so the engine never writes beside the
+      user's file or anywhere else.
+    * ``[OPTIONS] TEMPDIR`` (the engine's scratch folder) becomes ``work_dir``.
+
+    Parameters
+    ----------
+    model : InpModel
+        The model.
+    work_dir : Path
+        The run folder.
+    allowed_inputs : sequence of str or Path
+        Paths the user named explicitly (e.g. on the command line) that the
+        model may read although they are outside its folder.
 
     Returns
     -------
@@ -533,34 +620,57 @@ def resolve_file_refs(model: InpModel, work_dir: Path) -> tuple[dict[int, str], 
         Input files that do not exist.
     outputs : dict
         Output file name as written -> path in ``work_dir``.
+
+    Raises
+    ------
+    ModelPathError
+        An input file lies outside the model's folder and was not allowed;
+        the message names the model file, the line and the path.
     """
+    from hydraulics.errors import ModelPathError
+
     changes: dict[int, str] = {}
     missing: list[FileRef] = []
     outputs: dict[str, Path] = {}
     rows_by_line: dict[int, list[str]] = {}
-    for ref in model.file_refs():
-        sec = [s for s in model.sections if s.key == ref.section and not s.is_verbatim]
-        row = None
-        for s in sec:  # find the row object by its source line
+    base = model.base_dir.resolve()
+    allowed = [Path(a).expanduser().resolve() for a in allowed_inputs]
+    work_dir = Path(work_dir)
+    display = str(model.source) if model.source is not None else "<model>"
+    row_at: dict[int, list[str]] = {}
+    for s in model.sections:
+        if not s.is_verbatim:
             for i, ln in enumerate(s.lines):
-                if ln == ref.line:
-                    row = s.rows[i]
+                if ln:
+                    row_at[ln] = s.rows[i]
+    for ref in model.file_refs():
+        row = row_at.get(ref.line)
         if row is None or ref.line == 0:
             continue
         tokens = rows_by_line.setdefault(ref.line, list(row))
         if ref.kind == "input":
-            p = Path(ref.path.replace("\\", "/")) if not Path(ref.path).is_absolute() else Path(ref.path)
-            resolved = p if p.is_absolute() else (model.base_dir / p)
+            p = Path(ref.path.replace("\\", "/"))
+            resolved = (p if p.is_absolute() else base / p).resolve()
+            if not (_inside(resolved, base) or any(_inside(resolved, a) for a in allowed)):
+                raise ModelPathError(
+                    f"{display}:{ref.line}: [{ref.section}] file '{ref.path}' resolves to {resolved}, outside the "
+                    f"model's folder {base}; refused (put it beside the model or name it explicitly, e.g. --allow-read)",
+                    file=display, line=ref.line, path=ref.path)
             if not resolved.exists():
                 missing.append(ref)
             tokens[ref.token] = str(resolved)
+        elif ref.kind == "dir":
+            tokens[ref.token] = str(work_dir)
         else:
-            name = Path(ref.path.replace("\\", "/")).name or "output"
+            name = _safe_output_name(ref.path)
             target = work_dir / name
             k = 1
             while target in outputs.values():
                 target = work_dir / f"{k}_{name}"
                 k += 1
+            if target.parent != work_dir:  # cannot happen with a sanitised name; never write elsewhere
+                raise ModelPathError(f"{display}:{ref.line}: [{ref.section}] output '{ref.path}' would be written "
+                                     f"outside the run folder; refused", file=display, line=ref.line, path=ref.path)
             outputs[ref.path] = target
             tokens[ref.token] = str(target)
         changes[ref.line] = format_row(tokens)

@@ -55,6 +55,7 @@ import numpy as np
 import pandas as pd
 
 from gisdata.errors import TwinError
+from gisdata.limits import MAX_COUPLING_STEP_S, MAX_RAIN_SPAN_DAYS, MIN_COUPLING_STEP_S, check_range
 from hydraulics.errors import HotstartError, MissingModelFileError, SwmmError
 from hydraulics.inp import FLOW_TO_CMS, FT_TO_M, InpModel, parse_inp, read_inp, replace_lines, resolve_file_refs
 
@@ -124,6 +125,12 @@ class RunOptions:
     base_dir : str or Path, optional
         Folder that relative file names resolve against when the model is given
         as text (default: the current directory).
+    allowed_inputs : tuple of str or Path
+        Files (or folders) outside the model's folder that the model may read,
+        because the user named them explicitly (``twin swmm run --allow-read``).
+        Any other path outside the model's folder is refused
+        (:class:`~hydraulics.errors.ModelPathError`); outputs always go to the
+        run folder.
     """
 
     coupling_step_s: float = 300.0
@@ -137,12 +144,13 @@ class RunOptions:
     keep_dir: str | Path | None = None
     on_error: Literal["raise", "warn"] = "raise"
     base_dir: str | Path | None = None
+    allowed_inputs: tuple[str | Path, ...] = ()
 
     def __post_init__(self) -> None:
-        if not (isinstance(self.coupling_step_s, (int, float)) and self.coupling_step_s > 0):
-            raise TwinError(f"coupling_step_s={self.coupling_step_s!r} must be a number of seconds > 0")
-        if self.duration_s is not None and self.duration_s <= 0:
-            raise TwinError(f"duration_s={self.duration_s!r} must be > 0")
+        check_range("coupling_step_s", self.coupling_step_s, MIN_COUPLING_STEP_S, MAX_COUPLING_STEP_S, "s")
+        if self.duration_s is not None:
+            check_range("duration_s", self.duration_s, 0, MAX_RAIN_SPAN_DAYS * 86400.0, "s", lo_inclusive=False)
+        object.__setattr__(self, "allowed_inputs", tuple(self.allowed_inputs))
         if self.duration_s is not None and self.end is not None:
             raise TwinError("give either end or duration_s, not both")
         if self.on_error not in ("raise", "warn"):
@@ -601,7 +609,7 @@ def run_swmm(
 
     work = Path(tempfile.mkdtemp(prefix="citytwin-swmm-"))
     try:
-        changes, _missing, side_outputs = resolve_file_refs(parsed, work)
+        changes, _missing, side_outputs = resolve_file_refs(parsed, work, allowed_inputs=opts.allowed_inputs)
         inp = work / "model.inp"
         rpt, out = work / "model.rpt", work / "model.out"
         inp.write_text(replace_lines(text, changes), encoding=parsed.encoding, errors="replace")
@@ -891,7 +899,8 @@ class BareRun:
         )
 
 
-def run_swmm_bare(inp: str | Path, work_dir: str | Path | None = None) -> BareRun:
+def run_swmm_bare(inp: str | Path, work_dir: str | Path | None = None, *,
+                  allowed_inputs: tuple[str | Path, ...] = ()) -> BareRun:
     """Run the plain engine (``swmm.toolkit.solver.swmm_run``) on a copy of ``inp`` in ``work_dir``.
 
     The reference for tests and benchmarks: no stepping, no reads.  The copy
@@ -905,6 +914,8 @@ def run_swmm_bare(inp: str | Path, work_dir: str | Path | None = None) -> BareRu
     work_dir : str or Path, optional
         Existing folder for the copy, report and output; default a new
         temporary folder, left in place for the caller (its files are the result).
+    allowed_inputs : tuple of str or Path
+        Paths outside the model's folder the model may read (see :class:`RunOptions`).
 
     Raises
     ------
@@ -915,7 +926,7 @@ def run_swmm_bare(inp: str | Path, work_dir: str | Path | None = None) -> BareRu
 
     parsed = read_inp(inp)
     work = Path(work_dir) if work_dir is not None else Path(tempfile.mkdtemp(prefix="citytwin-bare-"))
-    changes, _missing, _outs = resolve_file_refs(parsed, work)
+    changes, _missing, _outs = resolve_file_refs(parsed, work, allowed_inputs=allowed_inputs)
     run_inp = work / "bare.inp"
     run_inp.write_text(replace_lines(parsed.text, changes), encoding=parsed.encoding, errors="replace")
     rpt, out = work / "bare.rpt", work / "bare.out"
