@@ -16,6 +16,14 @@ import pandas as pd
 
 from gisdata.errors import UnknownPresetError
 from gisdata.idf import IDF_PRESETS, ChineseIDF
+from gisdata.limits import (
+    MAX_RAIN_STEP_S,
+    MAX_RETURN_PERIOD_YR,
+    MAX_STORM_DURATION_MIN,
+    MIN_RAIN_STEP_S,
+    MIN_RETURN_PERIOD_YR,
+    check_range,
+)
 from hydraulics.nrcs_tables import NRCS_24H, NRCS_STEP_H
 from hydraulics.rain_series import RainDataError, Storm
 
@@ -67,10 +75,8 @@ def resolve_idf(idf: ChineseIDF | str | Mapping[str, float]) -> ChineseIDF:
 
 
 def _steps(duration_min: float, step_min: float, what: str) -> int:
-    if not step_min > 0:
-        raise RainDataError(f"step_min={step_min} must be > 0")
-    if not duration_min > 0:
-        raise RainDataError(f"duration_min={duration_min} must be > 0")
+    check_range("step_min", step_min, MIN_RAIN_STEP_S / 60.0, MAX_RAIN_STEP_S / 60.0, "min")
+    check_range("duration_min", duration_min, 0, MAX_STORM_DURATION_MIN, "min", lo_inclusive=False)
     n = duration_min / step_min
     if abs(n - round(n)) > 1e-9 or abs(step_min * 60 - round(step_min * 60)) > 1e-9:
         raise RainDataError(
@@ -128,6 +134,7 @@ def chicago_storm(idf: ChineseIDF | str | Mapping[str, float], return_period_yr:
     True
     """
     idf = resolve_idf(idf)
+    check_range("return_period_yr", return_period_yr, MIN_RETURN_PERIOD_YR, MAX_RETURN_PERIOD_YR, "yr")
     if not 0.0 <= r <= 1.0:
         raise RainDataError(f"r={r} must be between 0 and 1 (peak position as a fraction of the duration)")
     n = _steps(duration_min, step_min, "chicago_storm")

@@ -48,6 +48,7 @@ import numpy as np
 import pandas as pd
 
 from gisdata.errors import EmptyDataError, InputFileNotFoundError, TwinError
+from gisdata.limits import MAX_MEMBERS, MAX_QPF_LEAD_H, MAX_RAIN_INTENSITY_MM_H, LimitError, check_rain_grid, check_range
 from hydraulics.rain_readers import UNIT_SUFFIXES, RainFileError
 from hydraulics.rain_series import MM_PER_INCH, RainDataError, RainSeries
 
@@ -157,6 +158,10 @@ def read_qpf(path: str | Path, *, units: str | None = None, issue_time: pd.Times
     if (t < 0).any():
         k = int(np.argmax(t < 0))
         raise QPFError(path, int(lines[k]), f"field '{tcol}': time {raw[tcol].iloc[k]!r} is before the issue time")
+    if (t > MAX_QPF_LEAD_H * 3600.0).any():  # before any grid is allocated: a 29-byte file must stay small
+        k = int(np.argmax(t > MAX_QPF_LEAD_H * 3600.0))
+        raise QPFError(path, int(lines[k]), f"field '{tcol}': time {raw[tcol].iloc[k]!r} is {t[k] / 3600.0:,.6g} h "
+                                            f"after issue; expected at most {MAX_QPF_LEAD_H:g} h (MAX_QPF_LEAD_H)")
     d = np.diff(t)
     if (d == 0).any():
         k = int(np.argmax(d == 0)) + 1
@@ -187,6 +192,10 @@ def read_qpf(path: str | Path, *, units: str | None = None, issue_time: pd.Times
             raise QPFError(path, int(lines[k]), f"field '{col}': {num[k]:g} is negative; expected rain >= 0")
 
     step = round(d.min()) if len(d) else 3600  # one row: an hourly forecast by convention
+    try:
+        check_rain_grid("QPF", float(t.max()), step, len(value_cols))
+    except LimitError as exc:
+        raise QPFError(path, None, str(exc).removeprefix("QPF: ")) from None
     off = t / step
     if (np.abs(off - np.round(off)) > 1e-6).any():
         k = int(np.argmax(np.abs(off - np.round(off)) > 1e-6))
@@ -200,6 +209,11 @@ def read_qpf(path: str | Path, *, units: str | None = None, issue_time: pd.Times
         if gauge in values:
             raise QPFError(path, 1, f"field '{col}': gauge '{gauge}' appears in more than one column")
         values[gauge] = num * factor
+        if (values[gauge] > MAX_RAIN_INTENSITY_MM_H).any():
+            k = int(np.argmax(values[gauge] > MAX_RAIN_INTENSITY_MM_H))
+            raise QPFError(path, int(lines[k]), f"field '{col}': {raw[col].iloc[k].strip()} is "
+                                                f"{values[gauge][k]:,.6g} mm/h; expected at most "
+                                                f"{MAX_RAIN_INTENSITY_MM_H:g} mm/h (MAX_RAIN_INTENSITY_MM_H)")
     index = pd.Index(np.round(t).astype("int64"), name="elapsed_s")
     try:
         series = RainSeries(pd.DataFrame(values, index=index), step_s=step, label=path.stem)
@@ -263,6 +277,8 @@ def fit_horizon(rain: RainSeries, horizon_s: float, *, step_s: int | None = None
     [6.0, 6.0, 0.0, 0.0]
     """
     step = int(step_s or rain.step_s)
+    check_range("horizon_s", horizon_s, 0, MAX_QPF_LEAD_H * 3600.0, "s", lo_inclusive=False)
+    check_rain_grid("forecast horizon", float(horizon_s), step, len(rain.gauges))
     r = rain.to_elapsed() if rain.is_timestamped else rain
     if int(r.intensity_mm_h.index[0]) != 0:
         r = r.to_elapsed()
@@ -370,6 +386,7 @@ def design_storm_qpf(idf: str, return_period_yr: float, duration_s: float, start
     """
     from hydraulics.design_storms import chicago_storm
 
+    check_range("start_in_s", start_in_s, 0, MAX_QPF_LEAD_H * 3600.0, "s")
     storm = chicago_storm(idf, return_period_yr=return_period_yr, duration_min=duration_s / 60.0, step_min=step_min)
     step = storm.step_s
     k0 = round(start_in_s / step)
@@ -458,6 +475,7 @@ def perturb_qpf(qpf: RainSeries, n_members: int, *, seed: int, model: ErrorModel
     """
     if not (isinstance(n_members, (int, np.integer)) and n_members >= 1):
         raise EnsembleError(f"n_members={n_members!r} must be an integer >= 1")
+    check_range("n_members", n_members, 1, MAX_MEMBERS, integer=True)
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
         raise EnsembleError(f"seed={seed!r} must be an integer (the error model is seeded, never global)")
     model = model or ErrorModel()
@@ -563,6 +581,7 @@ def _pad_end(series: RainSeries, model: ErrorModel) -> RainSeries:
     """Add dry steps at the end so that a late shift never pushes rain off the record."""
     lead_end_h = series.duration_s / 3600.0
     reach_h = 6.0 * (model.timing0_h + model.timing_per_day_h * lead_end_h / 24.0 + model.gauge_shift_h)
+    check_rain_grid("ensemble padding", series.duration_s + reach_h * 3600.0, series.step_s, len(series.gauges))
     n_pad = math.ceil(reach_h * 3600.0 / series.step_s)
     if n_pad == 0:
         return series

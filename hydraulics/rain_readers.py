@@ -32,6 +32,7 @@ import numpy as np
 import pandas as pd
 
 from gisdata.errors import CorruptFileError, InputFileNotFoundError
+from gisdata.limits import MAX_RAIN_INTENSITY_MM_H, LimitError, check_rain_grid
 from hydraulics.design_storms import IDFTable, cumulative_curve_storm
 from hydraulics.rain_series import MM_PER_INCH, RainSeries, Storm
 
@@ -135,6 +136,7 @@ def read_ncdc(path: str | Path, *, missing: Literal["zero", "raise"] = "zero",
         n_missing += int(miss.sum())
         n_accum += acc
     frame = pd.DataFrame(frames)
+    _check_grid(path, (frame.index.max() - frame.index.min()).total_seconds(), interval, frame.shape[1])
     full = pd.date_range(frame.index.min(), frame.index.max(), freq=pd.Timedelta(seconds=interval), name="time")
     frame = frame.reindex(full).fillna(0.0)  # stations may cover different periods
     return RainSeries(frame, step_s=interval, label=path.stem, source=str(path),
@@ -234,6 +236,7 @@ def _station_series(path: Path, recs: list[_Record], interval: int) -> tuple[pd.
     """Depth per interval (inches, NaN = missing), the missing mask, and the accumulation count."""
     step = pd.Timedelta(seconds=interval)
     starts = [r.end - step for r in recs]
+    _check_grid(path, (max(starts) - min(starts)).total_seconds(), interval, 1)
     index = pd.date_range(min(starts), max(starts), freq=step, name="time")
     pos = {t: i for i, t in enumerate(index)}
     depth = np.zeros(len(index))
@@ -332,7 +335,7 @@ def read_rain_csv(path: str | Path, *, time_col: str | None = None, units: str |
     elapsed_unit = {"elapsed_s": 1.0, "elapsed_min": 60.0, "elapsed_h": 3600.0}.get(str(tcol))
     if elapsed_unit is not None:
         t = pd.to_numeric(df[tcol], errors="coerce").to_numpy() * elapsed_unit
-        bad = np.isnan(t)
+        bad = ~np.isfinite(t)
     else:
         t = pd.to_datetime(df[tcol], errors="coerce", format="mixed")
         bad = t.isna().to_numpy()
@@ -354,6 +357,7 @@ def read_rain_csv(path: str | Path, *, time_col: str | None = None, units: str |
         k = int(np.argmax(irregular))
         raise RainFileError(path, int(lineno[k]), f"time {df[tcol].iloc[k]!r} is not a whole number of "
                                                   f"{step} s steps after the first row")
+    _check_grid(path, float(secs[-1]), step, len(gauge_cols))
     slot = np.round(off).astype(int)
 
     values, n_missing = {}, 0
@@ -380,8 +384,14 @@ def read_rain_csv(path: str | Path, *, time_col: str | None = None, units: str |
         factor = {"mm_h": 1.0, "in_h": MM_PER_INCH, "mm": 3600.0 / step, "in": MM_PER_INCH * 3600.0 / step}[unit]
         if gauge in values:
             raise RainFileError(path, 1, f"gauge '{gauge}' appears in more than one column")
+        rate = num * factor
+        if (rate > MAX_RAIN_INTENSITY_MM_H).any():
+            k = int(np.argmax(rate > MAX_RAIN_INTENSITY_MM_H))
+            raise RainFileError(path, int(lineno[k]), f"column '{col}': {raw.iloc[k]} is {rate[k]:,.6g} mm/h; "
+                                                      f"expected at most {MAX_RAIN_INTENSITY_MM_H:g} mm/h "
+                                                      "(MAX_RAIN_INTENSITY_MM_H)")
         full = np.zeros(slot[-1] + 1)
-        full[slot] = num * factor
+        full[slot] = rate
         values[gauge] = full
     shift = -step if time_label == "end" else 0
     if elapsed_unit is not None:
@@ -391,6 +401,14 @@ def read_rain_csv(path: str | Path, *, time_col: str | None = None, units: str |
                                  name="time")
     return RainSeries(pd.DataFrame(values, index=index), step_s=step, label=path.stem, source=str(path),
                       meta={"format": "csv", "missing_steps": n_missing})
+
+
+def _check_grid(path: Path, span_s: float, step_s: float, n_gauges: int) -> None:
+    """Refuse a record whose regular grid would be too large, before it is allocated (see gisdata.limits)."""
+    try:
+        check_rain_grid("rain record", span_s, step_s, n_gauges)
+    except LimitError as exc:
+        raise RainFileError(path, None, str(exc).removeprefix("rain record: ")) from None
 
 
 def _column_unit(path: Path, col: str, units: str | None) -> tuple[str, str]:

@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from gisdata.errors import EmptyDataError, TwinError
+from gisdata.limits import MAX_RAIN_CELLS, MAX_RAIN_INTENSITY_MM_H, MAX_RAIN_STEP_S, check_rain_grid
 
 MM_PER_INCH = 25.4
 """Millimetres per inch."""
@@ -73,6 +74,8 @@ class RainSeries:
             step = int(step)
         if not isinstance(step, (int, np.integer)) or isinstance(step, bool) or step <= 0:
             raise RainDataError(f"step_s={self.step_s!r} must be a positive whole number of seconds")
+        if step > MAX_RAIN_STEP_S:
+            raise RainDataError(f"step_s={step} is more than {MAX_RAIN_STEP_S} s (MAX_RAIN_STEP_S)")
         object.__setattr__(self, "step_s", int(step))
         df = self.intensity_mm_h
         if not isinstance(df, pd.DataFrame):
@@ -96,6 +99,16 @@ class RainSeries:
                 f"rain series '{self.label}': gauge '{df.columns[c]}' at {df.index[r]!r} has intensity "
                 f"{values[r, c]!r}; expected a finite value >= 0 mm/h"
             )
+        high = values > MAX_RAIN_INTENSITY_MM_H
+        if high.any():
+            r, c = np.argwhere(high)[0]
+            raise RainDataError(
+                f"rain series '{self.label}': gauge '{df.columns[c]}' at {df.index[r]} has intensity "
+                f"{values[r, c]:g} mm/h; expected at most {MAX_RAIN_INTENSITY_MM_H:g} mm/h (MAX_RAIN_INTENSITY_MM_H)"
+            )
+        if values.size > MAX_RAIN_CELLS:
+            raise RainDataError(f"rain series '{self.label}': {df.shape[0]:,} intervals x {df.shape[1]} gauges is more "
+                                f"than {MAX_RAIN_CELLS:,} values (MAX_RAIN_CELLS)")
         values.setflags(write=False)
         object.__setattr__(self, "intensity_mm_h", df)
         if self.return_period_yr is not None and not self.return_period_yr > 0:
@@ -208,6 +221,7 @@ class RainSeries:
         step_s = int(step_s)
         if step_s <= 0:
             raise RainDataError(f"step_s={step_s} must be > 0")
+        check_rain_grid(f"rain series '{self.label}' resampled", self.duration_s, step_s, len(self.gauges))
         cum = self.cumulative_depth_mm()
         m = -(-self.duration_s // step_s)  # ceil
         t_new = np.arange(m + 1, dtype="int64") * step_s
@@ -377,8 +391,11 @@ def combine_gauges(series: Iterable[RainSeries], *, step_s: int | None = None,
                 f"combine_gauges: series '{p.label}' starts {off_s:g} s after the earliest; "
                 f"expected a multiple of step_s={step}"
             )
-    frame = pd.concat([p.intensity_mm_h for p in parts], axis=1).sort_index()
     end = max(p.intensity_mm_h.index[-1] for p in parts)
+    span = end - t0
+    check_rain_grid("combine_gauges", span.total_seconds() if isinstance(span, pd.Timedelta) else float(span),
+                    step, len(ids))
+    frame = pd.concat([p.intensity_mm_h for p in parts], axis=1).sort_index()
     if kinds == {True}:
         full = pd.date_range(t0, end, freq=pd.Timedelta(seconds=step), name="time")
     else:

@@ -15,6 +15,14 @@ from pathlib import Path
 import click
 
 from gisdata.errors import TwinError
+from gisdata.limits import (
+    MAX_COUPLING_STEP_S,
+    MAX_RETURN_PERIOD_YR,
+    MAX_STORM_DURATION_MIN,
+    MIN_COUPLING_STEP_S,
+    MIN_RETURN_PERIOD_YR,
+    check_range,
+)
 
 _UNITS_S = {"s": 1, "sec": 1, "min": 60, "m": 60, "h": 3600, "hr": 3600, "d": 86400, "day": 86400}
 _DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([a-z]*)\s*$", re.IGNORECASE)
@@ -55,6 +63,20 @@ class Duration(click.ParamType):
             return parse_duration_s(value)
         except ValueError as exc:
             self.fail(str(exc), param, ctx)
+
+
+def parse_datetime(option: str, text: str) -> datetime:
+    """An ISO date-time given for ``option``; a one-line :class:`TwinError` if it is not one.
+
+    Examples
+    --------
+    >>> parse_datetime("--start", "1998-01-01T06:00")
+    datetime.datetime(1998, 1, 1, 6, 0)
+    """
+    try:
+        return datetime.fromisoformat(str(text).strip())
+    except ValueError:
+        raise TwinError(f"{option} {text!r}: not a date-time; expected ISO form, e.g. 2024-07-01T12:00") from None
 
 
 def _time_or_offset(text: str) -> datetime | float:
@@ -125,9 +147,12 @@ def _format_results(res, label: str, surface_depth: tuple[float, str] | None) ->
 @click.option("--hotstart", "hotstart", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Start from this hotstart file (give --start: the time it was saved).")
 @click.option("--start", "start", default=None, help="Override the start date-time (ISO, e.g. 1998-01-01T06:00).")
+@click.option("--allow-read", "allow_read", multiple=True, type=click.Path(path_type=Path),
+              help="A file or folder outside the model's folder that the model may read (rain or "
+                   "time-series file); repeatable. Other paths outside the model's folder are refused.")
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Show a progress bar.")
 def run_command(model, city, storm, return_period, duration_s, idf, out_dir, coupling_s, save_at,
-                hotstart_out, hotstart, start, progress) -> None:
+                hotstart_out, hotstart, start, allow_read, progress) -> None:
     """Run MODEL.inp (or a city with a design storm) and print the flood summary.
 
     The model runs as a copy in a temporary folder; nothing is written beside it.
@@ -145,6 +170,10 @@ def run_command(model, city, storm, return_period, duration_s, idf, out_dir, cou
 
     if (model is None) == (city is None):
         raise TwinError("give either MODEL.inp or --city, not both and not neither")
+    check_range("--return-period", return_period, MIN_RETURN_PERIOD_YR, MAX_RETURN_PERIOD_YR, "yr")
+    check_range("--duration", duration_s / 60.0, 0, MAX_STORM_DURATION_MIN, "min", lo_inclusive=False)
+    check_range("--coupling-step", coupling_s, MIN_COUPLING_STEP_S, MAX_COUPLING_STEP_S, "s")
+    start_dt = parse_datetime("--start", start) if start else None
     city_obj = None
     tmp = None
     if city is not None:
@@ -166,8 +195,7 @@ def run_command(model, city, storm, return_period, duration_s, idf, out_dir, cou
             hs_target = hotstart_out or ((out_dir / "model.hsf") if out_dir else Path(f"{Path(model).stem}.hsf"))
         opts = RunOptions(
             coupling_step_s=coupling_s, save_hotstart_at=save_hotstart_at, save_hotstart_to=hs_target,
-            hotstart=hotstart, start=datetime.fromisoformat(start) if start else None,
-            progress=progress, keep_dir=out_dir,
+            hotstart=hotstart, start=start_dt, progress=progress, keep_dir=out_dir, allowed_inputs=tuple(allow_read),
         )
         res = run_swmm(model, options=opts)
     finally:
@@ -240,6 +268,9 @@ def export_command(city: str, out: Path, return_period: float | None, duration_s
     rain = None
     if return_period is not None:
         from hydraulics.rainfall import chicago_storm
+
+        check_range("--return-period", return_period, MIN_RETURN_PERIOD_YR, MAX_RETURN_PERIOD_YR, "yr")
+        check_range("--duration", duration_s / 60.0, 0, MAX_STORM_DURATION_MIN, "min", lo_inclusive=False)
 
         rain = chicago_storm(idf, return_period, duration_s / 60.0)
     path = write_swmm_inp(city_obj, out, rain=rain)
