@@ -42,10 +42,14 @@ class SchedulerError(TwinError, ConnectionError):
 _WORKER_CTX: SurfaceContext | None = None
 
 
-def _init_worker(ctx: SurfaceContext) -> None:
+def _init_worker(ctx: SurfaceContext, parent_pid: int | None = None) -> None:
     # Sent once per worker process instead of once per member.
     global _WORKER_CTX
     _WORKER_CTX = ctx
+    if parent_pid is not None:  # a parent killed outright (SIGKILL) must not leave this worker running
+        from hydraulics.processes import watch_parent
+
+        watch_parent(parent_pid)
 
 
 def _run_in_worker(task: MemberTask) -> MemberResult:
@@ -120,7 +124,7 @@ def _run_local(tasks, ctx, max_workers, done) -> None:
     n = max(1, min(int(max_workers or default_workers()), len(tasks)))
     spawn = multiprocessing.get_context("spawn")  # fork would copy a live engine's globals
     with ProcessPoolExecutor(max_workers=n, mp_context=spawn, initializer=_init_worker,
-                             initargs=(ctx,)) as pool:
+                             initargs=(ctx, os.getpid())) as pool:
         futures = {pool.submit(_run_in_worker, t): t for t in tasks}
         for fut in as_completed(futures):
             t = futures[fut]

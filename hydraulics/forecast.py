@@ -731,7 +731,11 @@ def load_forecast(out_dir: str | Path, city: CityTwin, *, issue_time, horizon_h:
     table_path = folder / "members.csv"
     if not table_path.is_file():
         raise InputFileNotFoundError(f"{table_path}: no member table; not a forecast output directory")
-    table = pd.read_csv(table_path).set_index("member")
+    from gisdata.paths import check_id
+
+    table = pd.read_csv(table_path, dtype={"member": str}).set_index("member")
+    for n in table.index:  # names read from a file become file names: plain names only
+        check_id(n, "member name", source=table_path)
     ok = [n for n in table.index if table.loc[n, "status"] == "ok" and (folder / f"member_{n}_series.parquet").exists()]
     if not ok:
         raise ForecastError(f"{folder}: no finished members")

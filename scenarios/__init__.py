@@ -25,14 +25,14 @@ _EXPORTS = {
     "read_run_table": "store",
     "plan_sweep": "sweep", "PlannedRun": "sweep",
     "run_batch": "batch", "BatchResult": "batch", "BatchError": "batch", "SchedulerUnreachableError": "batch",
-    "results_table": "batch", "connect_scheduler": "batch",
+    "results_table": "batch", "connect_scheduler": "batch", "sweep_state": "batch",
 }
 
 __all__ = [
     "BatchError", "BatchResult", "PlannedRun", "RunResult", "ScenarioError", "ScenarioFileNotFoundError",
     "ScenarioSpec", "SchedulerUnreachableError", "connect_scheduler", "default_run_id", "is_complete", "list_runs",
     "load_scenario", "load_scenario_city", "plan_sweep", "read_manifest", "read_run_table", "results_table",
-    "run_batch", "run_scenario", "scenario_hash", "validate_scenario", "write_run",
+    "run_batch", "run_scenario", "scenario_hash", "sweep_state", "validate_scenario", "write_run",
 ]
 
 

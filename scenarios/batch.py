@@ -45,6 +45,7 @@ from pathlib import Path
 import pandas as pd
 
 from gisdata.errors import InputFileNotFoundError, TwinError
+from gisdata.paths import check_id
 from scenarios.runner import RunResult, result_row, run_spec_data
 from scenarios.schema import (
     ScenarioError,
@@ -61,7 +62,7 @@ from scenarios.store import (
 )
 from scenarios.sweep import PlannedRun, plan_sweep
 
-__all__ = ["BatchError", "BatchResult", "SchedulerUnreachableError", "connect_scheduler", "run_batch"]
+__all__ = ["BatchError", "BatchResult", "SchedulerUnreachableError", "connect_scheduler", "run_batch", "sweep_state"]
 
 SWEEP_FILE = "sweep.json"
 SWEEP_FORMAT = "citytwin-sweep/1"
@@ -115,19 +116,67 @@ def _now() -> str:
 
 
 def _read_sweep(directory: Path) -> dict:
+    """``sweep.json`` of ``directory``, checked: every run id is a plain name inside the sweep.
+
+    Raises
+    ------
+    BatchError
+        Not a sweep directory, unreadable, or malformed (a field of the wrong type).
+    InvalidIdError
+        A run id that could leave the sweep directory (``../x``, ``/abs``, ``a/b``).
+    """
     p = directory / SWEEP_FILE
     if not directory.is_dir():
         raise InputFileNotFoundError(f"{directory}: sweep directory not found")
     try:
-        data = json.loads(p.read_text(encoding="utf-8"))
+        raw = p.read_bytes()
     except FileNotFoundError:
         raise BatchError(f"{directory}: not a sweep directory (no {SWEEP_FILE}); "
                          "start a sweep with `twin batch SWEEP.toml`") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise BatchError(f"{p}: unreadable ({exc})") from None
+    from twin.eventlog import parse_json_strict
+
+    try:
+        data = parse_json_strict(raw)
+    except ValueError as exc:
+        raise BatchError(f"{p}: unreadable ({' '.join(str(exc).split())[:200]})") from None
+    if not isinstance(data, dict):
+        raise BatchError(f"{p}: malformed (a JSON object was expected)")
     if data.get("format") != SWEEP_FORMAT:
         raise BatchError(f"{p}: format {data.get('format')!r}, expected {SWEEP_FORMAT!r}")
+    _check_sweep_data(data, p)
     return data
+
+
+def _check_sweep_data(data: dict, p: Path) -> None:
+    """Raise BatchError / InvalidIdError unless ``data`` has the shape ``sweep.json`` is written with."""
+    def bad(what: str) -> BatchError:
+        return BatchError(f"{p}: malformed: {what}")
+
+    if not isinstance(data.get("scenario"), dict):
+        raise bad("'scenario' must be an object")
+    runs = data.get("runs")
+    if not isinstance(runs, list) or not runs:
+        raise bad("'runs' must be a non-empty list")
+    seen = set()
+    for i, r in enumerate(runs):
+        if not isinstance(r, dict):
+            raise bad(f"runs[{i}] must be an object")
+        rid = check_id(r.get("run_id"), f"runs[{i}].run_id", source=p)
+        if rid in seen:
+            raise bad(f"run id {rid!r} appears twice")
+        seen.add(rid)
+        if not isinstance(r.get("params", {}), dict):
+            raise bad(f"runs[{i}].params must be an object")
+        seed = r.get("seed")
+        if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**63:
+            raise bad(f"runs[{i}].seed {seed!r} must be a whole number >= 0")
+    failed = data.get("failed", {})
+    if not isinstance(failed, dict):
+        raise bad("'failed' must be an object")
+    for rid in failed:
+        check_id(rid, "failed run id", source=p)
+    if not isinstance(data.get("batch") or {}, dict):
+        raise bad("'batch' must be an object")
 
 
 def _plan_from_file(data: dict) -> list[PlannedRun]:
@@ -136,11 +185,11 @@ def _plan_from_file(data: dict) -> list[PlannedRun]:
     runs = []
     for i, r in enumerate(data["runs"]):
         d = base
-        for name, value in r["params"].items():
+        for name, value in r.get("params", {}).items():
             d = set_parameter(d, name, value)
         d = set_parameter(d, "scenario.seed", int(r["seed"]))
         spec = validate_scenario(d, source=f"sweep run {r['run_id']}")
-        runs.append(PlannedRun(r["run_id"], i, dict(r["params"]), int(r["seed"]), spec.to_data()))
+        runs.append(PlannedRun(r["run_id"], i, dict(r.get("params", {})), int(r["seed"]), spec.to_data()))
     return runs
 
 
@@ -157,6 +206,62 @@ def _locked(directory: Path):
         yield
     finally:
         fh.close()
+
+
+def _lock_is_held(directory: Path) -> bool:
+    """True while a batch holds the sweep's lock (it is running)."""
+    import fcntl
+
+    try:
+        fd = os.open(directory / ".lock", os.O_RDONLY | os.O_NOFOLLOW)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+    return False
+
+
+def sweep_state(directory: str | Path) -> dict:
+    """The state of a sweep as it is on disk now, whatever ``sweep.json`` last said.
+
+    A batch killed outright (SIGKILL) cannot update ``sweep.json``, which then
+    still says ``"running"``; here a sweep is ``running`` only while a batch
+    holds its lock, ``complete`` only when every planned run is stored
+    complete, and otherwise ``interrupted`` (or ``incomplete`` when its
+    batch ended with runs failed or missing).
+
+    Returns
+    -------
+    dict
+        ``status``, ``n_runs`` (planned), ``n_complete``, ``n_failed``,
+        ``n_missing`` (neither stored nor failed) and ``recorded_status`` (what
+        ``sweep.json`` says).
+
+    Raises
+    ------
+    BatchError, InvalidIdError
+        Not a sweep directory, or a malformed ``sweep.json``.
+    """
+    directory = Path(directory)
+    data = _read_sweep(directory)
+    run_ids = [r["run_id"] for r in data["runs"]]
+    complete = {rid for rid in run_ids if is_complete(directory / rid)}
+    failed = {rid for rid in data.get("failed", {}) if rid in run_ids and rid not in complete}
+    recorded = data.get("status", "?")
+    if _lock_is_held(directory):
+        status = "running"
+    elif len(complete) == len(run_ids):
+        status = "complete"
+    elif recorded in ("incomplete", "interrupted"):
+        status = recorded
+    else:  # "running" (or "complete") on file, no batch running and runs missing: killed
+        status = "interrupted"
+    return {"status": status, "n_runs": len(run_ids), "n_complete": len(complete), "n_failed": len(failed),
+            "n_missing": len(run_ids) - len(complete) - len(failed), "recorded_status": recorded}
 
 
 def results_table(directory: str | Path, runs: list[str] | None = None,
@@ -185,17 +290,25 @@ def results_table(directory: str | Path, runs: list[str] | None = None,
 
 def _write_results(directory: Path, runs: list[str], failed: dict[str, str]) -> pd.DataFrame:
     df = results_table(directory, runs, failed)
-    tag = f"{os.getpid()}.{uuid.uuid4().hex[:6]}"
+    import tempfile
+
     out = df.copy()
     for c in out.columns:  # mixed parameter types (e.g. strategies next to numbers) -> text for parquet
         if out[c].dtype == object:
             out[c] = out[c].map(lambda v: v if v is None or isinstance(v, str) else json.dumps(v))
-    tmp_p = directory / f".tmp-results.parquet.{tag}"
-    tmp_c = directory / f".tmp-results.csv.{tag}"
-    out.to_parquet(tmp_p)
-    df.to_csv(tmp_c)
-    os.replace(tmp_p, directory / "results.parquet")
-    os.replace(tmp_c, directory / "results.csv")
+    tmps = []
+    try:
+        for name, write in (("results.parquet", out.to_parquet), ("results.csv", df.to_csv)):
+            # unpredictable names created exclusively (a planted symlink is never followed)
+            fd, tmp = tempfile.mkstemp(prefix=f".{name}.tmp-", dir=directory)
+            tmps.append(tmp)
+            with os.fdopen(fd, "wb") as fh:
+                write(fh)
+            os.chmod(tmp, 0o644)
+            os.replace(tmp, directory / name)
+    finally:
+        for tmp in tmps:
+            Path(tmp).unlink(missing_ok=True)
     return df
 
 
@@ -233,9 +346,13 @@ _SINGLE_THREAD_ENV = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_
 _STARTED = None  # in a local worker: queue on which each run announces that it started
 
 
-def _init_local_worker(started) -> None:
+def _init_local_worker(started, parent_pid: int | None = None) -> None:
     global _STARTED
     _STARTED = started
+    if parent_pid is not None:  # a batch killed outright (SIGKILL) must not leave this worker running
+        from hydraulics.processes import watch_parent
+
+        watch_parent(parent_pid)
 
 
 def _run_local_task(task: dict) -> RunResult:
@@ -258,7 +375,7 @@ def _run_local(runs: list[PlannedRun], workers: int, record: Callable[[RunResult
             done: set[str] = set()
             started_q = ctx.SimpleQueue()
             pool = ProcessPoolExecutor(max_workers=n, mp_context=ctx, initializer=_init_local_worker,
-                                       initargs=(started_q,))
+                                       initargs=(started_q, os.getpid()))
             broken = False
             try:
                 futs = {pool.submit(_run_local_task, r.task()): r for r in pending}
@@ -396,7 +513,7 @@ def run_batch(sweep: ScenarioSpec | str | Path | None = None, out: str | Path = 
             raise ScenarioError(f"scenario '{spec.name}' has no [sweep] section; run it with `twin run`")
         plan = plan_sweep(spec)  # validates every run before anything is created
         batch = spec.batch.model_dump() if spec.batch else {}
-        directory = Path(out) / spec.name
+        directory = Path(out) / check_id(spec.name, "scenario name")
         data = None
         if (directory / SWEEP_FILE).exists():
             d = _read_sweep(directory)

@@ -22,7 +22,6 @@ import math
 import os
 import secrets
 import shutil
-import uuid
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -30,6 +29,7 @@ from typing import Any
 import pandas as pd
 
 from gisdata.errors import InputFileNotFoundError, TwinError
+from gisdata.paths import InvalidIdError, check_id, child_path
 from twin import runstore
 
 MANIFEST = runstore.MANIFEST
@@ -38,13 +38,21 @@ TMP_MARK = ".tmp-"
 
 def write_json_atomic(path: str | Path, data: Mapping[str, Any]) -> Path:
     """Write JSON to ``path`` via a temporary file and ``os.replace`` (readers never see half a file)."""
+    import tempfile
+
     path = Path(path)
-    tmp = path.with_name(f".{path.name}{TMP_MARK}{os.getpid()}.{uuid.uuid4().hex[:8]}")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        json.dump(runstore.to_jsonable(dict(data)), fh, indent=1, sort_keys=True, allow_nan=False)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    # an unpredictable name created exclusively: a planted symlink is never followed
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}{TMP_MARK}", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(runstore.to_jsonable(dict(data)), fh, indent=1, sort_keys=True, allow_nan=False)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
     return path
 
 
@@ -82,7 +90,7 @@ def write_run(result, runs_dir: str | Path, *, overwrite: bool = False) -> Path:
         raise TwinError(f"run {result.run_id} failed ({result.error.splitlines()[0][:200] if result.error else '?'}); "
                         "a failed run is not stored")
     runs_dir = Path(runs_dir)
-    final = runs_dir / result.run_id
+    final = child_path(runs_dir, result.run_id, "run id")  # never a path outside runs_dir
     old = None
     if final.exists():
         if is_complete(final) and not overwrite:
@@ -112,8 +120,10 @@ def write_run(result, runs_dir: str | Path, *, overwrite: bool = False) -> Path:
 
 def _replay_log(log, events: bytes | None, expected: Mapping[str, Any]) -> None:
     """Append a worker's event log to the run's log; the records (and so the hash chain) come out identical."""
+    from twin.eventlog import parse_json_strict
+
     for line in (events or b"").splitlines():
-        r = json.loads(line)
+        r = parse_json_strict(line)
         log.append(r["time_s"], r["kind"], r["actor"], x=r.get("x"), y=r.get("y"), payload=r.get("payload"))
     if expected.get("head_sha256") and (log.head_sha256 != expected["head_sha256"]
                                         or log.n_records != expected.get("n_records")):
@@ -126,15 +136,10 @@ def clean_temporaries(runs_dir: str | Path) -> int:
     d = Path(runs_dir)
     if not d.is_dir():
         return 0
-    n = 0
-    for p in d.iterdir():
-        if p.name.startswith(".") and (TMP_MARK in p.name or ".old-" in p.name):
-            if p.is_dir():
-                shutil.rmtree(p, ignore_errors=True)
-            else:
-                p.unlink(missing_ok=True)
-            n += 1
-    return n
+    from gisdata.paths import clean_stale_staging
+
+    # writers killed mid-run (their staging lock is no longer held); a live writer's folder is kept
+    return clean_stale_staging(d)
 
 
 def read_flat_kpis(run_dir: str | Path) -> dict:
@@ -147,12 +152,15 @@ def read_flat_kpis(run_dir: str | Path) -> dict:
         return {}
 
 
-def list_runs(directory: str | Path) -> pd.DataFrame:
+def list_runs(directory: str | Path, *, include_missing: bool = False) -> pd.DataFrame:
     """One row per run in ``directory`` and in sweep folders one level down.
 
     Columns: ``run_id``, ``status``, ``scenario``, ``seed``, ``sweep``, ``wall_time_s``,
     ``created``, ``path``.  Failed sweep runs (no folder) appear with status ``failed``;
-    unfinished writes are ignored.
+    unfinished writes are ignored.  With ``include_missing``, a sweep's planned
+    runs that are neither stored complete nor failed (the batch was
+    interrupted or killed) appear with status ``missing``.  Run ids read from
+    ``sweep.json`` that are not plain names are skipped.
     """
     d = Path(directory)
     if not d.is_dir():
@@ -166,28 +174,49 @@ def list_runs(directory: str | Path) -> pd.DataFrame:
                 "wall_time_s": meta.get("wall_time_s"), "created": m.get("created_utc", ""), "path": str(p)}
 
     def visit(folder: Path, sweep: str) -> None:
-        failed = {}
+        failed, planned = {}, []
         if sweep:
+            from twin.eventlog import parse_json_strict
+
             try:
-                failed = json.loads((folder / "sweep.json").read_text(encoding="utf-8")).get("failed", {})
-            except (OSError, ValueError):
-                failed = {}
+                data = parse_json_strict((folder / "sweep.json").read_bytes())
+                failed = data.get("failed", {}) if isinstance(data, dict) else {}
+                planned = [r.get("run_id") for r in data.get("runs", []) if isinstance(r, dict)]
+            except (OSError, ValueError, AttributeError, TypeError):
+                failed, planned = {}, []
+            failed = {rid: v for rid, v in failed.items() if _plain_id(rid)} if isinstance(failed, dict) else {}
+            planned = [rid for rid in planned if _plain_id(rid)]
+        stored = set()
         for p in sorted(folder.iterdir()):
             if not p.is_dir() or p.name.startswith("."):
                 continue
             m = read_manifest(p)
             if m is not None:
                 rows.append(row(p, m, sweep))
+                stored.add(p.name)
             elif (p / "sweep.json").exists() and not sweep:
                 visit(p, p.name)
         for rid in failed:
             rows.append({"run_id": rid, "status": "failed", "scenario": "", "seed": None, "sweep": sweep,
                          "wall_time_s": None, "created": "", "path": str(folder / rid)})
+        if include_missing:
+            for rid in planned:
+                if rid not in stored and rid not in failed:
+                    rows.append({"run_id": rid, "status": "missing", "scenario": "", "seed": None, "sweep": sweep,
+                                 "wall_time_s": None, "created": "", "path": str(folder / rid)})
 
     is_sweep = (d / "sweep.json").exists()
     visit(d, d.name if is_sweep else "")
     cols = ["run_id", "status", "scenario", "seed", "sweep", "wall_time_s", "created", "path"]
     return pd.DataFrame(rows, columns=cols)
+
+
+def _plain_id(value) -> bool:
+    try:
+        check_id(value)
+    except InvalidIdError:
+        return False
+    return True
 
 
 def read_run_table(run_dir: str | Path, name: str) -> pd.DataFrame:

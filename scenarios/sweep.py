@@ -34,6 +34,7 @@ from typing import Any
 
 import numpy as np
 
+from gisdata.paths import check_id
 from scenarios.schema import (
     ParamRange,
     ScenarioError,
@@ -138,7 +139,7 @@ def plan_sweep(spec: ScenarioSpec) -> list[PlannedRun]:
         for seed in seeds:
             d = set_parameter(data, "scenario.seed", int(seed))
             tag = _point_tag(point) if point else "base"
-            rid = f"p{p:03d}-{tag}-s{seed}"
+            rid = check_id(f"p{p:03d}-{tag}-s{seed}", "run id")  # it becomes a folder name
             try:
                 checked = validate_scenario(d, source=f"sweep run {rid} {point}")
             except ScenarioError as exc:

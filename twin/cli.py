@@ -1,13 +1,22 @@
 """The ``twin`` command line: parses arguments and calls library functions.
 
-Every command has ``--help``.  A user error (any :class:`~gisdata.errors.TwinError`)
-is printed as one line on stderr, without a traceback, and exits with code 2.
+Every command has ``--help``.  A user error (any :class:`~gisdata.errors.TwinError`,
+or an ``OSError`` such as an unwritable folder) is printed as one line on
+stderr, ``error: ...``, without a traceback, and exits with code 2.
+
+Any other exception is a bug of CityTwin, not the user's: it is printed as one
+line ``internal error: <type>: <message> (details in <log file>)`` and also
+exits with code 2 (so a script sees one code for "the command did not do its
+work"); the full traceback goes to a new file under ``$CITYTWIN_LOG_DIR``
+(default ``~/.cache/citytwin/logs``, else the temp folder), never to the
+screen.  ``twin log verify`` alone exits 1, when a run has been tampered with.
 """
 
 from __future__ import annotations
 
 import os
 import sys
+import traceback
 
 import click
 
@@ -26,6 +35,39 @@ class TwinGroup(click.Group):
             message = " ".join(str(exc).split())  # one line, whatever the error text held
             click.echo(f"error: {message}", err=True)
             ctx.exit(2)
+        except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException, SystemExit, KeyboardInterrupt):
+            raise  # click's own endings (usage errors exit 2 already)
+        except Exception as exc:  # noqa: BLE001 - anything else is our bug: one line here, the traceback in a file
+            log = write_crash_log(exc)
+            message = " ".join(f"{type(exc).__name__}: {exc}".split())[:300]
+            click.echo(f"internal error: {message} (details in {log})", err=True)
+            ctx.exit(2)
+
+
+def write_crash_log(exc: BaseException) -> str:
+    """Write the traceback of ``exc`` to a new file and return its path (or a note when nowhere is writable).
+
+    The folder is ``$CITYTWIN_LOG_DIR``, else ``~/.cache/citytwin/logs``, else
+    the temp folder; the file name is unpredictable and created exclusively.
+    """
+    import tempfile
+    import time
+    from pathlib import Path
+
+    text = "".join(traceback.format_exception(exc))
+    argv = " ".join(sys.argv)
+    candidates = [os.environ.get("CITYTWIN_LOG_DIR"), str(Path.home() / ".cache" / "citytwin" / "logs"),
+                  tempfile.gettempdir()]
+    for folder in filter(None, candidates):
+        try:
+            Path(folder).mkdir(parents=True, exist_ok=True, mode=0o700)
+            fd, path = tempfile.mkstemp(prefix=time.strftime("twin-%Y%m%dT%H%M%S-"), suffix=".log", dir=folder)
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                fh.write(f"command: {argv}\n\n{text}")
+            return path
+        except OSError:
+            continue
+    return "no writable log folder"
 
 
 @click.group(cls=TwinGroup, context_settings={"help_option_names": ["-h", "--help"]})

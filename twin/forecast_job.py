@@ -26,6 +26,7 @@ process and its member processes are ended.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 import tempfile
 import time
@@ -37,6 +38,10 @@ import pandas as pd
 
 from gisdata.city import CityTwin
 from gisdata.errors import TwinError
+from gisdata.paths import StagedDir, check_id
+
+FORECAST_FILE = "forecast.json"
+"""Written last, with ``"status": "complete"``: a folder without it holds no finished forecast."""
 
 STAGES = ("start", "state", "members", "reduce", "done")
 """Stages reported to the progress callback, in order."""
@@ -372,14 +377,6 @@ def run_forecast_job(city: str | CityTwin, out_dir: str | Path, *, qpf=None, ens
         From the readers, the scheduler check, the issue state and the runs.
     """
     from gisdata.city import load_city
-    from hydraulics.ensemble import build_surface_context
-    from hydraulics.forecast import (
-        compute_issue_state,
-        load_issue_state,
-        observed_start,
-        run_forecast,
-    )
-    from hydraulics.rainfall import read_rain_csv
 
     report = on_progress or (lambda p: None)
     if observed is not None and hotstart is not None:
@@ -389,9 +386,41 @@ def run_forecast_job(city: str | CityTwin, out_dir: str | Path, *, qpf=None, ens
         from hydraulics.executors import connect_scheduler
 
         connect_scheduler(scheduler).close()  # fail in seconds, before any run
-    twin_city = city if isinstance(city, CityTwin) else load_city(city)
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    # The folder is checked first, and written through a staging folder: a killed forecast leaves nothing
+    # that looks complete, and an earlier forecast in --out is replaced whole (no stale member files).
+    final = Path(out_dir)
+    with StagedDir(final, "--out", replace=True, is_ours=is_forecast_dir) as stage:
+        twin_city = city if isinstance(city, CityTwin) else load_city(city)
+        res = _run_job_in(stage.path, twin_city, report, qpf=qpf, ensemble=ensemble, members=members, seed=seed,
+                          hours=hours, observed=observed, hotstart=hotstart, scheduler=scheduler, workers=workers,
+                          settings=settings, threshold_m=threshold_m, prob_threshold=prob_threshold,
+                          time_limit_s=time_limit_s, progress=progress)
+        stage.commit(last=(FORECAST_FILE,))
+    files = {k: final / Path(v).relative_to(stage.path) for k, v in res.outputs.files.items()}
+    outputs = dataclasses.replace(res.outputs, files=files)
+    report(JobProgress("done", _SHARE["done"], res.meta["members"], res.meta["members"]))
+    return ForecastJobResult(final, res.forecast, outputs, res.meta)
+
+
+def is_forecast_dir(path: str | Path) -> bool:
+    """True if ``path`` holds an earlier forecast (its ``forecast.json``, or the members of a killed one)."""
+    p = Path(path)
+    return (p / FORECAST_FILE).is_file() or (p / "members" / "members.csv").is_file()
+
+
+def _run_job_in(out: Path, twin_city: CityTwin, report, *, qpf, ensemble, members, seed, hours, observed,
+                hotstart, scheduler, workers, settings, threshold_m, prob_threshold, time_limit_s,
+                progress) -> ForecastJobResult:
+    """The forecast written into ``out`` (the staging folder); ``forecast.json`` is written last."""
+    from hydraulics.ensemble import build_surface_context
+    from hydraulics.forecast import (
+        compute_issue_state,
+        load_issue_state,
+        observed_start,
+        run_forecast,
+    )
+    from hydraulics.rainfall import read_rain_csv
+
     report(JobProgress("state", _SHARE["state"]))
     ctx = build_surface_context(twin_city)
     if hotstart:
@@ -405,6 +434,8 @@ def run_forecast_job(city: str | CityTwin, out_dir: str | Path, *, qpf=None, ens
                                     spinup_h=DRY_SPINUP_H)
     ens = make_ensemble(twin_city, qpf=qpf, ensemble=ensemble, members=members, seed=seed,
                         issue_time=state.issue_time)
+    for name in ens.names:  # member names (file stems of an ensemble folder) become file names
+        check_id(name, "member name", source=ensemble if isinstance(ensemble, (str, Path)) else None)
 
     def member_done(done: int, total: int) -> None:
         report(JobProgress("members", _SHARE["members"] + (_SHARE["reduce"] - _SHARE["members"]) * done / total,
@@ -419,9 +450,8 @@ def run_forecast_job(city: str | CityTwin, out_dir: str | Path, *, qpf=None, ens
     meta = {"summary": outputs.summary, "city": twin_city.name, "issue_time": state.issue_time.isoformat(),
             "settings": fc.settings.name, "members": len(ens), "failed_members": fc.meta["n_failed"],
             "wall_s": round(fc.meta["wall_s"], 2), "scheduler": fc.meta["scheduler"],
-            "ensemble": ens.source, "ensemble_params": ens.params}
-    (out / "forecast.json").write_text(json.dumps(meta, indent=1, default=str))
-    report(JobProgress("done", _SHARE["done"], len(ens), len(ens)))
+            "ensemble": ens.source, "ensemble_params": ens.params, "status": "complete"}
+    (out / FORECAST_FILE).write_text(json.dumps(meta, indent=1, default=str))
     return ForecastJobResult(out, fc, outputs, meta)
 
 
@@ -491,6 +521,7 @@ __all__ = [
     "JobProgress",
     "city_gauges",
     "dry_issue_time",
+    "is_forecast_dir",
     "make_ensemble",
     "read_uploaded_ensemble",
     "read_uploaded_qpf",

@@ -43,17 +43,18 @@ from __future__ import annotations
 import base64
 import os
 import pickle
+import shutil
 import signal
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from gisdata.errors import TwinError
+from hydraulics.processes import end_process_tree, watch_parent
 
 # ``-c``: the child has no main module, so neither it nor its own spawned workers re-run the caller's.
 _CHILD_CODE = "from twin.job_process import _child_main; _child_main()"
@@ -166,54 +167,6 @@ def run_in_process(fn: Callable[[Any, Callable[[Any], None]], Any], request: Any
         return _outcome(folder, proc.returncode, what, error_type)
 
 
-def end_process_tree(pid: int, *, include_self: bool = True, timeout_s: float = 5.0) -> None:
-    """Terminate process ``pid`` and every process it started, killing any still alive after ``timeout_s``.
-
-    The descendants are listed first, while ``pid`` still links them, so
-    that none is left behind as an orphan.
-
-    Parameters
-    ----------
-    pid : int
-        The process.
-    include_self : bool
-        End ``pid`` too, not only its descendants.
-    timeout_s : float
-        Seconds each process gets to exit after SIGTERM, s.
-    """
-    import psutil
-
-    try:
-        parent = psutil.Process(pid)
-        procs = [*parent.children(recursive=True), *([parent] if include_self else [])]
-    except psutil.NoSuchProcess:
-        return
-    for proc in procs:
-        try:
-            proc.terminate()
-        except psutil.NoSuchProcess:
-            pass
-    # A zombie has ended: its parent (perhaps ended too, or busy) reaps it, not us.
-    alive, deadline = procs, time.monotonic() + timeout_s
-    while alive and time.monotonic() < deadline:
-        _, alive = psutil.wait_procs(alive, timeout=0.1)
-        alive = [proc for proc in alive if not _is_zombie(proc)]
-    for proc in alive:
-        try:
-            proc.kill()
-        except psutil.NoSuchProcess:
-            pass
-
-
-def _is_zombie(proc) -> bool:
-    import psutil
-
-    try:
-        return proc.status() == psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return True
-
-
 # ----------------------------------------------------------------------------- the child
 
 
@@ -221,7 +174,8 @@ def _child_main(argv: list[str] | None = None) -> None:
     """Entry point of the job process: run the request in folder ``argv[1]`` (see the module docstring)."""
     folder = Path((argv if argv is not None else sys.argv)[1])
     parent_pid, path, payload = pickle.loads((folder / "request.pkl").read_bytes())
-    _watch_parent(parent_pid)
+    # a child whose parent dies ends itself and its own workers, and removes the parent's temporary folder
+    watch_parent(parent_pid, on_orphan=lambda: shutil.rmtree(folder, ignore_errors=True))
     sys.path.extend(p for p in path if p not in sys.path)  # the caller's modules import here too
     error_type: type[TwinError] = JobProcessError
     with open(folder / "reports", "ab") as out:
@@ -241,17 +195,6 @@ def _child_main(argv: list[str] | None = None) -> None:
     tmp = folder / "result.pkl.part"
     tmp.write_bytes(data)
     tmp.replace(folder / "result.pkl")
-
-
-def _watch_parent(parent_pid: int, every_s: float = 1.0) -> None:
-    """End this process and its descendants once its parent has gone (it was reparented)."""
-    def watch() -> None:
-        while os.getppid() == parent_pid:
-            time.sleep(every_s)
-        end_process_tree(os.getpid(), include_self=False, timeout_s=2.0)
-        os._exit(1)
-
-    threading.Thread(target=watch, name="citytwin-job-parent-watch", daemon=True).start()
 
 
 def _picklable(exc: BaseException, error_type: type[TwinError]) -> BaseException:

@@ -101,14 +101,21 @@ def build_commands(load_scenarios: Callable[[], ModuleType]) -> list[click.Comma
         import pandas as pd
 
         sc = load_scenarios()
-        df = sc.list_runs(directory)
+        df = sc.list_runs(directory, include_missing=True)
         if df.empty:
             click.echo(f"{directory}: no runs")
             return
         for sweep, grp in df.groupby("sweep", sort=True):
             if sweep:
-                n_ok = int((grp["status"] == "complete").sum())
-                click.echo(f"sweep {sweep}: {n_ok} of {len(grp)} stored runs complete")
+                folder = Path(grp["path"].iloc[0]).parent
+                # counted against the sweep's plan, so a killed batch's sweep is never called complete
+                st = sc.sweep_state(folder)
+                line = (f"sweep {sweep}: {st['status']}, {st['n_complete']} of {st['n_runs']} planned runs complete"
+                        + (f", {st['n_failed']} failed" if st["n_failed"] else "")
+                        + (f", {st['n_missing']} not run" if st["n_missing"] else ""))
+                if st["status"] in ("interrupted", "incomplete"):
+                    line += f"; resume with `twin batch --resume {folder}`"
+                click.echo(line)
         cols = ["run_id", "status", "scenario", "seed", "sweep", "wall_time_s"]
         text = df[cols].assign(wall_time_s=df["wall_time_s"].map(lambda v: "-" if v is None or pd.isna(v) else f"{v:.1f}"))
         click.echo(text.to_string(index=False))
