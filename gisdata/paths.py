@@ -187,11 +187,54 @@ def check_out_file(path: str | os.PathLike, what: str = "--out") -> Path:
     return p
 
 
-def clean_stale_staging(parent: str | os.PathLike) -> int:
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike, mode: int = 0o644):
+    """Yield a fresh temporary path beside ``path``; on success it is renamed onto ``path``.
+
+    The temporary file gets an unpredictable name and is created exclusively
+    (:func:`tempfile.mkstemp`), so a symlink planted beside the target is never
+    followed; it is removed if the block raises.  Whatever the block writes at
+    the yielded path (``df.to_parquet(tmp)``, ``tmp.write_text(...)``) replaces
+    ``path`` in one step.
+
+    Parameters
+    ----------
+    path : path
+        The file to write.
+    mode : int
+        Permission bits of the written file.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> target = pathlib.Path(tempfile.mkdtemp()) / "a.txt"
+    >>> with atomic_path(target) as tmp:
+    ...     _ = tmp.write_text("hello")
+    >>> target.read_text()
+    'hello'
+    """
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(prefix=f".{target.name}{TMP_MARK}", suffix=target.suffix, dir=target.parent)
+    os.close(fd)
+    tmp = Path(name)
+    try:
+        yield tmp
+        os.chmod(tmp, mode)
+        os.replace(tmp, target)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+
+
+def clean_stale_staging(parent: str | os.PathLike, *, files: bool = False) -> int:
     """Remove staging folders left in ``parent`` by killed writers (their lock no longer held).
 
     Only hidden entries named ``.<name>.tmp-*`` or ``.<name>.old-*`` are
-    considered, and a symlink is unlinked, never followed.
+    considered, and a symlink is unlinked, never followed.  Temporary *files*
+    of that name (:func:`atomic_path`) carry no lock, so they are removed only
+    with ``files=True``, by a caller that knows no writer is live (it holds a
+    lock of its own over ``parent``).
 
     Returns
     -------
@@ -206,9 +249,10 @@ def clean_stale_staging(parent: str | os.PathLike) -> int:
         if not (p.name.startswith(".") and (TMP_MARK in p.name or OLD_MARK in p.name)):
             continue
         if p.is_symlink() or not p.is_dir():
-            with contextlib.suppress(OSError):
-                p.unlink()
-                n += 1
+            if files or p.is_symlink():
+                with contextlib.suppress(OSError):
+                    p.unlink()
+                    n += 1
             continue
         if _lock_held(p):
             continue  # a live writer
@@ -361,5 +405,5 @@ class StagedDir:
         return self.out
 
 
-__all__ = ["ID_PATTERN", "InvalidIdError", "OutputDirError", "StagedDir", "check_id", "check_out_dir",
+__all__ = ["ID_PATTERN", "InvalidIdError", "OutputDirError", "StagedDir", "atomic_path", "check_id", "check_out_dir",
            "check_out_file", "child_path", "clean_stale_staging"]

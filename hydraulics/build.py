@@ -322,8 +322,8 @@ def write_swmm_inp(city: CityTwin, path: str | Path, rain=None, *, options: Mapp
     """
     path = Path(path)
     text = build_swmm(city, rain_gauges=rain, options=options, drain_time_h=drain_time_h, report=report)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".part")
-    tmp.write_text(text)
-    tmp.replace(path)
+    from gisdata.paths import atomic_path
+
+    with atomic_path(path) as tmp:  # an unpredictable temporary name: no planted symlink is followed
+        tmp.write_text(text)
     return path

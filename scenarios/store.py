@@ -132,14 +132,18 @@ def _replay_log(log, events: bytes | None, expected: Mapping[str, Any]) -> None:
 
 
 def clean_temporaries(runs_dir: str | Path) -> int:
-    """Remove leftovers of interrupted writes (``.<run>.tmp-*``, ``.<run>.old-*``); returns how many."""
+    """Remove leftovers of interrupted writes (``.<run>.tmp-*``, ``.<run>.old-*``); returns how many.
+
+    Call it only while holding the folder's lock (a batch does): temporary files are removed too.
+    """
     d = Path(runs_dir)
     if not d.is_dir():
         return 0
     from gisdata.paths import clean_stale_staging
 
-    # writers killed mid-run (their staging lock is no longer held); a live writer's folder is kept
-    return clean_stale_staging(d)
+    # writers killed mid-run (their staging lock is no longer held); a live writer's folder is kept.
+    # Temporary files too: the caller (a batch) holds the sweep's lock, so none of them is live.
+    return clean_stale_staging(d, files=True)
 
 
 def read_flat_kpis(run_dir: str | Path) -> dict:

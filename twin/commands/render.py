@@ -75,8 +75,11 @@ def group(run_dir: Path, t_from: str | None, t_to: str | None, out: Path, step_s
         write_animation,
     )
 
+    from gisdata.paths import check_out_file
+
     frame_size = _size(size)
     check_animation_path(out)
+    check_out_file(out, "--out")  # before minutes of rendering, not after
     times = frame_times(run_dir, _clock(t_from, "--from"), _clock(t_to, "--to"), step_s)
     source = city_source or str(load_run(run_dir)["manifest"].get("params", {}).get("city") or "")
     if not source:

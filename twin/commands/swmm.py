@@ -170,6 +170,12 @@ def run_command(model, city, storm, return_period, duration_s, idf, out_dir, cou
 
     if (model is None) == (city is None):
         raise TwinError("give either MODEL.inp or --city, not both and not neither")
+    from gisdata.paths import check_out_dir, check_out_file
+
+    if out_dir is not None:  # before the run, not after it
+        check_out_dir(out_dir, "--out")
+    if hotstart_out is not None:
+        check_out_file(hotstart_out, "--hotstart-out")
     check_range("--return-period", return_period, MIN_RETURN_PERIOD_YR, MAX_RETURN_PERIOD_YR, "yr")
     check_range("--duration", duration_s / 60.0, 0, MAX_STORM_DURATION_MIN, "min", lo_inclusive=False)
     check_range("--coupling-step", coupling_s, MIN_COUPLING_STEP_S, MAX_COUPLING_STEP_S, "s")
@@ -234,8 +240,10 @@ def import_command(model: Path, crs: str, to_crs: str | None, dem: Path | None, 
       twin swmm import bellinge_small.inp --crs EPSG:32632 --out bellinge.gpkg
     """
     from gisdata.city import save_city
+    from gisdata.paths import check_out_file
     from hydraulics.gis import import_swmm_city
 
+    check_out_file(out, "--out")
     city = import_swmm_city(model, crs, to_crs=to_crs, dem=dem)
     path = save_city(city, out)
     n = city.summary()["layers"]
@@ -262,8 +270,10 @@ def export_command(city: str, out: Path, return_period: float | None, duration_s
       twin swmm export --city demo --out demo.inp --return-period 20 --duration 2h
     """
     from gisdata.city import load_city
+    from gisdata.paths import check_out_file
     from hydraulics.build import write_swmm_inp
 
+    check_out_file(out, "--out")
     city_obj = load_city(city)
     rain = None
     if return_period is not None:
