@@ -108,14 +108,16 @@ def select_city(lang: str) -> tuple[str, CityTwin] | None:
                 return f"preset:{preset}", cached_city(preset)
         if kind == "gpkg":
             uploaded = st.file_uploader(t("city.upload.gpkg", lang), type=["gpkg", "tif", "tiff"],
-                                        accept_multiple_files=True, key="upload_gpkg")
+                                        accept_multiple_files=True, key="upload_gpkg",
+                                        max_upload_size=support.upload_limit_mb("gpkg"))
         else:
-            one = st.file_uploader(t("city.upload.osm", lang), type=["osm", "bz2", "pbf"], key="upload_osm")
+            one = st.file_uploader(t("city.upload.osm", lang), type=["osm", "bz2", "pbf"], key="upload_osm",
+                                   max_upload_size=support.upload_limit_mb("osm"))
             uploaded = [one] if one is not None else []
         if not uploaded:
             st.info(t("city.upload.hint", lang))
             return None
-        files = tuple((f.name, f.getvalue()) for f in uploaded)
+        files = support.read_uploads(uploaded, kind, max_files=2)  # size-checked before it is read
         key = f"{kind}:{support.upload_key(files)}"
         with st.spinner(t("city.loading", lang)):
             return key, cached_upload(key, kind, files)
@@ -206,12 +208,13 @@ def choose_rain(lang: str):
         with cols[0]:
             units = choice(st.selectbox, t("flood.csv_units", lang), ["mm_h", "mm", "in_h", "in"],
                            name="flood_csv_units", lang=lang, format_func=lambda u: t(f"flood.csv_unit.{u}", lang))
-        upload = st.file_uploader(t("flood.upload_csv", lang), type=["csv", "txt"], key="flood_csv")
+        upload = st.file_uploader(t("flood.upload_csv", lang), type=["csv", "txt"], key="flood_csv",
+                                  max_upload_size=support.upload_limit_mb("rain_csv"))
         if upload is None:
             st.info(t("flood.upload_hint", lang))
             return None
-        data = upload.getvalue()
-        return cached_rain_upload(support.upload_key([(upload.name, data)]), upload.name, data, units)
+        ((name, data),) = support.read_uploads([upload], "rain_csv")  # size-checked before it is read
+        return cached_rain_upload(support.upload_key([(name, data)]), name, data, units)
     except TwinError as exc:
         st.error(str(exc))
         return None

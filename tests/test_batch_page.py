@@ -100,7 +100,8 @@ def test_filters_cut_the_results_and_the_chart_follows(app):
     assert not app.exception and len(app.dataframe[2].value) == 0 and len(app.get("vega_lite_chart")) == 0
 
 
-def test_empty_folder_says_how_to_make_a_sweep(app, tmp_path):
+def test_empty_folder_says_how_to_make_a_sweep(app, tmp_path, monkeypatch):
+    monkeypatch.setenv("CITYTWIN_WORKSPACE", str(tmp_path))  # a typed folder must lie in the workspace
     app.text_input(key="batch_root").set_value(str(tmp_path)).run()
     assert not app.exception
     assert any("twin batch" in i.value for i in app.info)
@@ -118,6 +119,7 @@ def test_launching_a_tiny_sweep_shows_progress_and_lists_it(app, store, tmp_path
         return page_run_sweep(*args, on_progress=record, **kwargs)
 
     monkeypatch.setattr(batch_page, "run_sweep", recording_run_sweep)
+    monkeypatch.setenv("CITYTWIN_WORKSPACE", str(tmp_path))  # a typed folder must lie in the workspace
     app.text_input(key="batch_root").set_value(str(tmp_path / "new")).run()
     app.radio(key="batch_size").set_value("tiny")
     app.text_input(key="batch_city").set_value(str(gpkg))

@@ -94,7 +94,8 @@ def test_replay_page_map_and_kpis_move_with_the_slider(app):
     assert not app.exception and app.subheader[0].value == t("replay.header", "zh")
 
 
-def test_replay_page_without_runs_says_how_to_make_one(app, tmp_path):
+def test_replay_page_without_runs_says_how_to_make_one(app, tmp_path, monkeypatch):
+    monkeypatch.setenv("CITYTWIN_WORKSPACE", str(tmp_path))  # a typed folder must lie in the workspace
     _goto(app, "replay")
     app.text_input(key="replay_root").set_value(str(tmp_path)).run()
     assert not app.exception

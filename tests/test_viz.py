@@ -142,8 +142,9 @@ def test_city_deck_is_offline_and_in_lon_lat(tiny_city):
     lon, lat = roads["data"][0]["path"][0]
     assert 116.0 < lon < 118.0 and 30.0 < lat < 31.5  # EPSG:32650, 500 km E / 3,400 km N
     assert spec["initialViewState"]["zoom"] > 12
-    tips = [row["tip"] for layer in spec["layers"] if layer["id"] != "terrain" for row in layer["data"]]
-    assert all(tip.startswith("<b>") for tip in tips)
+    assert deck._tooltip["html"] == "<b>{tip_title}</b><br/>{tip_body}"  # the markup is in the template only
+    rows = [row for layer in spec["layers"] if layer["id"] != "terrain" for row in layer["data"]]
+    assert rows and all(row["tip_title"] and "<" not in row["tip_title"] for row in rows)
     assert spec["layers"][0]["image"].startswith("data:image/png;base64,")
 
 
@@ -151,7 +152,7 @@ def test_city_deck_layer_choice_and_language(tiny_city):
     deck = city_deck(tiny_city, layers=("buildings",), lang="zh")
     spec = json.loads(deck.to_json())
     assert [layer["id"] for layer in spec["layers"]] == ["buildings"]
-    assert "建筑" in spec["layers"][0]["data"][0]["tip"]
+    assert "建筑" in spec["layers"][0]["data"][0]["tip_title"]
     with pytest.raises(ValueError, match="unknown"):
         city_deck(tiny_city, layers=("roads", "rivers"))
 
@@ -184,8 +185,9 @@ def test_scene_legend_follows_the_language(tiny_city, tmp_path):
     assert "CityTwin 三维场景 - tiny" in overlay
 
 
-def test_map_tooltips_escape_names_from_data():
-    from twin.viz.map2d import tooltip_html
+def test_map_tooltips_keep_names_from_data_as_plain_text():
+    # Streamlit HTML-escapes the values it fills into the template; escaping here too would show "&lt;".
+    from twin.viz.map2d import tooltip_fields
 
-    html = tooltip_html("Road <R1>", {"name": "A & B <script>", "depth (m)": 0.25})
-    assert html == "<b>Road &lt;R1&gt;</b><br/>name: A &amp; B &lt;script&gt;<br/>depth (m): 0.25"
+    tip = tooltip_fields("Road <R1>", {"name": "A & B <script>\n{tip_body}", "depth (m)": 0.25})
+    assert tip == {"tip_title": "Road <R1>", "tip_body": "name: A & B <script> {\u2060tip_body}\ndepth (m): 0.25"}

@@ -24,6 +24,28 @@ from twin.i18n import t
 APP_CITY_ENV = "CITYTWIN_APP_CITY"
 """Environment variable naming the app's built-in city (a preset or a .gpkg path); default ``demo``."""
 
+WORKSPACE_ENV = "CITYTWIN_WORKSPACE"
+"""Environment variable naming the workspace root: the only tree whose folders the pages list,
+load from and create (default: the server's current directory)."""
+
+RUNS_DIR_ENV = "CITYTWIN_RUNS_DIR"
+"""Environment variable naming the run store the Replay and Batch pages open first (default ``runs``
+in the workspace).  Set by whoever starts the server, so it is allowed even outside the workspace."""
+
+MB = 1024 * 1024
+
+UPLOAD_LIMITS_MB: dict[str, int] = {"gpkg": 200, "dem": 200, "osm": 100, "rain_csv": 20, "qpf": 20, "members": 20}
+"""Largest upload per kind of file, MB, checked before a file is read into memory.
+
+A city GeoPackage or a DEM GeoTIFF of a whole city is the largest input (tens to a few
+hundred MB; ``server.maxUploadSize`` in ``.streamlit/config.toml`` is this maximum).  An OSM
+extract of a city district is a few MB (Monaco's ``.osm.pbf`` is 0.6 MB); 100 MB is a large
+city.  A rain CSV, a QPF or an ensemble member is a few kB to a few MB: a year of one-minute
+rain at one gauge is about 13 MB."""
+
+MAX_MEMBER_FILES = 200
+"""Most ensemble member files one upload may hold."""
+
 OSM_SUFFIXES = (".osm", ".osm.bz2", ".osm.pbf", ".pbf")
 GPKG_SUFFIXES = (".gpkg",)
 DEM_SUFFIXES = (".tif", ".tiff")
@@ -35,6 +57,158 @@ UploadedFiles = Sequence[tuple[str, bytes]]
 def app_city_source() -> str:
     """The built-in city of the app: ``$CITYTWIN_APP_CITY`` or ``"demo"``."""
     return os.environ.get(APP_CITY_ENV, "").strip() or "demo"
+
+
+class WorkspaceFolderError(TwinError, PermissionError):
+    """A folder typed in the workbench lies outside the workspace root (or cannot be resolved)."""
+
+
+class UploadTooLargeError(TwinError, ValueError):
+    """An uploaded file is larger than :data:`UPLOAD_LIMITS_MB` allows for its kind."""
+
+
+def workspace_root() -> Path:
+    """The workspace root: ``$CITYTWIN_WORKSPACE``, else the current directory (symlinks resolved)."""
+    return Path(os.environ.get(WORKSPACE_ENV, "").strip() or os.getcwd()).resolve()
+
+
+def workspace_roots() -> list[Path]:
+    """Every tree the pages may open: the workspace root, and ``$CITYTWIN_RUNS_DIR`` when the server sets it."""
+    root = workspace_root()
+    roots = [root]
+    runs = os.environ.get(RUNS_DIR_ENV, "").strip()
+    if runs:
+        resolved = (root / runs).resolve()  # an absolute value replaces root
+        if not any(resolved.is_relative_to(r) for r in roots):
+            roots.append(resolved)
+    return roots
+
+
+def resolve_workspace_folder(text: str | os.PathLike, *, roots: Sequence[Path] | None = None) -> Path:
+    """The folder a visitor typed, resolved inside the workspace, or an error saying it is not.
+
+    A relative folder is taken from the workspace root.  ``..`` and symbolic links are
+    resolved first (of the parts that exist), so neither can lead out of the workspace.
+
+    Parameters
+    ----------
+    text : str or path-like
+        The folder as typed (absolute, or relative to the workspace root).  Empty means
+        the workspace root.
+    roots : sequence of Path, optional
+        Allowed trees, already resolved; default :func:`workspace_roots`.
+
+    Returns
+    -------
+    Path
+        The absolute, resolved folder (it need not exist yet).
+
+    Raises
+    ------
+    WorkspaceFolderError
+        The folder lies outside every root, holds a NUL byte, or cannot be resolved
+        (a symbolic-link loop).
+
+    Examples
+    --------
+    >>> root = Path("/srv/ws")
+    >>> resolve_workspace_folder("runs/a/../b", roots=[root])
+    PosixPath('/srv/ws/runs/b')
+    >>> resolve_workspace_folder("/etc", roots=[root])
+    Traceback (most recent call last):
+    ...
+    twin.app_support.WorkspaceFolderError: /etc: outside the workspace; type a folder inside it
+    """
+    roots = [Path(r) for r in (workspace_roots() if roots is None else roots)]
+    shown = str(text).strip()
+    if "\0" in shown:
+        raise WorkspaceFolderError(f"{shown!r}: not a folder name (it holds a NUL byte)")
+    path = Path(shown) if shown else roots[0]
+    if not path.is_absolute():
+        path = roots[0] / path
+    try:
+        resolved = path.resolve()
+    except (OSError, RuntimeError) as exc:  # RuntimeError: a symlink loop (Python < 3.13)
+        raise WorkspaceFolderError(f"{shown}: cannot be resolved ({exc.__class__.__name__})") from exc
+    if not any(resolved.is_relative_to(r) for r in roots):
+        raise WorkspaceFolderError(f"{shown}: outside the workspace; type a folder inside it")
+    return resolved
+
+
+def keep_inside_workspace(paths, *, roots: Sequence[Path] | None = None) -> list[Path]:
+    """The paths (listed inside a workspace folder) that still resolve inside it: a symbolic link out is dropped."""
+    roots = [Path(r) for r in (workspace_roots() if roots is None else roots)]
+    out = []
+    for p in paths:
+        try:
+            resolved = Path(p).resolve()
+        except (OSError, RuntimeError):
+            continue
+        if any(resolved.is_relative_to(r) for r in roots):
+            out.append(Path(p))
+    return out
+
+
+def check_upload_size(name: str, size_bytes: int, kind: str) -> None:
+    """Refuse an upload larger than its kind's limit, before it is read or parsed.
+
+    Parameters
+    ----------
+    name : str
+        The file name as uploaded (for the message).
+    size_bytes : int
+        Its size, bytes (Streamlit's ``UploadedFile.size``).
+    kind : str
+        A key of :data:`UPLOAD_LIMITS_MB`.
+
+    Raises
+    ------
+    UploadTooLargeError
+        ``size_bytes`` exceeds the limit; the message names the file, its size and the limit.
+
+    Examples
+    --------
+    >>> check_upload_size("rain.csv", 2_000, "rain_csv")
+    >>> check_upload_size("rain.csv", 10**9, "rain_csv")
+    Traceback (most recent call last):
+    ...
+    twin.app_support.UploadTooLargeError: rain.csv: 953.7 MB is larger than the 20 MB allowed for a rain_csv upload
+    """
+    limit_mb = UPLOAD_LIMITS_MB[kind]
+    if size_bytes > limit_mb * MB:
+        raise UploadTooLargeError(f"{Path(name).name}: {size_bytes / MB:.1f} MB is larger than the {limit_mb} MB "
+                                  f"allowed for a {kind} upload")
+
+
+def read_uploads(uploads, kind: str, *, max_files: int | None = None) -> tuple[tuple[str, bytes], ...]:
+    """(name, bytes) of Streamlit uploads, each size-checked (:func:`check_upload_size`) before it is read.
+
+    Parameters
+    ----------
+    uploads : sequence of streamlit UploadedFile
+        Objects with ``name``, ``size`` (bytes) and ``getvalue()``.
+    kind : str
+        A key of :data:`UPLOAD_LIMITS_MB`; a ``.tif``/``.tiff`` in a ``gpkg`` upload is checked as ``dem``.
+    max_files : int, optional
+        Most files allowed.
+
+    Raises
+    ------
+    UploadTooLargeError
+        A file is too large, or there are more than ``max_files``.
+    """
+    uploads = list(uploads)
+    if max_files is not None and len(uploads) > max_files:
+        raise UploadTooLargeError(f"{len(uploads)} files uploaded; at most {max_files} are allowed")
+    for u in uploads:
+        one = "dem" if kind == "gpkg" and u.name.lower().endswith(DEM_SUFFIXES) else kind
+        check_upload_size(u.name, int(u.size), one)
+    return tuple((u.name, u.getvalue()) for u in uploads)
+
+
+def upload_limit_mb(kind: str) -> int:
+    """The per-field upload limit for Streamlit's ``file_uploader(max_upload_size=...)``, MB."""
+    return UPLOAD_LIMITS_MB[kind]
 
 
 def upload_key(files: UploadedFiles) -> str:

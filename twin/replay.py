@@ -275,6 +275,7 @@ def state_deck(state: ReplayState, city, *, lang: str = "en", height_px: int = 5
 
     from twin.i18n import t as tr
     from twin.viz.flood_layers import road_status_layer
+    from twin.viz.map2d import deck_tooltip, tooltip_columns
 
     to_ll = Transformer.from_crs(city.crs, "EPSG:4326", always_xy=True)
 
@@ -292,31 +293,35 @@ def state_deck(state: ReplayState, city, *, lang: str = "en", height_px: int = 5
     fn = ll(state.flood_nodes) if len(state.flood_nodes) else ll(pd.DataFrame(columns=["x", "y"]))
     if len(fn):
         fn["radius"] = 4.0 + 80.0 * np.clip(fn["surface_depth_m"].to_numpy(float), 0, 0.5)
-        fn["tip"] = [f"<b>{tr('replay.map.manhole', lang)} {n}</b><br/>{tr('replay.map.pool_depth', lang)}: {d:.2f} m"
-                     f"<br/>{tr('replay.map.surface_volume', lang)}: {v:.1f} m³"
-                     for n, d, v in zip(fn["node_id"], fn["surface_depth_m"], fn["surface_volume_m3"])]
+        fn = fn.assign(**tooltip_columns(
+            (f"{tr('replay.map.manhole', lang)} {n}", {tr("replay.map.pool_depth", lang): f"{d:.2f} m",
+                                                        tr("replay.map.surface_volume", lang): f"{v:.1f} m³"})
+            for n, d, v in zip(fn["node_id"], fn["surface_depth_m"], fn["surface_volume_m3"])))
     layers.append(pdk.Layer("ScatterplotLayer", id="water", data=fn, get_position=["lon", "lat"],
                             get_radius="radius" if len(fn) else 4, radius_min_pixels=2, radius_max_pixels=16,
                             get_fill_color=[0, 120, 255, 110], pickable=True))
     inc = ll(state.incidents.reset_index())
     if len(inc):
         inc["color"] = [FLOOD_INCIDENT_RGB if c == "waterlogging" else INCIDENT_RGB for c in inc["category"]]
-        inc["tip"] = [f"<b>{tr('replay.map.incident', lang)} {i}</b><br/>{tr('replay.map.category', lang)}: "
-                      f"{tr('category.' + c, lang)}<br/>{tr('replay.map.reports', lang)}: {r}"
-                      for i, c, r in zip(inc["incident_id"], inc["category"], inc["reports"])]
+        inc = inc.assign(**tooltip_columns(
+            (f"{tr('replay.map.incident', lang)} {i}", {tr("replay.map.category", lang): tr("category." + str(c), lang),
+                                                         tr("replay.map.reports", lang): r})
+            for i, c, r in zip(inc["incident_id"], inc["category"], inc["reports"])))
     layers.append(pdk.Layer("ScatterplotLayer", id="incidents", data=inc, get_position=["lon", "lat"], get_radius=10,
                             radius_min_pixels=3, radius_max_pixels=7, get_fill_color="color" if len(inc) else INCIDENT_RGB, stroked=True,
                             get_line_color=[60, 60, 60], line_width_min_pixels=1, pickable=True))
     ven = ll(state.vendors)
     if len(ven):
-        ven["tip"] = [f"<b>{tr('replay.map.vendor', lang)} {v}</b>" for v in ven["vendor_id"]]
+        ven = ven.assign(**tooltip_columns((f"{tr('replay.map.vendor', lang)} {v}", {}) for v in ven["vendor_id"]))
     layers.append(pdk.Layer("ScatterplotLayer", id="vendors", data=ven, get_position=["lon", "lat"], get_radius=8,
                             radius_min_pixels=3, radius_max_pixels=6, get_fill_color=VENDOR_RGB, pickable=True))
     cr = ll(state.crews.reset_index())
     if len(cr):
         cr["color"] = [DEPARTMENT_RGB.get(d, [90, 90, 90]) for d in cr["department"]]
-        cr["tip"] = [f"<b>{tr('replay.map.crew', lang)} {c}</b><br/>{tr('department.' + d, lang)}<br/>"
-                     f"{tr('replay.status.' + s, lang)}" for c, d, s in zip(cr["crew_id"], cr["department"], cr["status"])]
+        cr = cr.assign(**tooltip_columns(
+            (f"{tr('replay.map.crew', lang)} {c}", {tr("map.department", lang): tr("department." + str(d), lang),
+                                                     tr("replay.map.status", lang): tr("replay.status." + str(s), lang)})
+            for c, d, s in zip(cr["crew_id"], cr["department"], cr["status"])))
     layers.append(pdk.Layer("ScatterplotLayer", id="crews", data=cr, get_position=["lon", "lat"], get_radius=14,
                             radius_min_pixels=4, radius_max_pixels=9, get_fill_color="color" if len(cr) else [90, 90, 90], stroked=True,
                             get_line_color=[255, 255, 255], line_width_min_pixels=2, pickable=True))
@@ -326,7 +331,7 @@ def state_deck(state: ReplayState, city, *, lang: str = "en", height_px: int = 5
     zoom = float(np.log2(78271.52 * np.cos(np.radians(lat)) * 450 / span))  # the map column is ~450 px wide
     view = pdk.ViewState(longitude=lon, latitude=lat, zoom=round(min(max(zoom, 1), 20), 2), pitch=0, bearing=0)
     return pdk.Deck(layers=layers, initial_view_state=view, map_style=None, map_provider=None, height=height_px,
-                    tooltip={"html": "{tip}", "style": {"fontSize": "12px"}})
+                    tooltip=deck_tooltip())
 
 
 def kpi_table(kpis: dict, keys, *, lang: str = "en") -> pd.DataFrame:

@@ -59,18 +59,23 @@ def read_sweep_file(directory: str | Path) -> dict | None:
         return None
 
 
-def list_sweeps(root: str | Path) -> pd.DataFrame:
+def list_sweeps(root: str | Path, *, roots: list[Path] | None = None) -> pd.DataFrame:
     """The sweeps in ``root`` (its sub-folders with a ``sweep.json``, or ``root`` itself).
 
-    Columns: ``sweep``, ``status``, ``n_runs``, ``n_complete``, ``n_failed``, ``parameters``,
+    With ``roots`` (the workspace, :func:`twin.app_support.workspace_roots`), only
+    sweep folders that resolve inside one of them are listed.  Columns: ``sweep``, ``status``, ``n_runs``, ``n_complete``, ``n_failed``, ``parameters``,
     ``updated``, ``path``; newest first.
     """
+    from twin.app_support import keep_inside_workspace
+
     root = Path(root)
     cols = ["sweep", "status", "n_runs", "n_complete", "n_failed", "parameters", "updated", "path"]
     if not root.is_dir():
         return pd.DataFrame(columns=cols)
     folders = [root] if (root / SWEEP_FILE).exists() else sorted(p for p in root.iterdir() if p.is_dir()
                                                                  and not p.name.startswith("."))
+    if roots is not None:  # a sweep folder that is a symbolic link out of the workspace is not listed
+        folders = keep_inside_workspace(folders, roots=roots)
     rows = []
     for p in folders:
         data = read_sweep_file(p)
@@ -328,19 +333,26 @@ def make_render(load_scenarios: Callable[[], ModuleType]) -> Callable[[str], Non
         """The Batch page."""
         from gisdata.errors import TwinError
 
+        from twin import app_support as support
+
         sc = load_scenarios()
         st.subheader(t("batch.header", lang))
-        root = Path(st.text_input(t("batch.root", lang), value=str(runs_root()), key="batch_root"))
+        typed = st.text_input(t("batch.root", lang), value=str(runs_root()), key="batch_root")
+        try:
+            root = support.resolve_workspace_folder(typed)
+        except TwinError as exc:
+            st.error(t("workspace.refused", lang, error=str(exc)))
+            return
         with st.expander(t("batch.launch.title", lang)):
             launch(lang, root)
-        sweeps = list_sweeps(root)
+        sweeps = list_sweeps(root, roots=support.workspace_roots())
         try:
             runs = sc.list_runs(root) if root.is_dir() else pd.DataFrame()
         except TwinError as exc:
             st.error(str(exc))
             return
         if sweeps.empty and runs.empty:
-            st.info(t("batch.none", lang, root=str(root)))
+            st.info(t("batch.none", lang, root=typed.strip() or "."))
             return
         tab_sweeps, tab_runs = st.tabs([t("batch.tab.sweeps", lang, n=len(sweeps)),
                                         t("batch.tab.runs", lang, n=len(runs))])

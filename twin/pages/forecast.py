@@ -310,20 +310,22 @@ def _choose_ensemble(lang: str, choice: Callable, kind: str, city: CityTwin, sou
         if kind == "qpf":
             units = choice(st.selectbox, t("flood.csv_units", lang), CSV_UNITS, name="fc_units", lang=lang,
                            format_func=lambda u: t(f"flood.csv_unit.{u}", lang))
-            upload = st.file_uploader(t("forecast.upload_qpf", lang), type=["csv", "txt"], key="fc_qpf_file")
+            upload = st.file_uploader(t("forecast.upload_qpf", lang), type=["csv", "txt"], key="fc_qpf_file",
+                                      max_upload_size=support.upload_limit_mb("qpf"))
             if upload is None:
                 st.info(t("forecast.upload_hint", lang))
                 return None
-            data = upload.getvalue()
-            ukey = support.upload_key([(upload.name, data)])
-            base = _cached_qpf_upload(ukey, upload.name, data, units, gauges or None)
+            ((name, data),) = support.read_uploads([upload], "qpf")  # size-checked before it is read
+            ukey = support.upload_key([(name, data)])
+            base = _cached_qpf_upload(ukey, name, data, units, gauges or None)
             return _cached_ensemble((source, "qpf", ukey, units, gauges), base, kind, members, seed, city)
         uploads = st.file_uploader(t("forecast.upload_members", lang), type=["csv", "txt"],
-                                   accept_multiple_files=True, key="fc_member_files")
+                                   accept_multiple_files=True, key="fc_member_files",
+                                   max_upload_size=support.upload_limit_mb("members"))
         if not uploads:
             st.info(t("forecast.upload_hint", lang))
             return None
-        files = tuple((u.name, u.getvalue()) for u in uploads)
+        files = support.read_uploads(uploads, "members", max_files=support.MAX_MEMBER_FILES)
         return _cached_ensemble((source, "ensemble", support.upload_key(files), gauges), files, kind, 0, 0, city)
     except TwinError as exc:
         st.error(t("forecast.qpf_error", lang, error=str(exc)))

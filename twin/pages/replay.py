@@ -3,7 +3,8 @@
 A toggle adds the 3D view at t (:func:`twin.viz.animation.replay_scene_html`):
 the water on the ground, crews and incidents in the city scene.
 
-Runs are listed from ``$CITYTWIN_RUNS_DIR`` (default ``runs``) or any folder typed in.
+Runs are listed from ``$CITYTWIN_RUNS_DIR`` (default ``runs``) or a folder typed in, which must lie
+inside the workspace (:func:`twin.app_support.resolve_workspace_folder`).
 Everything shown comes from :func:`twin.replay.state_at` (the event log and the stored series).
 """
 
@@ -64,11 +65,18 @@ def render(lang: str) -> None:
     )
     from twin.runstore import list_runs
 
+    from twin import app_support as support
+
     st.subheader(t("replay.header", lang))
-    root = Path(st.text_input(t("replay.root", lang), value=str(runs_root()), key="replay_root"))
-    runs = list_runs(root)
+    typed = st.text_input(t("replay.root", lang), value=str(runs_root()), key="replay_root")
+    try:
+        root = support.resolve_workspace_folder(typed)
+    except TwinError as exc:
+        st.error(t("workspace.refused", lang, error=str(exc)))
+        return
+    runs = support.keep_inside_workspace(list_runs(root))
     if not runs:
-        st.info(t("replay.none", lang, root=str(root)))
+        st.info(t("replay.none", lang, root=typed.strip() or "."))
         return
     run = st.selectbox(t("replay.run", lang), runs, format_func=lambda p: p.name, key="replay_run")
     try:

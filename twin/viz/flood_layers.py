@@ -26,7 +26,7 @@ import pandas as pd
 from gisdata.city import CityTwin
 from gisdata.raster import Raster
 from twin.i18n import t
-from twin.viz.map2d import tooltip_html
+from twin.viz.map2d import tooltip_columns
 
 STATUS_RGB = {"open": [134, 142, 150], "closed_to_cars": [253, 126, 20], "closed": [224, 49, 49]}
 """Road colour by closure state."""
@@ -118,11 +118,11 @@ def road_status_layer(roads, closures: pd.DataFrame, *, lang: str = "en"):
         "path": [paths[k].tolist() for k in order],
         "color": [STATUS_RGB.get(st[k], STATUS_RGB["open"]) for k in order],
         "width_m": [STATUS_WIDTH_M.get(st[k], 3.0) for k in order],
-        "tip": [tooltip_html(t("map.road", lang), {
+        **tooltip_columns((t("map.road", lang), {
             t("map.id", lang): wgs.index[src[k]], t("map.name", lang): names[src[k]] or "-",
             t("flood.road_status", lang): t(f"flood.status.{st[k]}", lang),
             t("flood.road_depth_m", lang): "-" if np.isnan(depth[src[k]]) else f"{depth[src[k]]:.2f}"})
-            for k in order],
+            for k in order),
     })
     return pdk.Layer("PathLayer", id="road_status", data=df, get_path="path", get_color="color",
                      get_width="width_m", width_min_pixels=2, pickable=True)
@@ -148,12 +148,12 @@ def flooded_nodes_layer(nodes, event_nodes: pd.DataFrame, *, lang: str = "en", m
     df = pd.DataFrame({
         "lon": np.round(pts.geometry.x.to_numpy(), 6), "lat": np.round(pts.geometry.y.to_numpy(), 6),
         "radius_m": max_radius_m * np.sqrt(vol / vol.max()) if len(vol) else [],
-        "tip": [tooltip_html(t("map.manhole", lang), {
+        **tooltip_columns((t("map.manhole", lang), {
             t("map.id", lang): nid, t("flood.volume_m3", lang): f"{v:.1f}",
             t("flood.peak_flooding_cms", lang): f"{q:.3f}",
             t("flood.peak_depth_m", lang): f"{d:.2f} / {m:.2f}"})
             for nid, v, q, d, m in zip(sel.index, vol, sel["peak_flooding_cms"], sel["peak_depth_m"],
-                                       sel["max_depth_m"])],
+                                       sel["max_depth_m"])),
     })
     return pdk.Layer("ScatterplotLayer", id="flooded_nodes", data=df, get_position=["lon", "lat"],
                      get_fill_color=FLOODED_NODE_RGB + [200], get_radius="radius_m", radius_min_pixels=3,

@@ -14,10 +14,10 @@ Nothing here simulates.
 from __future__ import annotations
 
 import base64
-import html as _html
 import io
 import os
 import tempfile
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 import geopandas as gpd
@@ -79,10 +79,64 @@ def _points_lonlat(gdf: gpd.GeoDataFrame) -> pd.DataFrame:
                         index=gdf.index)
 
 
-def tooltip_html(title: str, rows: dict) -> str:
-    """A deck.gl tooltip: the bold title, then ``key: value`` lines (all HTML-escaped: names come from data)."""
-    return f"<b>{_html.escape(title)}</b>" + "".join(f"<br/>{_html.escape(str(k))}: {_html.escape(str(v))}"
-                                                     for k, v in rows.items())
+TOOLTIP_HTML = "<b>{tip_title}</b><br/>{tip_body}"
+"""The one tooltip template of every map: the markup is here, the data only fill ``{tip_title}`` and
+``{tip_body}`` (see :func:`tooltip_fields`)."""
+
+TOOLTIP_STYLE = {"backgroundColor": "#212529", "color": "white", "fontSize": "12px", "whiteSpace": "pre-line"}
+"""Tooltip box style; ``pre-line`` turns the newlines of ``tip_body`` into line breaks."""
+
+# A word joiner after "{" keeps a value such as "{tip_body}" from being read as a placeholder
+# (Streamlit fills the placeholders one after another in the growing text); it is invisible.
+_NO_PLACEHOLDER = str.maketrans({"{": "{\u2060", "\n": " ", "\r": " ", "\t": " "})
+
+
+def tooltip_fields(title, rows: Mapping) -> dict[str, str]:
+    """The two text fields of a feature's tooltip: its title and its ``key: value`` lines.
+
+    The values stay plain text.  The template (:data:`TOOLTIP_HTML`) holds the markup,
+    and Streamlit's ``st.pydeck_chart`` HTML-escapes every value it puts into an
+    ``html`` tooltip (``&``, ``<``, ``>``, quotes), so a name such as
+    ``<img onerror=...>`` from an OSM file or an event log shows as written and
+    runs nothing.  Escaping here as well would show ``&lt;`` literally.
+
+    Parameters
+    ----------
+    title : object
+        The bold first line (e.g. "Road").
+    rows : Mapping
+        Label -> value, one line each, in order.
+
+    Returns
+    -------
+    dict
+        ``{"tip_title": str, "tip_body": str}``; line breaks inside a value become spaces.
+
+    Examples
+    --------
+    >>> tooltip_fields("Road", {"ID": "<R1>", "name": "A & B"})
+    {'tip_title': 'Road', 'tip_body': 'ID: <R1>\\nname: A & B'}
+    """
+    return {"tip_title": str(title).translate(_NO_PLACEHOLDER),
+            "tip_body": "\n".join(f"{str(k).translate(_NO_PLACEHOLDER)}: {str(v).translate(_NO_PLACEHOLDER)}"
+                                   for k, v in rows.items())}
+
+
+def tooltip_columns(tips: Iterable[tuple[object, Mapping]]) -> dict[str, list[str]]:
+    """:func:`tooltip_fields` of many features as two columns (``tip_title``, ``tip_body``) for a layer's data.
+
+    Examples
+    --------
+    >>> tooltip_columns([("Crew", {"ID": "C1"}), ("Crew", {"ID": "C2"})])
+    {'tip_title': ['Crew', 'Crew'], 'tip_body': ['ID: C1', 'ID: C2']}
+    """
+    fields = [tooltip_fields(title, rows) for title, rows in tips]
+    return {"tip_title": [f["tip_title"] for f in fields], "tip_body": [f["tip_body"] for f in fields]}
+
+
+def deck_tooltip(**style) -> dict:
+    """The ``tooltip`` argument of every ``pydeck.Deck`` here: :data:`TOOLTIP_HTML`, with ``style`` over the default."""
+    return {"html": TOOLTIP_HTML, "style": {**TOOLTIP_STYLE, **style}}
 
 
 def _view(city: CityTwin):
@@ -174,10 +228,10 @@ def city_deck(city: CityTwin, layers=MAP_LAYERS, *, lang: str = "en", height_px:
             "path": paths,
             "color": [ROAD_RGB.get(c, [120, 120, 120]) for c in cls],
             "width_m": np.clip(roads["lanes"].to_numpy()[src], 1, 8) * 3.0,
-            "tip": [tooltip_html(t("map.road", lang), {t("map.id", lang): i, t("map.class", lang): t(f"road_class.{c}", lang),
+            **tooltip_columns((t("map.road", lang), {t("map.id", lang): i, t("map.class", lang): t(f"road_class.{c}", lang),
                                                t("map.name", lang): n or "-", t("map.length_m", lang): f"{ln:.0f}"})
                     for i, c, n, ln in zip(roads.index[src], cls, roads["name"].to_numpy()[src],
-                                           roads["length_m"].to_numpy()[src])],
+                                           roads["length_m"].to_numpy()[src])),
         })
         out.append(pdk.Layer("PathLayer", id="roads", data=df, get_path="path", get_color="color",
                              get_width="width_m", width_min_pixels=1, pickable=True))
@@ -190,10 +244,10 @@ def city_deck(city: CityTwin, layers=MAP_LAYERS, *, lang: str = "en", height_px:
             "polygon": rings,
             "height_m": b["height_m"].to_numpy()[src],
             "color": [USE_RGB.get(u, [210, 210, 210]) for u in use],
-            "tip": [tooltip_html(t("map.building", lang), {t("map.id", lang): i, t("map.height_m", lang): f"{h:.1f}",
+            **tooltip_columns((t("map.building", lang), {t("map.id", lang): i, t("map.height_m", lang): f"{h:.1f}",
                                                    t("map.use", lang): t(f"use.{u}", lang), t("map.residents", lang): r})
                     for i, h, u, r in zip(b.index[src], b["height_m"].to_numpy()[src], use,
-                                          b["residents"].to_numpy()[src])],
+                                          b["residents"].to_numpy()[src])),
         })
         out.append(pdk.Layer("PolygonLayer", id="buildings", data=df, get_polygon="polygon", extruded=True,
                              get_elevation="height_m", get_fill_color="color", get_line_color=[90, 90, 90],
@@ -211,10 +265,10 @@ def city_deck(city: CityTwin, layers=MAP_LAYERS, *, lang: str = "en", height_px:
             "path": paths,
             "color": (rgba[:, :3] * 255).round().astype(int).tolist(),
             "width_m": np.maximum(d * 6, 2.0),
-            "tip": [tooltip_html(t("map.pipe", lang), {t("map.id", lang): i, t("map.diameter_m", lang): f"{dd:.2f}",
+            **tooltip_columns((t("map.pipe", lang), {t("map.id", lang): i, t("map.diameter_m", lang): f"{dd:.2f}",
                                                t("map.length_m", lang): f"{ln:.0f}", t("map.from_to", lang): f"{a} -> {z}"})
                     for i, dd, ln, a, z in zip(c.index[src], d, c["length_m"].to_numpy()[src],
-                                               c["from_node"].to_numpy()[src], c["to_node"].to_numpy()[src])],
+                                               c["from_node"].to_numpy()[src], c["to_node"].to_numpy()[src])),
         })
         out.append(pdk.Layer("PathLayer", id="pipes", data=df, get_path="path", get_color="color",
                              get_width="width_m", width_min_pixels=2, pickable=True))
@@ -225,10 +279,10 @@ def city_deck(city: CityTwin, layers=MAP_LAYERS, *, lang: str = "en", height_px:
         out_mask = (n["node_type"] == "outfall").to_numpy()
         df["color"] = [OUTFALL_RGB if o else MANHOLE_RGB for o in out_mask]
         df["radius_m"] = np.where(out_mask, span / 250, min(3.0, span / 800))
-        df["tip"] = [tooltip_html(t("map.outfall" if o else "map.manhole", lang),
+        df = df.assign(**tooltip_columns((t("map.outfall" if o else "map.manhole", lang),
                           {t("map.id", lang): i, t("map.rim_elev_m", lang): f"{r:.2f}",
                            t("map.invert_elev_m", lang): f"{v:.2f}", t("map.max_depth_m", lang): f"{m:.2f}"})
-                     for i, o, r, v, m in zip(n.index, out_mask, n["rim_elev_m"], n["invert_elev_m"], n["max_depth_m"])]
+                     for i, o, r, v, m in zip(n.index, out_mask, n["rim_elev_m"], n["invert_elev_m"], n["max_depth_m"])))
         out.append(pdk.Layer("ScatterplotLayer", id="manholes", data=df.reset_index(drop=True),
                              get_position=["lon", "lat"], get_fill_color="color", get_radius="radius_m",
                              radius_min_pixels=2, pickable=True))
@@ -240,22 +294,22 @@ def city_deck(city: CityTwin, layers=MAP_LAYERS, *, lang: str = "en", height_px:
         df = _points_lonlat(g)
         if name == "depots":
             df["color"] = [DEPARTMENT_RGB.get(d, [0, 0, 0]) for d in g["department"]]
-            df["tip"] = [tooltip_html(t("map.depot", lang), {t("map.id", lang): i, t("map.name", lang): nm,
+            df = df.assign(**tooltip_columns((t("map.depot", lang), {t("map.id", lang): i, t("map.name", lang): nm,
                                                      t("map.department", lang): t(f"department.{d}", lang),
                                                      t("map.n_crews", lang): k})
-                         for i, nm, d, k in zip(g.index, g["name"], g["department"], g["n_crews"])]
+                         for i, nm, d, k in zip(g.index, g["name"], g["department"], g["n_crews"])))
             radius, min_px = span / 100, 7
         elif name == "sensors":
             df["color"] = [SENSOR_RGB.get(s, [0, 0, 0]) for s in g["sensor_type"]]
-            df["tip"] = [tooltip_html(t("map.sensor", lang), {t("map.id", lang): i, t("map.type", lang): t(f"sensor_type.{s}", lang),
+            df = df.assign(**tooltip_columns((t("map.sensor", lang), {t("map.id", lang): i, t("map.type", lang): t(f"sensor_type.{s}", lang),
                                                       t("map.node", lang): nd or "-"})
-                         for i, s, nd in zip(g.index, g["sensor_type"], g["node_id"])]
+                         for i, s, nd in zip(g.index, g["sensor_type"], g["node_id"])))
             radius, min_px = span / 200, 5
         else:
             df["color"] = [VENDOR_RGB] * len(g)
-            df["tip"] = [tooltip_html(t("map.vendor_site", lang), {t("map.id", lang): i, t("map.type", lang): t(f"site_type.{s}", lang),
+            df = df.assign(**tooltip_columns((t("map.vendor_site", lang), {t("map.id", lang): i, t("map.type", lang): t(f"site_type.{s}", lang),
                                                            t("map.attractiveness", lang): f"{a:.2f}"})
-                         for i, s, a in zip(g.index, g["site_type"], g["attractiveness"])]
+                         for i, s, a in zip(g.index, g["site_type"], g["attractiveness"])))
             radius, min_px = span / 200, 5
         out.append(pdk.Layer("ScatterplotLayer", id=name, data=df.reset_index(drop=True), get_position=["lon", "lat"],
                              get_fill_color="color", get_radius=radius, radius_min_pixels=min_px, stroked=True,
@@ -263,7 +317,7 @@ def city_deck(city: CityTwin, layers=MAP_LAYERS, *, lang: str = "en", height_px:
 
     return pdk.Deck(
         layers=out, initial_view_state=_view(city), map_style=None, map_provider=None, height=height_px,
-        tooltip={"html": "{tip}", "style": {"backgroundColor": "#212529", "color": "white", "fontSize": "12px"}},
+        tooltip=deck_tooltip(),
     )
 
 

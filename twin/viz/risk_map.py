@@ -35,10 +35,9 @@ def probability_rgb(p) -> np.ndarray:
     return rgb
 
 
-def _risk_tip(row, lang: str) -> str:
-    from twin.viz.map2d import tooltip_html
-
-    return tooltip_html(t(f"forecast.kind.{row['kind']}", lang), {
+def _risk_tip(row, lang: str) -> tuple[str, dict]:
+    """The tooltip (title, rows) of one risk point (:func:`twin.viz.map2d.tooltip_columns`)."""
+    return (t(f"forecast.kind.{row['kind']}", lang), {
         t("map.id", lang): row["element_id"],
         t("forecast.col.probability", lang): f"{row['probability']:.2f}",
         t("forecast.col.expected_max_depth_m", lang): f"{row['expected_max_depth_m']:.2f}",
@@ -72,7 +71,7 @@ def risk_deck(city: CityTwin, risk: pd.DataFrame, *, lang: str = "en", height_px
     import pydeck as pdk
 
     from hydraulics.risk import risk_layer
-    from twin.viz.map2d import city_deck, paths_lonlat, rings_lonlat
+    from twin.viz.map2d import city_deck, paths_lonlat, rings_lonlat, tooltip_columns
 
     deck = city_deck(city, ("terrain", "buildings"), lang=lang, height_px=height_px)
     layers = list(deck.layers)
@@ -96,19 +95,19 @@ def risk_deck(city: CityTwin, risk: pd.DataFrame, *, lang: str = "en", height_px
             if kind == "district":
                 rings, src = rings_lonlat(part.geometry)
                 df = pd.DataFrame({"polygon": rings, "color": [rgb[sel[k]].tolist() + [80] for k in src],
-                                   "tip": [tips[sel[k]] for k in src]})
+                                   **tooltip_columns(tips[sel[k]] for k in src)})
                 under.insert(0, pdk.Layer("PolygonLayer", id="risk_districts", data=df, get_polygon="polygon",
                                           get_fill_color="color", get_line_color=[120, 60, 20], line_width_min_pixels=1,
                                           pickable=True))
             elif kind == "road":
                 rp, src = paths_lonlat(part.geometry)
                 df = pd.DataFrame({"path": rp, "color": [rgb[sel[k]].tolist() for k in src],
-                                   "tip": [tips[sel[k]] for k in src]})
+                                   **tooltip_columns(tips[sel[k]] for k in src)})
                 over.append(pdk.Layer("PathLayer", id="risk_roads", data=df, get_path="path", get_color="color",
                                       get_width=span / 60, width_min_pixels=4, pickable=True))
             else:
                 df = pd.DataFrame({"lon": part.geometry.x.round(6).to_numpy(), "lat": part.geometry.y.round(6).to_numpy(),
-                                   "color": [rgb[k].tolist() for k in sel], "tip": [tips[k] for k in sel]})
+                                   "color": [rgb[k].tolist() for k in sel], **tooltip_columns(tips[k] for k in sel)})
                 over.append(pdk.Layer("ScatterplotLayer", id="risk_manholes", data=df, get_position=["lon", "lat"],
                                       get_fill_color="color", get_radius=span / 70, radius_min_pixels=5, stroked=True,
                                       get_line_color=[255, 255, 255], line_width_min_pixels=1, pickable=True))
