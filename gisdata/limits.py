@@ -31,7 +31,11 @@ constant                            value             reason
 ``MIN/MAX_COUPLING_STEP_S``         1 - 86,400 s      SWMM-surface exchange step
 ``MAX_SCENARIO_HOURS``              336 h             14 days of simulated time
 ``MAX_CREWS``                       10,000            crews of one department or depot
+``MAX_CITIZENS``, ``MAX_VENDORS``   1,000,000, 100k   agents of one run (memory: ~1 kB each)
 ``MAX_MERGE_RADIUS_M``              10,000 m          duplicate-report merge radius
+``MAX_SWEEP_RUNS``                  100,000           runs of one sweep (points x seeds)
+``MAX_NESTING``                     32                tables/lists in a TOML or JSON document
+``MAX_RAIN_SCALE``                  100               factor on a rain record
 ``MIN/MAX_ELEVATION_M``             -500 - 9,000 m    lowest and highest ground on Earth
 ``MIN/MAX_MANNING_N``               0 (excl.) - 1.0   s/m^(1/3); overland flow is below 0.8
 ``MAX_DEPTH_M``                     100 m             node depth, pipe diameter
@@ -47,12 +51,13 @@ import numbers
 from gisdata.errors import TwinError
 
 __all__ = [
-    "MAX_COUPLING_STEP_S", "MAX_CREWS", "MAX_DEPTH_M", "MAX_ELEVATION_M", "MAX_FORECAST_HOURS",
+    "MAX_CITIZENS", "MAX_COUPLING_STEP_S", "MAX_CREWS", "MAX_DEPTH_M", "MAX_ELEVATION_M", "MAX_FORECAST_HOURS",
     "MAX_LENGTH_M", "MAX_MANNING_N", "MAX_MEMBERS", "MAX_MERGE_RADIUS_M", "MAX_QPF_LEAD_H",
     "MAX_RAIN_CELLS", "MAX_RAIN_INTENSITY_MM_H", "MAX_RAIN_SPAN_DAYS", "MAX_RAIN_STEP_S",
-    "MAX_RETURN_PERIOD_YR", "MAX_SCENARIO_HOURS", "MAX_STORM_DURATION_MIN", "MAX_TICK_S", "MAX_WORKERS",
+    "MAX_RETURN_PERIOD_YR", "MAX_SCENARIO_HOURS", "MAX_STORM_DURATION_MIN", "MAX_TICK_S", "MAX_VENDORS", "MAX_WORKERS",
     "MIN_COUPLING_STEP_S", "MIN_ELEVATION_M", "MIN_MANNING_N", "MIN_RAIN_STEP_S", "MIN_RETURN_PERIOD_YR",
-    "MIN_TICK_S", "LimitError", "check_finite", "check_range", "check_rain_grid",
+    "MIN_TICK_S", "MAX_NESTING", "MAX_RAIN_SCALE", "MAX_SWEEP_RUNS", "LimitError", "check_finite",
+    "check_range", "check_rain_grid", "nesting_depth",
 ]
 
 # ----------------------------------------------------------------------------- rain
@@ -74,6 +79,8 @@ MAX_MEMBERS = 1000
 """Most ensemble members of one forecast."""
 MAX_WORKERS = 1024
 """Most local worker processes."""
+MAX_RAIN_SCALE = 100.0
+"""Largest factor a rain record may be scaled by, -."""
 MAX_STORM_DURATION_MIN = 4320.0
 """Longest design storm, min (3 days)."""
 MIN_RETURN_PERIOD_YR = 0.25
@@ -96,8 +103,16 @@ MAX_SCENARIO_HOURS = 24.0 * 14
 # ----------------------------------------------------------------------------- counts and distances
 MAX_CREWS = 10_000
 """Most crews of one department or depot."""
+MAX_CITIZENS = 1_000_000
+"""Most simulated citizens."""
+MAX_VENDORS = 100_000
+"""Most simulated street vendors."""
 MAX_MERGE_RADIUS_M = 10_000.0
 """Largest duplicate-report merge radius, m."""
+MAX_SWEEP_RUNS = 100_000
+"""Most runs of one sweep (parameter points x seeds)."""
+MAX_NESTING = 32
+"""Deepest nesting of tables and lists in a document read from a user (TOML, JSON)."""
 
 # ----------------------------------------------------------------------------- network geometry
 MIN_ELEVATION_M = -500.0
@@ -240,3 +255,31 @@ def check_rain_grid(name: str, span_s: float, step_s: float, n_gauges: int = 1) 
         raise LimitError(f"{name}: {n:,} intervals x {n_gauges} gauge(s) is more than {MAX_RAIN_CELLS:,} values "
                          f"(step {step_s:g} s); use a coarser step or a shorter record")
     return n
+
+
+def nesting_depth(data, limit: int = MAX_NESTING) -> int:
+    """Depth of nested dicts and lists in ``data`` (a scalar is 0), counted without recursion.
+
+    Stops counting at ``limit + 1``, so a hostile document costs no more than
+    its size.
+
+    Examples
+    --------
+    >>> nesting_depth({"a": [1, {"b": 2}]}), nesting_depth(5)
+    (3, 0)
+    """
+    deepest = 0
+    stack = [(data, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, dict):
+            items = node.values()
+        elif isinstance(node, (list, tuple)):
+            items = node
+        else:
+            continue
+        deepest = max(deepest, depth)
+        if deepest > limit:
+            return deepest
+        stack.extend((child, depth + 1) for child in items)
+    return deepest

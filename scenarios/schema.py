@@ -77,6 +77,27 @@ from pydantic import (
 )
 
 from gisdata.errors import InputFileNotFoundError, TwinError
+from gisdata.limits import (
+    MAX_COUPLING_STEP_S,
+    MAX_CREWS,
+    MAX_DEPTH_M,
+    MAX_MERGE_RADIUS_M,
+    MAX_NESTING,
+    MAX_RAIN_INTENSITY_MM_H,
+    MAX_RAIN_SCALE,
+    MAX_RAIN_SPAN_DAYS,
+    MAX_RAIN_STEP_S,
+    MAX_RETURN_PERIOD_YR,
+    MAX_SCENARIO_HOURS,
+    MAX_STORM_DURATION_MIN,
+    MAX_SWEEP_RUNS,
+    MAX_TICK_S,
+    MIN_COUPLING_STEP_S,
+    MIN_RAIN_STEP_S,
+    MIN_RETURN_PERIOD_YR,
+    MIN_TICK_S,
+    nesting_depth,
+)
 from hydraulics.surface import INLET_RETURN_CMS
 
 __all__ = [
@@ -203,7 +224,8 @@ def _resolve_path(value: Any, info: ValidationInfo, *, must_exist: bool = True) 
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
+    # allow_inf_nan=False: `inf` or `nan` is never a duration, a radius or a return period.
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True, allow_inf_nan=False)
 
 
 class ScenarioMeta(_Section):
@@ -271,12 +293,12 @@ class PeriodSpec(_Section):
     """``[period]``: simulated duration and the agents' tick."""
 
     start: datetime | None = None
-    hours: Hours = Field(default=24.0, gt=0, le=24 * 14)
-    tick_s: Seconds = Field(default=300.0, gt=0, le=3600)
+    hours: Hours = Field(default=24.0, gt=0, le=MAX_SCENARIO_HOURS)
+    tick_s: Seconds = Field(default=300.0, ge=MIN_TICK_S, le=MAX_TICK_S)
 
 
 class _RainBase(_Section):
-    start_h: Hours = Field(default=0.0, ge=0)
+    start_h: Hours = Field(default=0.0, ge=0, le=MAX_SCENARIO_HOURS)
 
 
 class NoRain(_RainBase):
@@ -291,13 +313,13 @@ class DesignRain(_RainBase):
     kind: Literal["design"]
     method: Literal["chicago", "nrcs", "block"] = "chicago"
     idf: str | dict[str, float] = "beijing"
-    return_period_yr: Years = Field(default=20.0, gt=0)
-    duration_min: Minutes = Field(default=120.0, gt=0)
+    return_period_yr: Years = Field(default=20.0, ge=MIN_RETURN_PERIOD_YR, le=MAX_RETURN_PERIOD_YR)
+    duration_min: Minutes = Field(default=120.0, gt=0, le=MAX_STORM_DURATION_MIN)
     r: float = Field(default=0.4, gt=0, lt=1)
-    step_min: Minutes = Field(default=5.0, gt=0)
-    depth_mm: Millimetres | None = Field(default=None, gt=0)
+    step_min: Minutes = Field(default=5.0, ge=MIN_RAIN_STEP_S / 60.0, le=MAX_RAIN_STEP_S / 60.0)
+    depth_mm: Millimetres | None = Field(default=None, gt=0, le=MAX_RAIN_INTENSITY_MM_H * 24)
     storm_type: Literal["I", "IA", "II", "III"] = "II"
-    intensity_mm_h: MmPerHour | None = Field(default=None, gt=0)
+    intensity_mm_h: MmPerHour | None = Field(default=None, gt=0, le=MAX_RAIN_INTENSITY_MM_H)
 
     @field_validator("idf")
     @classmethod
@@ -330,8 +352,8 @@ class ObservedRain(_RainBase):
     format: Literal["auto", "ncdc", "csv"] = "auto"
     units: str | None = None
     window_start: datetime | None = None
-    window_hours: Hours | None = Field(default=None, gt=0)
-    scale: float = Field(default=1.0, ge=0)
+    window_hours: Hours | None = Field(default=None, gt=0, le=MAX_RAIN_SPAN_DAYS * 24)
+    scale: float = Field(default=1.0, ge=0, le=MAX_RAIN_SCALE)
 
     @field_validator("file")
     @classmethod
@@ -345,7 +367,7 @@ class ForecastRain(_RainBase):
     kind: Literal["forecast"]
     file: str
     units: str | None = None
-    scale: float = Field(default=1.0, ge=0)
+    scale: float = Field(default=1.0, ge=0, le=MAX_RAIN_SCALE)
 
     @field_validator("file")
     @classmethod
@@ -360,12 +382,12 @@ RAIN_MODELS = {"none": NoRain, "design": DesignRain, "observed": ObservedRain, "
 class HydraulicsSpec(_Section):
     """``[hydraulics]``: coupling step and flood thresholds (:class:`twin.coupler.CouplingOptions`)."""
 
-    coupling_step_s: Seconds = Field(default=300.0, gt=0)
-    incident_volume_m3: CubicMetres = Field(default=1.0, ge=0)
-    drain_back_cms: Cms = Field(default=INLET_RETURN_CMS, ge=0)
-    car_closed_m: Metres = Field(default=0.15, ge=0)
-    road_closed_m: Metres = Field(default=0.30, ge=0)
-    drain_time_h: Hours = Field(default=2.0, ge=0)
+    coupling_step_s: Seconds = Field(default=300.0, ge=MIN_COUPLING_STEP_S, le=MAX_COUPLING_STEP_S)
+    incident_volume_m3: CubicMetres = Field(default=1.0, ge=0, le=1e9)
+    drain_back_cms: Cms = Field(default=INLET_RETURN_CMS, ge=0, le=1000)
+    car_closed_m: Metres = Field(default=0.15, ge=0, le=MAX_DEPTH_M)
+    road_closed_m: Metres = Field(default=0.30, ge=0, le=MAX_DEPTH_M)
+    drain_time_h: Hours = Field(default=2.0, ge=0, le=MAX_SCENARIO_HOURS)
 
     @model_validator(mode="after")
     def _order(self) -> HydraulicsSpec:
@@ -399,15 +421,17 @@ class CrewSpec(_Section):
                 close = difflib.get_close_matches(k, DEPARTMENTS, n=1)
                 hint = f"did you mean '{close[0]}'? " if close else ""
                 raise ValueError(f"unknown department '{k}'; {hint}expected some of {list(DEPARTMENTS)}")
-            if n < 0:
-                raise ValueError(f"{k} = {n} crews must be >= 0")
+            if not 0 <= n <= MAX_CREWS:
+                raise ValueError(f"{k} = {n} crews is out of range; expected 0 <= {k} <= {MAX_CREWS:,} (MAX_CREWS)")
         return {d: int(v.get(d, 0)) for d in DEPARTMENTS}
 
     @field_validator("depots")
     @classmethod
     def _depots(cls, v):
-        if v is not None and any(n < 0 for n in v.values()):
-            raise ValueError("crews per depot must be >= 0")
+        if v is not None and any(not 0 <= n <= MAX_CREWS for n in v.values()):
+            raise ValueError(f"crews per depot must be 0 - {MAX_CREWS:,} (MAX_CREWS)")
+        if v is not None and len(v) > MAX_CREWS:
+            raise ValueError(f"{len(v):,} depots; expected at most {MAX_CREWS:,}")
         return v
 
     @model_validator(mode="after")
@@ -423,10 +447,10 @@ class DispatchSpec(_Section):
     strategy: str = "priority"
     params: dict[str, Any] = Field(default_factory=dict)
     merge: bool = True
-    merge_radius_m: Metres = Field(default=150.0, ge=0)
-    merge_window_s: Seconds = Field(default=3600.0, ge=0)
-    coordination_mean_s: Seconds = Field(default=42 * 60.0, ge=0)
-    batch_dt_s: Seconds = Field(default=300.0, gt=0)
+    merge_radius_m: Metres = Field(default=150.0, ge=0, le=MAX_MERGE_RADIUS_M)
+    merge_window_s: Seconds = Field(default=3600.0, ge=0, le=MAX_SCENARIO_HOURS * 3600)
+    coordination_mean_s: Seconds = Field(default=42 * 60.0, ge=0, le=MAX_SCENARIO_HOURS * 3600)
+    batch_dt_s: Seconds = Field(default=300.0, ge=MIN_TICK_S, le=MAX_TICK_S)
 
     @field_validator("strategy")
     @classmethod
@@ -447,7 +471,7 @@ class PoliciesSpec(_Section):
     elderly_friendly: bool = False
     first_violation_free: bool = False
     staging: bool = False
-    staging_lead_s: Seconds = Field(default=3600.0, ge=0)
+    staging_lead_s: Seconds = Field(default=3600.0, ge=0, le=MAX_SCENARIO_HOURS * 3600)
     staging_max_share: float = Field(default=0.5, ge=0, le=1)
     staging_points: int = Field(default=5, ge=1, le=100)
 
@@ -509,6 +533,16 @@ class SweepSpec(_Section):
                 raise ValueError(f"parameters.{k} is an empty list")
         if self.seeds is not None and (not self.seeds or len(set(self.seeds)) != len(self.seeds)):
             raise ValueError(f"seeds={self.seeds} must be a non-empty list of distinct integers")
+        n_points = self.samples or 1
+        if self.method == "grid":
+            for v in self.parameters.values():
+                n_points *= len(v)
+                if n_points > MAX_SWEEP_RUNS:
+                    break
+        n_runs = n_points * len(self.seeds or [0])
+        if n_runs > MAX_SWEEP_RUNS:
+            raise ValueError(f"the sweep has {n_runs:,} runs (points x seeds); expected at most "
+                             f"{MAX_SWEEP_RUNS:,} (MAX_SWEEP_RUNS)")
         return self
 
 
@@ -676,6 +710,8 @@ def validate_scenario(data: Mapping[str, Any], *, base_dir: str | Path | None = 
     ...
     scenarios.schema.ScenarioError: scenario: unknown section [populaton]; did you mean 'population'?
     """
+    if nesting_depth(data) > MAX_NESTING:
+        raise ScenarioError(f"{source}: tables and lists are nested more than {MAX_NESTING} deep (MAX_NESTING)")
     try:
         _check_keys(data)
     except ScenarioError as exc:
@@ -706,6 +742,8 @@ def load_scenario(path: str | Path) -> ScenarioSpec:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as exc:
         raise ScenarioError(f"{path}: not valid TOML ({exc})") from None
+    except RecursionError:  # tomllib recurses into nested arrays and inline tables
+        raise ScenarioError(f"{path}: tables and lists are nested too deep (at most {MAX_NESTING})") from None
     except UnicodeDecodeError:
         raise ScenarioError(f"{path}: not a UTF-8 text file") from None
     return validate_scenario(data, base_dir=path.resolve().parent, source=str(path))

@@ -113,9 +113,12 @@ def test_simulate_with_a_storm_couples_swmm(tiny, tmp_path):
 @pytest.mark.parametrize("args, message", [
     (["--strategy", "fastest"], "unknown strategy 'fastest'"),
     (["--crews", "pirates=2"], "unknown department 'pirates'"),
-    (["--crews", "drainage=-1"], "must be >= 0"),
-    (["--citizens", "-5"], "--citizens -5 must be >= 0"),
-    (["--hours", "-1"], "--hours -1 must be > 0"),
+    (["--crews", "drainage=-1"], "--crews drainage=-1 is out of range; expected 0 <= --crews drainage <= 10,000"),
+    (["--citizens", "-5"], "--citizens=-5 is out of range; expected 0 <= --citizens <= 1,000,000"),
+    (["--hours", "-1"], "--hours=-1 h is out of range; expected 0 < --hours <= 336 h"),
+    (["--hours", "1e9"], "--hours=1e+09 h is out of range"),
+    (["--hours", "inf"], "--hours=inf is not a finite number"),
+    (["--storm", "chicago", "--return-period", "-5"], "--return-period=-5 yr is out of range"),
     (["--storm", "chicago", "--start-at", "30", "--hours", "2"], "--start-at"),
 ])
 def test_bad_arguments_exit_2_with_one_line(tiny, tmp_path, args, message):

@@ -14,6 +14,17 @@ from pathlib import Path
 import click
 
 from gisdata.errors import TwinError
+from gisdata.limits import (
+    MAX_DEPTH_M,
+    MAX_FORECAST_HOURS,
+    MAX_MEMBERS,
+    MAX_QPF_LEAD_H,
+    MAX_RETURN_PERIOD_YR,
+    MAX_STORM_DURATION_MIN,
+    MAX_WORKERS,
+    MIN_RETURN_PERIOD_YR,
+    check_range,
+)
 from twin.commands.swmm import Duration
 
 
@@ -50,6 +61,20 @@ def _check_storm(storm, return_period, duration_s, start_in_s):
     missing = [n for n, v in (("--return-period", return_period), ("--duration", duration_s)) if v is None]
     if missing:
         raise ForecastUsageError(f"--storm chicago needs {' and '.join(missing)}")
+    check_range("--return-period", return_period, MIN_RETURN_PERIOD_YR, MAX_RETURN_PERIOD_YR, "yr")
+    check_range("--duration", duration_s / 60.0, 0, MAX_STORM_DURATION_MIN, "min", lo_inclusive=False)
+    if start_in_s is not None:
+        check_range("--start-in", start_in_s / 3600.0, 0, MAX_QPF_LEAD_H, "h")
+
+
+def _check_run_sizes(hours, members, workers, threshold, prob_threshold) -> None:
+    """Range checks of the forecast's sizes (gisdata.limits), before anything is read or allocated."""
+    check_range("--hours", hours, 0, MAX_FORECAST_HOURS, "h", lo_inclusive=False)
+    check_range("--members", members, 1, MAX_MEMBERS, integer=True)
+    if workers is not None:
+        check_range("--workers", workers, 1, MAX_WORKERS, integer=True)
+    check_range("--threshold", threshold, 0, MAX_DEPTH_M, "m", lo_inclusive=False)
+    check_range("--prob", prob_threshold, 0, 1, lo_inclusive=False)
 
 
 @click.group("forecast", invoke_without_command=True)
@@ -119,8 +144,7 @@ def run_forecast_command(*, city, qpf, ensemble_dir, storm, return_period, durat
     """
     from twin.forecast_job import run_forecast_job
 
-    if members < 1:
-        raise ForecastUsageError(f"--members {members} must be >= 1")
+    _check_run_sizes(hours, members, workers, threshold, prob_threshold)
     rain = {"ensemble": ensemble_dir} if ensemble_dir else \
         {"qpf": qpf if qpf else _storm_qpf(idf, return_period, duration_s, start_in_s)}
     res = run_forecast_job(city, out_dir, **rain, members=members, seed=seed, hours=hours, observed=observed,
@@ -180,6 +204,11 @@ def verify_command(city, observed, storm, return_period, duration_s, start_in_s,
         raise ForecastUsageError(f"--leads {leads!r}: expected hours separated by commas, e.g. 72,48,24") from None
     if not lead_list or min(lead_list) <= 0:
         raise ForecastUsageError(f"--leads {leads!r}: expected positive hours")
+    if len(lead_list) > 100:
+        raise ForecastUsageError(f"--leads: {len(lead_list)} leads; expected at most 100")
+    for lead in lead_list:
+        check_range("--leads", lead, 0, MAX_QPF_LEAD_H, "h", lo_inclusive=False)
+    _check_run_sizes(hours, members, workers, threshold, prob_threshold)
     if storm:
         lead_in = max(max(lead_list) * 3600.0, start_in_s or 0.0) + 3600.0
         storm_rain = _storm_qpf(idf, return_period, duration_s, 0.0)

@@ -15,6 +15,18 @@ from pathlib import Path
 import click
 
 from gisdata.errors import TwinError
+from gisdata.limits import (
+    MAX_CITIZENS,
+    MAX_COUPLING_STEP_S,
+    MAX_CREWS,
+    MAX_RETURN_PERIOD_YR,
+    MAX_SCENARIO_HOURS,
+    MAX_STORM_DURATION_MIN,
+    MAX_VENDORS,
+    MIN_COUPLING_STEP_S,
+    MIN_RETURN_PERIOD_YR,
+    check_range,
+)
 from twin.commands.swmm import Duration, parse_duration_s
 
 
@@ -30,8 +42,7 @@ def _parse_crews(text: str | None):
             n = int(text)
         except ValueError:
             raise TwinError(f"--crews '{text}' not understood; expected a number or department=N,...") from None
-        if n <= 0:
-            raise TwinError(f"--crews {n} must be > 0")
+        check_range("--crews", n, 1, MAX_CREWS * len(DEPARTMENTS), integer=True)
         return n
     out = {}
     for part in text.split(","):
@@ -43,8 +54,7 @@ def _parse_crews(text: str | None):
             n = int(value)
         except ValueError:
             raise TwinError(f"--crews: '{part}' needs a whole number of crews") from None
-        if n < 0:
-            raise TwinError(f"--crews: {name}={n} must be >= 0")
+        check_range(f"--crews {name}", n, 0, MAX_CREWS, integer=True)
         out[name] = n
     return out
 
@@ -112,11 +122,12 @@ def simulate_command(city, hours, strategy, seed, storm, return_period, duration
     from twin.coupler import CouplingOptions, run_coupled, strategy_params_for
     from twin.runstore import RunExistsError, write_coupled_run
 
-    if not hours > 0:
-        raise TwinError(f"--hours {hours:g} must be > 0")
-    for name, v in (("--citizens", citizens), ("--vendors", vendors), ("--seed", seed)):
-        if v < 0:
-            raise TwinError(f"{name} {v} must be >= 0")
+    check_range("--hours", hours, 0, MAX_SCENARIO_HOURS, "h", lo_inclusive=False)
+    check_range("--citizens", citizens, 0, MAX_CITIZENS, integer=True)
+    check_range("--vendors", vendors, 0, MAX_VENDORS, integer=True)
+    check_range("--coupling-step", coupling_s, MIN_COUPLING_STEP_S, MAX_COUPLING_STEP_S, "s")
+    if seed < 0:
+        raise TwinError(f"--seed {seed} must be >= 0")
     crew_spec = _parse_crews(crews)
     start_s = _hours_s(start_at, "--start-at")
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
@@ -126,8 +137,8 @@ def simulate_command(city, hours, strategy, seed, storm, return_period, duration
     if storm == "chicago":
         from hydraulics.rainfall import chicago_storm
 
-        if return_period <= 0:
-            raise TwinError(f"--return-period {return_period:g} must be > 0")
+        check_range("--return-period", return_period, MIN_RETURN_PERIOD_YR, MAX_RETURN_PERIOD_YR, "yr")
+        check_range("--duration", duration_s / 60.0, 0, MAX_STORM_DURATION_MIN, "min", lo_inclusive=False)
         rain = chicago_storm(idf, return_period, duration_s / 60.0)
         if not start_s < hours * 3600:
             raise TwinError(f"--start-at {start_at} must be before the end of the run ({hours:g} h)")
