@@ -35,6 +35,7 @@ from agents.catalog import CATEGORIES
 from agents.errors import ImportFormatError, MissingColumnError
 from agents.merge import find_duplicates
 from gisdata.errors import InputFileNotFoundError
+from gisdata.limits import MAX_MERGE_RADIUS_M, MAX_RECORD_TIME, MAX_SCENARIO_HOURS, MIN_RECORD_TIME, check_range
 
 
 def _norm(name: str) -> str:
@@ -112,6 +113,39 @@ NYC311_TYPES: Mapping[str, str] = {
 NYC311_CHANNELS: Mapping[str, str] = {"online": "app", "mobile": "app", "phone": "hotline", "other": "import",
                                       "unknown": "import"}
 """Source channel (case-insensitive) -> report channel."""
+
+
+def parse_record_times(values: pd.Series) -> tuple[pd.Series, int]:
+    """Date-times of records, naive; unreadable ones and ones outside the plausible range become NaT.
+
+    The plausible range is :data:`gisdata.limits.MIN_RECORD_TIME` to
+    :data:`~gisdata.limits.MAX_RECORD_TIME`: a value such as ``0`` or
+    ``-5`` that a lenient parser reads as year 0 or -5 would shift every
+    record of the file by two thousand years.  Mixed time zones are converted
+    to UTC.
+
+    Returns
+    -------
+    times : pandas.Series
+        ``datetime64`` without time zone; NaT where unusable.
+    n_out_of_range : int
+        Values that were read but fall outside the range (also NaT).
+
+    Examples
+    --------
+    >>> t, n = parse_record_times(pd.Series(["2024-05-27 10:00", "-5", "x"]))
+    >>> t.isna().tolist(), n
+    ([False, True, True], 1)
+    """
+    try:
+        times = pd.to_datetime(values, errors="coerce", format="mixed")
+    except (ValueError, TypeError, OverflowError):  # mixed time zones, or values pandas cannot hold
+        times = pd.to_datetime(values, errors="coerce", format="mixed", utc=True)
+    if getattr(times.dt, "tz", None) is not None:
+        times = times.dt.tz_convert(None)
+    lo, hi = pd.Timestamp(MIN_RECORD_TIME), pd.Timestamp(MAX_RECORD_TIME)
+    out = times.notna() & ((times < lo) | (times >= hi))
+    return times.mask(out), int(out.sum())
 
 
 def map_type(raw: str, type_map: Mapping[str, str]) -> str | None:
@@ -230,13 +264,27 @@ def read_service_requests(source: str | Path | pd.DataFrame, *, mapping: ColumnM
 
     from gisdata.schema import check_projected_crs
 
+    check_range("merge_radius_m", merge_radius_m, 0, MAX_MERGE_RADIUS_M, "m")
+    check_range("merge_window_s", merge_window_s, 0, MAX_SCENARIO_HOURS * 3600.0, "s")
     if isinstance(source, pd.DataFrame):
         raw, name = source.copy(), "<table>"
     else:
         path = Path(source)
         if not path.exists():
             raise InputFileNotFoundError(f"{path}: service-request file not found")
-        raw, name = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""]), str(path)
+        if path.is_dir():
+            raise ImportFormatError(f"{path}: is a directory; expected a CSV file of service requests")
+        with path.open("rb") as fh:
+            head = fh.read(65536)
+        if b"\x00" in head:
+            raise ImportFormatError(f"{path}: holds binary data (NUL bytes); expected a CSV file of service requests")
+        try:
+            raw = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""])
+        except pd.errors.EmptyDataError:
+            raise ImportFormatError(f"{path}: is empty; expected a CSV file with a header row") from None
+        except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as exc:
+            raise ImportFormatError(f"{path}: not a readable CSV ({' '.join(str(exc).split())[:200]})") from None
+        name = str(path)
     cols = {_norm(c): c for c in raw.columns}
     req = mapping.required()
     missing = [f"{v} ({k})" for k, v in req.items() if _norm(v) not in cols]
@@ -249,11 +297,10 @@ def read_service_requests(source: str | Path | pd.DataFrame, *, mapping: ColumnM
     opt = {k: raw[cols[_norm(v)]] if _norm(v) in cols else None for k, v in mapping.optional().items()}
 
     ids = col("incident_id").astype(str).str.strip()
-    times = pd.to_datetime(col("time"), errors="coerce", format="mixed")
+    times, n_time_out_of_range = parse_record_times(col("time"))
     if times.notna().sum() == 0:
-        raise ImportFormatError(f"{name}: no readable time in column '{mapping.time}'")
-    if getattr(times.dt, "tz", None) is not None:
-        times = times.dt.tz_convert(None)
+        raise ImportFormatError(f"{name}: no readable time in column '{mapping.time}' (between "
+                                f"{MIN_RECORD_TIME} and {MAX_RECORD_TIME})")
     t0 = pd.Timestamp(origin) if origin is not None else times.min().normalize()
     raw_type = col("type").fillna("").astype(str).str.strip()
     cats = raw_type.map(lambda t: map_type(t, type_map))
@@ -290,7 +337,7 @@ def read_service_requests(source: str | Path | pd.DataFrame, *, mapping: ColumnM
               if opt.get("status") is not None else pd.Series("", index=raw.index))
     channel_raw = opt["channel"].fillna("").astype(str) if opt.get("channel") is not None else pd.Series("", index=raw.index)
     channel = channel_raw.str.strip().str.lower().map(lambda c: channel_map.get(c, "import"))
-    closed = pd.to_datetime(opt["closed_time"], errors="coerce", format="mixed") if opt.get("closed_time") is not None \
+    closed = parse_record_times(opt["closed_time"])[0] if opt.get("closed_time") is not None \
         else pd.Series(pd.NaT, index=raw.index)
     df = pd.DataFrame({
         "time": times, "time_s": (times - t0).dt.total_seconds(), "raw_type": raw_type, "category": cats,
@@ -309,6 +356,7 @@ def read_service_requests(source: str | Path | pd.DataFrame, *, mapping: ColumnM
     stats = {
         "rows": len(df), "missing_location": int((~df["has_location"]).sum()),
         "missing_location_ids": df.index[~df["has_location"]].tolist(), "bad_time": int((~df["has_time"]).sum()),
+        "time_out_of_range": n_time_out_of_range,
         "unknown_type_rows": int((~df["known_type"]).sum()),
         "unknown_types": raw_type[~known.to_numpy()].value_counts().to_dict(),
         "duplicate_ids": dup_ids, "duplicate_rows": int(dup.sum()), "duplicate_groups": int(df.loc[dup, "duplicate_of"].nunique()),

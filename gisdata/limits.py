@@ -36,6 +36,7 @@ constant                            value             reason
 ``MAX_SWEEP_RUNS``                  100,000           runs of one sweep (points x seeds)
 ``MAX_NESTING``                     32                tables/lists in a TOML or JSON document
 ``MAX_RAIN_SCALE``                  100               factor on a rain record
+``MIN/MAX_RECORD_TIME``            1980 - 2100       dates of imported records (311); ``0`` is not year 0
 ``MIN/MAX_ELEVATION_M``             -500 - 9,000 m    lowest and highest ground on Earth
 ``MIN/MAX_MANNING_N``               0 (excl.) - 1.0   s/m^(1/3); overland flow is below 0.8
 ``MAX_DEPTH_M``                     100 m             node depth, pipe diameter
@@ -51,13 +52,13 @@ import numbers
 from gisdata.errors import TwinError
 
 __all__ = [
-    "MAX_CITIZENS", "MAX_COUPLING_STEP_S", "MAX_CREWS", "MAX_DEPTH_M", "MAX_ELEVATION_M", "MAX_FORECAST_HOURS",
-    "MAX_LENGTH_M", "MAX_MANNING_N", "MAX_MEMBERS", "MAX_MERGE_RADIUS_M", "MAX_QPF_LEAD_H",
-    "MAX_RAIN_CELLS", "MAX_RAIN_INTENSITY_MM_H", "MAX_RAIN_SPAN_DAYS", "MAX_RAIN_STEP_S",
-    "MAX_RETURN_PERIOD_YR", "MAX_SCENARIO_HOURS", "MAX_STORM_DURATION_MIN", "MAX_TICK_S", "MAX_VENDORS", "MAX_WORKERS",
-    "MIN_COUPLING_STEP_S", "MIN_ELEVATION_M", "MIN_MANNING_N", "MIN_RAIN_STEP_S", "MIN_RETURN_PERIOD_YR",
-    "MIN_TICK_S", "MAX_NESTING", "MAX_RAIN_SCALE", "MAX_SWEEP_RUNS", "LimitError", "check_finite",
-    "check_range", "check_rain_grid", "nesting_depth",
+    "LimitError", "MAX_CITIZENS", "MAX_COUPLING_STEP_S", "MAX_CREWS", "MAX_DEPTH_M", "MAX_ELEVATION_M",
+    "MAX_FORECAST_HOURS", "MAX_LENGTH_M", "MAX_MANNING_N", "MAX_MEMBERS", "MAX_MERGE_RADIUS_M", "MAX_NESTING",
+    "MAX_QPF_LEAD_H", "MAX_RAIN_CELLS", "MAX_RAIN_INTENSITY_MM_H", "MAX_RAIN_SCALE", "MAX_RAIN_SPAN_DAYS",
+    "MAX_RAIN_STEP_S", "MAX_RECORD_TIME", "MAX_RETURN_PERIOD_YR", "MAX_SCENARIO_HOURS",
+    "MAX_STORM_DURATION_MIN", "MAX_SWEEP_RUNS", "MAX_TICK_S", "MAX_VENDORS", "MAX_WORKERS",
+    "MIN_COUPLING_STEP_S", "MIN_ELEVATION_M", "MIN_MANNING_N", "MIN_RAIN_STEP_S", "MIN_RECORD_TIME",
+    "MIN_RETURN_PERIOD_YR", "MIN_TICK_S", "check_finite", "check_rain_grid", "check_range", "nesting_depth",
 ]
 
 # ----------------------------------------------------------------------------- rain
@@ -113,6 +114,11 @@ MAX_SWEEP_RUNS = 100_000
 """Most runs of one sweep (parameter points x seeds)."""
 MAX_NESTING = 32
 """Deepest nesting of tables and lists in a document read from a user (TOML, JSON)."""
+
+MIN_RECORD_TIME = "1980-01-01"
+"""Earliest date-time of an imported record (service request), ISO."""
+MAX_RECORD_TIME = "2100-01-01"
+"""Date-times of imported records must be before this, ISO."""
 
 # ----------------------------------------------------------------------------- network geometry
 MIN_ELEVATION_M = -500.0

@@ -22,8 +22,10 @@ from gisdata.limits import (
     MAX_RETURN_PERIOD_YR,
     MAX_SCENARIO_HOURS,
     MAX_STORM_DURATION_MIN,
+    MAX_RECORD_TIME,
     MAX_VENDORS,
     MIN_COUPLING_STEP_S,
+    MIN_RECORD_TIME,
     MIN_RETURN_PERIOD_YR,
     check_range,
 )
@@ -435,7 +437,9 @@ def import_command(file: Path, out: Path, top: int) -> None:
     tmp.replace(out)
     click.echo(f"records                 {s['rows']}")
     click.echo(f"without coordinates     {s['missing_location']} (kept, not replayable)")
-    click.echo(f"unreadable times        {s['bad_time']}")
+    out_of_range = s.get("time_out_of_range", 0)
+    click.echo(f"unreadable times        {s['bad_time']}"
+               + (f" ({out_of_range} outside {MIN_RECORD_TIME} .. {MAX_RECORD_TIME})" if out_of_range else ""))
     click.echo(f"replayable              {s.get('replayable', '?')}")
     click.echo(f"duplicates              {s['duplicate_rows']} rows in {s['duplicate_groups']} groups "
                f"({s['merge_radius_m']:.0f} m, {s['merge_window_s'] / 60:.0f} min)")
