@@ -271,7 +271,8 @@ def read_manifest(run_dir: str | Path) -> dict:
     NotARunError
         No manifest, or not complete.
     CorruptFileError
-        Not valid JSON (NaN, nested too deep), not an object, or a field of the wrong type.
+        Not valid JSON (NaN, nested too deep), not an object, a field of the
+        wrong type, or no ``params``, ``events`` or ``tables``.
     InvalidIdError
         A table name or the event-log pointer is not a plain name inside the run.
     """
@@ -279,6 +280,9 @@ def read_manifest(run_dir: str | Path) -> dict:
     man = _load_manifest(run_dir)
     if man.get("status") != "complete":
         raise NotARunError(f"{run_dir}: status {man.get('status')!r}, not 'complete'")
+    missing = [k for k in ("params", "events", "tables") if k not in man]
+    if missing:
+        raise CorruptFileError(f"{run_dir / MANIFEST}: not a valid manifest (no {', '.join(missing)})")
     return man
 
 

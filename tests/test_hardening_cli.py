@@ -1,0 +1,156 @@
+"""Issue #12, class 5 (CLI part): every command ends with its result or one line and exit 2.
+
+- an unexpected internal error is one line ``internal error: ...`` naming a
+  log file that holds the traceback (exit 2), never a traceback on screen;
+- a malformed ``sweep.json`` or ``manifest.json`` and a corrupt Parquet table
+  in replay are one-line errors;
+- ``twin log verify`` reports TAMPERED (exit 1) for a line with NaN, deep
+  nesting, a huge number or bad UTF-8, and never crashes.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+from scenarios.batch import SWEEP_FORMAT
+from twin import runstore
+from twin.cli import cli
+
+
+def _twin(*args):
+    return CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False)
+
+
+def _one_line(text: str) -> str:
+    lines = text.strip().splitlines()
+    assert len(lines) == 1, text
+    assert "Traceback" not in text
+    return lines[0]
+
+
+def _make_run(folder: Path) -> Path:
+    with runstore.RunWriter(folder) as w:
+        for i in range(3):
+            w.log.append(60.0 * i, "report", f"citizen:{i}", payload={"i": i})
+        return w.commit({"incidents": pd.DataFrame({"onset_s": [1.0, 2.0]})}, params={"seed": 1, "hours": 1},
+                        kpis={"counts": {"incidents": 2}})
+
+
+def test_an_internal_error_is_one_line_with_the_traceback_in_a_log_file(tmp_path, monkeypatch):
+    run = _make_run(tmp_path / "r1")
+    logs = tmp_path / "logs"
+    monkeypatch.setenv("CITYTWIN_LOG_DIR", str(logs))
+
+    def broken(run_dir):
+        return {}["no such key"]  # a bug of ours, not the user's
+
+    monkeypatch.setattr(runstore, "verify_run", broken)
+    r = _twin("log", "verify", run)
+    assert r.exit_code == 2
+    line = _one_line(r.stderr)
+    assert line.startswith("internal error: KeyError") and "details in" in line
+    (log,) = list(logs.iterdir())
+    assert str(log) in line
+    text = log.read_text()
+    assert "Traceback" in text and "broken" in text
+
+
+SWEEP_PAYLOADS = {
+    "not_json": b"{this is not json",
+    "binary": bytes(range(256)) * 4,
+    "array": b"[]",
+    "nan": json.dumps({"format": SWEEP_FORMAT}).replace("}", ', "n": NaN}').encode(),
+    "deep": b'{"format": "citytwin-sweep/1", "scenario": ' + b"[" * 200_000 + b"]" * 200_000 + b"}",
+    "runs_not_list": json.dumps({"format": SWEEP_FORMAT, "scenario": {}, "runs": 5}).encode(),
+    "run_not_object": json.dumps({"format": SWEEP_FORMAT, "scenario": {}, "runs": ["p0"]}).encode(),
+    "seed_text": json.dumps({"format": SWEEP_FORMAT, "scenario": {},
+                             "runs": [{"run_id": "p0", "params": {}, "seed": "x"}]}).encode(),
+    "params_list": json.dumps({"format": SWEEP_FORMAT, "scenario": {},
+                               "runs": [{"run_id": "p0", "params": [1], "seed": 1}]}).encode(),
+    "scenario_text": json.dumps({"format": SWEEP_FORMAT, "scenario": "x",
+                                 "runs": [{"run_id": "p0", "params": {}, "seed": 1}]}).encode(),
+    "bad_scenario": json.dumps({"format": SWEEP_FORMAT, "scenario": {"scenario": {"name": "s"}, "period": {"hours": -4}},
+                                "runs": [{"run_id": "p0", "params": {}, "seed": 1}]}).encode(),
+    "failed_list": json.dumps({"format": SWEEP_FORMAT, "scenario": {}, "failed": [1],
+                               "runs": [{"run_id": "p0", "params": {}, "seed": 1}]}).encode(),
+}
+
+
+@pytest.mark.parametrize("name", sorted(SWEEP_PAYLOADS))
+def test_a_malformed_sweep_json_is_one_line_and_exit_2(tmp_path, name):
+    sweep = tmp_path / "runs" / "s"
+    sweep.mkdir(parents=True)
+    (sweep / "sweep.json").write_bytes(SWEEP_PAYLOADS[name])
+    r = _twin("batch", "--resume", sweep)
+    assert r.exit_code == 2, r.output
+    assert _one_line(r.stderr).startswith("error: ")
+    r = _twin("runs", "list", tmp_path / "runs")  # listing never crashes on it either
+    assert r.exit_code in (0, 2) and "Traceback" not in r.output and "internal error" not in r.output
+
+
+MANIFEST_EDITS = {
+    "not_json": lambda text: text[: len(text) // 2],
+    "nan": lambda text: text.replace('"seed": 1', '"seed": NaN', 1),
+    "deep": lambda text: text.replace('"seed": 1', '"seed": ' + "[" * 50_000 + "]" * 50_000, 1),
+    "array": lambda text: "[1, 2, 3]",
+    "events_text": lambda text: json.dumps({**json.loads(text), "events": "events.jsonl"}),
+    "tables_list": lambda text: json.dumps({**json.loads(text), "tables": ["incidents"]}),
+    "params_gone": lambda text: json.dumps({k: v for k, v in json.loads(text).items() if k != "params"}),
+}
+
+
+@pytest.mark.parametrize("name", sorted(MANIFEST_EDITS))
+def test_a_malformed_manifest_is_one_line_in_replay_and_compare_and_tampered_in_verify(tmp_path, name):
+    run = _make_run(tmp_path / "r1")
+    path = run / "manifest.json"
+    path.write_text(MANIFEST_EDITS[name](path.read_text()))
+    for args in (("replay", run, "--at", "0"), ("compare", run), ("render", run, "--out", tmp_path / "a.gif")):
+        r = _twin(*args)
+        assert r.exit_code == 2, (args, r.output)
+        assert _one_line(r.stderr).startswith("error: "), args
+    r = _twin("log", "verify", run)
+    assert r.exit_code == 1
+    assert _one_line(r.stderr).startswith("TAMPERED")
+
+
+@pytest.mark.parametrize("payload", [b"", b"PAR1", b"PAR1" + b"\x00" * 64 + b"PAR1", b"not parquet at all"])
+def test_a_corrupt_parquet_table_in_replay_is_one_line(tmp_path, payload):
+    run = _make_run(tmp_path / "r1")
+    (run / "incidents.parquet").write_bytes(payload)
+    r = _twin("replay", run, "--at", "0")
+    assert r.exit_code == 2
+    line = _one_line(r.stderr)
+    assert line.startswith("error: ") and "incidents.parquet" in line and "Parquet" in line
+
+
+BAD_LINES = {
+    "nan": b'{"actor":"a","kind":"note","payload":{"v":NaN},"prev_sha256":"' + b"0" * 64 + b'","seq":0,"sha256":"x"}',
+    "infinity": b'{"seq":0,"time_s":Infinity,"sha256":"x"}',
+    "huge_float": b'{"seq":0,"time_s":1e999,"sha256":"x"}',
+    "huge_int": b'{"seq":' + b"9" * 10_000 + b',"sha256":"x"}',
+    "deep": b'{"sha256":"x","payload":' + b"[" * 100_000 + b"]" * 100_000 + b"}",
+    "deep_objects": b'{"sha256":"x","payload":' + b'{"a":' * 50_000 + b"1" + b"}" * 50_000 + b"}",
+    "bad_utf8": b'{"sha256":"\xff\xfe"}',
+    "not_object": b"[1,2,3]",
+    "sha_not_text": b'{"sha256":[1]}',
+}
+
+
+@pytest.mark.parametrize("name", sorted(BAD_LINES))
+@pytest.mark.parametrize("where", ["first", "middle"])
+def test_log_verify_says_tampered_and_never_crashes(tmp_path, name, where):
+    run = _make_run(tmp_path / "r1")
+    log = run / "events.jsonl"
+    lines = log.read_bytes().splitlines(keepends=True)
+    lines.insert(0 if where == "first" else 2, BAD_LINES[name] + b"\n")
+    log.write_bytes(b"".join(lines))
+    for target in (run, log):  # the run folder, and the bare log file
+        r = _twin("log", "verify", target)
+        assert r.exit_code == 1, r.output
+        line = _one_line(r.stderr)
+        assert line.startswith("TAMPERED") and ("line 1" in line if where == "first" else "line 3" in line)
