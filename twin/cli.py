@@ -2,7 +2,9 @@
 
 Every command has ``--help``.  A user error (any :class:`~gisdata.errors.TwinError`,
 or an ``OSError`` such as an unwritable folder) is printed as one line on
-stderr, ``error: ...``, without a traceback, and exits with code 2.
+stderr, ``error: ...``, without a traceback, and exits with code 2; so is a
+usage error (a bad option value, a missing argument), with the command's
+``--help`` to look at.
 
 Any other exception is a bug of CityTwin, not the user's: it is printed as one
 line ``internal error: <type>: <message> (details in <log file>)`` and also
@@ -35,8 +37,13 @@ class TwinGroup(click.Group):
             message = " ".join(str(exc).split())  # one line, whatever the error text held
             click.echo(f"error: {message}", err=True)
             ctx.exit(2)
-        except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException, SystemExit, KeyboardInterrupt):
-            raise  # click's own endings (usage errors exit 2 already)
+        except click.ClickException as exc:
+            # a usage error (bad option value, missing argument) is one line too, with where to look
+            where = f" (see `{exc.ctx.command_path} --help`)" if isinstance(exc, click.UsageError) and exc.ctx else ""
+            click.echo(f"error: {' '.join(exc.format_message().split())}{where}", err=True)
+            ctx.exit(2)
+        except (click.exceptions.Exit, click.exceptions.Abort, SystemExit, KeyboardInterrupt):
+            raise  # click's own endings
         except Exception as exc:  # noqa: BLE001 - anything else is our bug: one line here, the traceback in a file
             log = write_crash_log(exc)
             message = " ".join(f"{type(exc).__name__}: {exc}".split())[:300]
@@ -90,7 +97,7 @@ def _register_stage_groups() -> None:
     import importlib
     import importlib.util
 
-    for stage in ("swmm", "forecast", "batch", "sim", "render"):
+    for stage in ("swmm", "forecast", "batch", "sim", "render", "flood2d"):
         if importlib.util.find_spec(f"twin.commands.{stage}") is not None:
             module = importlib.import_module(f"twin.commands.{stage}")
             if hasattr(module, "build_commands"):  # needs `scenarios`, which only this file of twin may import
