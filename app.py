@@ -13,6 +13,7 @@ the built-in city (the tests use a small one).
 from __future__ import annotations
 
 import importlib
+from pathlib import Path
 
 import streamlit as st
 
@@ -100,8 +101,9 @@ def select_city(lang: str) -> tuple[str, CityTwin] | None:
     """The city chosen in the page's selector, or None (with a message shown) if there is none."""
     preset = support.app_city_source()
     kinds = ["preset", "gpkg", "osm"]
+    shown = Path(preset).name  # a visitor sees the built-in city's file name, not the server's folders
     kind = choice(st.radio, t("city.source", lang), kinds, name="city_source", lang=lang, horizontal=True,
-                  format_func=lambda k: t(f"city.source.{k}", lang, name=preset))
+                  format_func=lambda k: t(f"city.source.{k}", lang, name=shown))
     try:
         if kind == "preset":
             with st.spinner(t("city.loading", lang)):

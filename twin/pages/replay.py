@@ -88,7 +88,7 @@ def render(lang: str) -> None:
     p = man["params"]
     storm = p.get("storm")
     st.caption(t("replay.run_caption", lang, strategy=t(f"strategy.{p.get('strategy')}", lang), seed=p.get("seed"),
-                 hours=p.get("hours"), city=p.get("city"),
+                 hours=p.get("hours"), city=Path(str(p.get("city") or "")).name,  # no server folders shown
                  storm=t("replay.no_storm", lang) if not storm else t("replay.storm", lang,
                                                                      rp=storm.get("return_period_yr"))))
     start = (storm or {}).get("start_s")
