@@ -36,6 +36,10 @@ class ColumnTypeError(TwinError, TypeError):
     """A column cannot be converted to the dtype its schema declares."""
 
 
+class ColumnValueError(TwinError, ValueError):
+    """A column holds a non-finite value (NaN, inf) or one outside its sane range (:mod:`gisdata.limits`)."""
+
+
 class CRSError(TwinError, ValueError):
     """A CRS is missing, geographic where metres are needed, or inconsistent."""
 

@@ -41,6 +41,7 @@ constant                            value             reason
 ``MIN/MAX_MANNING_N``               0 (excl.) - 1.0   s/m^(1/3); overland flow is below 0.8
 ``MAX_DEPTH_M``                     100 m             node depth, pipe diameter
 ``MAX_LENGTH_M``                    100,000 m         one conduit
+``MAX_AREA_M2``                     1e9 m2            one subcatchment (1,000 km2)
 ==================================  ================  ==========================================
 """
 
@@ -52,7 +53,7 @@ import numbers
 from gisdata.errors import TwinError
 
 __all__ = [
-    "LimitError", "MAX_CITIZENS", "MAX_COUPLING_STEP_S", "MAX_CREWS", "MAX_DEPTH_M", "MAX_ELEVATION_M",
+    "LimitError", "MAX_AREA_M2", "MAX_CITIZENS", "MAX_COUPLING_STEP_S", "MAX_CREWS", "MAX_DEPTH_M", "MAX_ELEVATION_M",
     "MAX_FORECAST_HOURS", "MAX_LENGTH_M", "MAX_MANNING_N", "MAX_MEMBERS", "MAX_MERGE_RADIUS_M", "MAX_NESTING",
     "MAX_QPF_LEAD_H", "MAX_RAIN_CELLS", "MAX_RAIN_INTENSITY_MM_H", "MAX_RAIN_SCALE", "MAX_RAIN_SPAN_DAYS",
     "MAX_RAIN_STEP_S", "MAX_RECORD_TIME", "MAX_RETURN_PERIOD_YR", "MAX_SCENARIO_HOURS",
@@ -132,7 +133,9 @@ MAX_MANNING_N = 1.0
 MAX_DEPTH_M = 100.0
 """Largest node depth or conduit height, m."""
 MAX_LENGTH_M = 100_000.0
-"""Longest conduit, m."""
+"""Longest conduit or road segment, and widest overland-flow width, m."""
+MAX_AREA_M2 = 1e9
+"""Largest subcatchment, m2 (1,000 km2)."""
 
 
 class LimitError(TwinError, ValueError):

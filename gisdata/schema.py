@@ -15,10 +15,20 @@ import pandas as pd
 
 from gisdata.errors import (
     ColumnTypeError,
+    ColumnValueError,
     CRSError,
     EmptyDataError,
     GeometryError,
     MissingColumnError,
+)
+from gisdata.limits import (
+    MAX_AREA_M2,
+    MAX_DEPTH_M,
+    MAX_ELEVATION_M,
+    MAX_LENGTH_M,
+    MAX_MANNING_N,
+    MIN_ELEVATION_M,
+    MIN_MANNING_N,
 )
 
 DEPARTMENTS = ("city_management", "drainage", "police", "emergency")
@@ -45,6 +55,11 @@ class Column:
         Fill value for an optional column.
     choices : tuple of str, optional
         Allowed values of a categorical column.
+    bounds : tuple of (float, float), optional
+        Sane range ``(lo, hi)`` of a numeric column, in ``unit``
+        (:mod:`gisdata.limits`); values must then be finite (no NaN, no inf).
+    lo_inclusive : bool
+        Whether ``lo`` itself is allowed (False for Manning's n > 0).
     """
 
     name: str
@@ -54,6 +69,8 @@ class Column:
     required: bool = True
     default: object = None
     choices: tuple[str, ...] | None = None
+    bounds: tuple[float, float] | None = None
+    lo_inclusive: bool = True
 
 
 @dataclass(frozen=True)
@@ -79,6 +96,8 @@ class LayerSchema:
         return [c.name for c in self.columns]
 
 
+_ELEV = (MIN_ELEVATION_M, MAX_ELEVATION_M)
+_RISE = (MIN_ELEVATION_M - MAX_ELEVATION_M, MAX_ELEVATION_M - MIN_ELEVATION_M)  # any difference of two elevations
 _POLY = ("Polygon", "MultiPolygon")
 _LINE = ("LineString", "MultiLineString")
 _POINT = ("Point",)
@@ -108,27 +127,28 @@ LAYERS: dict[str, LayerSchema] = {
         )),
         LayerSchema("nodes", "node_id", _POINT, "Sewer manholes (junctions) and outfalls", (
             Column("node_type", "str", "-", "Kind of node", choices=("junction", "outfall")),
-            Column("invert_elev_m", "float64", "m", "Invert (bottom) elevation above datum"),
-            Column("rim_elev_m", "float64", "m", "Rim (ground) elevation above datum"),
-            Column("max_depth_m", "float64", "m", "Rim minus invert"),
+            Column("invert_elev_m", "float64", "m", "Invert (bottom) elevation above datum", bounds=_ELEV),
+            Column("rim_elev_m", "float64", "m", "Rim (ground) elevation above datum", bounds=_ELEV),
+            Column("max_depth_m", "float64", "m", "Rim minus invert", bounds=_RISE),
         )),
         LayerSchema("conduits", "conduit_id", _LINE, "Sewer pipes (circular)", (
             Column("from_node", "str", "-", "Upstream node ID"),
             Column("to_node", "str", "-", "Downstream node ID"),
-            Column("length_m", "float64", "m", "Pipe length"),
-            Column("diameter_m", "float64", "m", "Inside diameter"),
-            Column("roughness_n", "float64", "s/m^(1/3)", "Manning roughness coefficient"),
+            Column("length_m", "float64", "m", "Pipe length", bounds=(0.0, MAX_LENGTH_M)),
+            Column("diameter_m", "float64", "m", "Inside diameter", bounds=(0.0, MAX_DEPTH_M), lo_inclusive=False),
+            Column("roughness_n", "float64", "s/m^(1/3)", "Manning roughness coefficient",
+                   bounds=(MIN_MANNING_N, MAX_MANNING_N), lo_inclusive=False),
             Column("in_offset_m", "float64", "m", "Pipe invert above the upstream node invert",
-                   required=False, default=0.0),
+                   required=False, default=0.0, bounds=_RISE),
             Column("out_offset_m", "float64", "m", "Pipe invert above the downstream node invert",
-                   required=False, default=0.0),
+                   required=False, default=0.0, bounds=_RISE),
         )),
         LayerSchema("subcatchments", "subcatchment_id", _POLY, "Areas draining to one manhole", (
             Column("outlet_node", "str", "-", "Node ID that receives the runoff"),
-            Column("area_m2", "float64", "m2", "Plan (horizontal) area"),
-            Column("imperv_pct", "float64", "%", "Impervious share of the area, 0-100"),
-            Column("slope_pct", "float64", "%", "Mean surface slope"),
-            Column("width_m", "float64", "m", "Characteristic overland-flow width"),
+            Column("area_m2", "float64", "m2", "Plan (horizontal) area", bounds=(0.0, MAX_AREA_M2)),
+            Column("imperv_pct", "float64", "%", "Impervious share of the area, 0-100", bounds=(0.0, 100.0)),
+            Column("slope_pct", "float64", "%", "Mean surface slope", bounds=(0.0, 1000.0)),
+            Column("width_m", "float64", "m", "Characteristic overland-flow width", bounds=(0.0, MAX_LENGTH_M)),
         )),
         LayerSchema("districts", "district_id", _POLY, "Management grid cells", (
             Column("name", "str", "-", "Display name of the cell"),
@@ -201,6 +221,8 @@ def _coerce(series: pd.Series, col: Column, where: str) -> pd.Series:
         raise ColumnTypeError(
             f"{where}: column '{col.name}' cannot be read as {col.dtype} ({col.unit}): {exc}"
         ) from exc
+    if col.bounds is not None and len(out):
+        _check_bounds(out, col, where)
     if col.choices is not None:
         bad = sorted(set(out) - set(col.choices))
         if bad:
@@ -208,6 +230,24 @@ def _coerce(series: pd.Series, col: Column, where: str) -> pd.Series:
                 f"{where}: column '{col.name}' has values {bad[:5]}; expected one of {list(col.choices)}"
             )
     return out
+
+
+def _check_bounds(values: pd.Series, col: Column, where: str) -> None:
+    """Refuse NaN/inf and values outside ``col.bounds``, naming the column, the IDs and the limit."""
+    arr = values.to_numpy(dtype=float)
+    bad = ~np.isfinite(arr)
+    if bad.any():
+        ids = values.index[bad][:5].tolist()
+        raise ColumnValueError(f"{where}: column '{col.name}' has {int(bad.sum())} non-finite value(s) "
+                               f"({sorted({str(v) for v in arr[bad]})}) at {ids}; expected finite {col.unit}")
+    lo, hi = col.bounds
+    low = (arr < lo) | ((arr == lo) & (not col.lo_inclusive))
+    out = low | (arr > hi)
+    if out.any():
+        k = int(np.argmax(out))
+        rel = "<=" if col.lo_inclusive else "<"
+        raise ColumnValueError(f"{where}: column '{col.name}' = {arr[k]:g} at '{values.index[k]}' is out of range "
+                               f"({int(out.sum())} value(s)); expected {lo:g} {rel} {col.name} <= {hi:g} {col.unit}")
 
 
 def validate_layer(gdf: gpd.GeoDataFrame, layer: str, *, source: str = "<memory>",

@@ -60,6 +60,7 @@ from scipy.spatial import cKDTree
 
 from gisdata.city import CityTwin
 from gisdata.errors import EmptyDataError, TwinError
+from gisdata.limits import MAX_RAIN_INTENSITY_MM_H
 
 DEFAULT_START = pd.Timestamp("2024-07-01 00:00:00")
 """Start of an elapsed-time rain series (a day in Beijing's rainy season)."""
@@ -127,6 +128,9 @@ def _rain_frame(rain, gauges: list[str]) -> tuple[pd.DataFrame, int, pd.Timestam
     values = frame.to_numpy(dtype=float)
     if not np.all(np.isfinite(values)) or (values < 0).any():
         raise ModelBuildError("rain intensities must be finite and >= 0 mm/h")
+    if (values > MAX_RAIN_INTENSITY_MM_H).any():
+        raise ModelBuildError(f"rain intensity {values.max():g} mm/h is more than {MAX_RAIN_INTENSITY_MM_H:g} mm/h "
+                              "(MAX_RAIN_INTENSITY_MM_H)")
     index = frame.index
     if isinstance(index, pd.DatetimeIndex):
         start = index[0]
@@ -164,6 +168,46 @@ def _hms(seconds: float) -> str:
     h, rem = divmod(seconds, 3600)
     m, s = divmod(rem, 60)
     return f"{h:02d}:{m:02d}:{s:02d}"
+
+
+# ----------------------------------------------------------------------------- IDs
+
+_BAD_ID_CHARS = set(' \t\r\n\v\f;"')
+
+
+def check_swmm_ids(ids, what: str, city_name: str) -> None:
+    """Refuse IDs the engine would split or misread: empty, with spaces, ``;`` or ``"``, or starting with ``[``.
+
+    The engine splits a line at white space, ``;`` starts a comment and a
+    first token starting with ``[`` is a section header, so such an ID gives
+    a cryptic engine error (or a silently different model) later.
+
+    Parameters
+    ----------
+    ids : iterable of str
+        Element IDs.
+    what : str
+        Layer or field, for the message (``"nodes"``, ``"conduits.from_node"``).
+    city_name : str
+        City, for the message.
+
+    Raises
+    ------
+    ModelBuildError
+        Naming the first offending ID (quoted) and how many there are.
+
+    Examples
+    --------
+    >>> check_swmm_ids(["J1", "J 2"], "nodes", "demo")
+    Traceback (most recent call last):
+    ...
+    hydraulics.build.ModelBuildError: city 'demo': nodes ID 'J 2' cannot be written to SWMM (it holds white space, ';' or '"', is empty or starts with '['); rename it (1 such ID)
+    """
+    bad = [str(i) for i in ids if (not str(i)) or str(i).startswith("[") or _BAD_ID_CHARS.intersection(str(i))]
+    if bad:
+        raise ModelBuildError(f"city '{city_name}': {what} ID {bad[0]!r} cannot be written to SWMM (it holds white "
+                              f"space, ';' or '\"', is empty or starts with '['); rename it ({len(bad)} such ID"
+                              f"{'s' if len(bad) > 1 else ''})")
 
 
 # ----------------------------------------------------------------------------- gauges
@@ -229,7 +273,10 @@ def build_swmm(city: CityTwin, *, rain_gauges=None, options: Mapping[str, str] |
     if unknown:
         raise ModelBuildError(f"city '{city.name}': conduits or subcatchments refer to unknown nodes {unknown[:5]}")
 
+    for what, ids in (("nodes", nodes.index), ("conduits", conduits.index), ("subcatchments", subs.index)):
+        check_swmm_ids(ids, what, city.name)
     gauge_ids, gauge_xy = _gauges(city)
+    check_swmm_ids(gauge_ids, "rain gauge", city.name)
     rain, step_s, start = _rain_frame(rain_gauges, gauge_ids)
     end = start + pd.Timedelta(seconds=len(rain) * step_s) + pd.Timedelta(hours=drain_time_h)
     opts = dict(DEFAULT_OPTIONS)

@@ -14,7 +14,8 @@ What does not fit the city schema is kept as extra columns (``swmm_type``,
   outlets are in the ``links`` layer of :func:`inp_to_gis` only;
 - ``diameter_m`` is the cross-section's full height (``Geom1``) for
   non-circular shapes, with the shape in ``shape``;
-- elements without coordinates (or subcatchments without polygons) are skipped.
+- elements without coordinates (or subcatchments without polygons) are skipped, and so are conduits
+  whose cross-section has no numeric height (STREET, IRREGULAR, CUSTOM shapes).
 """
 
 from __future__ import annotations
@@ -147,6 +148,12 @@ def inp_to_gis(model: InpModel | str | Path, crs) -> dict[str, gpd.GeoDataFrame]
         },
         index=pd.Index(cond.index, name="conduit_id"), geometry=cond.geometry.to_numpy(), crs=crs,
     )
+    # A cross-section without a numeric height (STREET, IRREGULAR or CUSTOM shapes name a table instead)
+    # has no pipe diameter: skip the link and say so rather than carry NaN into the city.
+    no_height = ~np.isfinite(cond_gdf["diameter_m"].to_numpy(dtype=float))
+    if no_height.any():
+        skipped.setdefault("conduits", []).extend(cond_gdf.index[no_height].tolist())
+        cond_gdf = cond_gdf[~no_height]
 
     subs = m.subcatchments()
     subs = subs[~subs.index.duplicated(keep="first")]
