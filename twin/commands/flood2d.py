@@ -55,12 +55,20 @@ def flood2d_command(dem, manning, manning_raster, initial_depth, rain, inflow, b
     spec = Flood2DSpec(dem=dem, hours=hours, manning=manning, manning_raster=manning_raster,
                        initial_depth=initial_depth, rain=rain, inflow=inflow, gauges=gauges, boundary=boundary,
                        report_step_s=report_step_s, cfl=cfl, dt_max_s=dt_max_s, theta=theta)
-    with tqdm(total=1000, desc="flood2d", unit="‰", disable=quiet, leave=False,
-              bar_format="{l_bar}{bar}| {percentage:3.0f}% [{elapsed}<{remaining}]") as bar:
-        def progress(fraction: float) -> None:
-            bar.update(max(0, round(fraction * 1000) - bar.n))
+    bar = None  # opened at the first report, so that an input error prints no bar
 
+    def progress(fraction: float) -> None:
+        nonlocal bar
+        if bar is None:
+            bar = tqdm(total=1000, desc="flood2d", unit="‰", disable=quiet, leave=False,
+                       bar_format="{l_bar}{bar}| {percentage:3.0f}% [{elapsed}<{remaining}]")
+        bar.update(max(0, round(fraction * 1000) - bar.n))
+
+    try:
         summary = run_flood2d(spec, out_dir, on_progress=progress)
+    finally:
+        if bar is not None:
+            bar.close()
     click.echo("\n".join(summary.lines()))
 
 
