@@ -32,6 +32,7 @@ alarms, patrol findings, imported records) and
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -45,6 +46,7 @@ from agents.errors import AgentConfigError, MissingColumnError
 from agents.merge import MergeIndex
 from agents.routing import RoadGraph
 from agents.strategies import Strategy, get_strategy
+from gisdata.limits import MAX_MERGE_RADIUS_M
 from gisdata.schema import DEPARTMENTS
 
 REPORT_COLUMNS = ("time_s", "x", "y", "category", "channel")
@@ -100,6 +102,13 @@ class DispatchConfig:
 
     def __post_init__(self) -> None:
         for name in ("merge_radius_m", "merge_window_s", "coordination_mean_s", "central_coordination_s",
+                     "service_cv", "batch_dt_s", "rekick_s"):
+            if not math.isfinite(getattr(self, name)):  # inf would pass every comparison below
+                raise AgentConfigError(f"{name}={getattr(self, name)} must be a finite number")
+        if self.merge_radius_m > MAX_MERGE_RADIUS_M:
+            raise AgentConfigError(f"merge_radius_m={self.merge_radius_m:g} must be <= {MAX_MERGE_RADIUS_M:g} m "
+                                   "(MAX_MERGE_RADIUS_M)")
+        for name in ("merge_radius_m", "merge_window_s", "coordination_mean_s", "central_coordination_s",
                      "service_cv"):
             if getattr(self, name) < 0:
                 raise AgentConfigError(f"{name}={getattr(self, name)} must be >= 0")
@@ -111,9 +120,10 @@ class DispatchConfig:
         bad = {d: v for d, v in self.speed_factor.items() if d not in DEPARTMENTS or v <= 0}
         if bad or set(self.speed_factor) != set(DEPARTMENTS):
             raise AgentConfigError(f"speed_factor={dict(self.speed_factor)} must give a factor > 0 for each of {DEPARTMENTS}")
-        bad_r = {c: r for c, r in self.merge_radius_by_category.items() if r < 0 or c not in self.categories}
+        bad_r = {c: r for c, r in self.merge_radius_by_category.items()
+                 if not 0 <= r <= MAX_MERGE_RADIUS_M or c not in self.categories}
         if bad_r:
-            raise AgentConfigError(f"merge_radius_by_category={bad_r}: radii must be >= 0 and categories known")
+            raise AgentConfigError(f"merge_radius_by_category={bad_r}: radii must be 0 - {MAX_MERGE_RADIUS_M:g} m and categories known")
         if "other" not in self.categories:
             raise AgentConfigError("categories must include 'other' (the fallback category)")
 

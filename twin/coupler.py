@@ -65,6 +65,7 @@ import pandas as pd
 import simpy
 
 from gisdata.errors import TwinError
+from gisdata.limits import MAX_COUPLING_STEP_S, MIN_COUPLING_STEP_S
 from hydraulics.surface import INLET_RETURN_CMS
 
 HEADLINE_KPIS: tuple[str, ...] = (
@@ -131,9 +132,13 @@ class CouplingOptions:
     street_radius_m: float = 200.0
 
     def __post_init__(self) -> None:
-        for name in ("coupling_step_s",):
-            if not getattr(self, name) > 0:
-                raise CouplerError(f"{name}={getattr(self, name)} must be > 0")
+        for name in ("coupling_step_s", "incident_volume_m3", "drain_back_cms", "car_m", "all_m", "drain_time_h",
+                     "min_depth_m", "street_radius_m"):
+            if not math.isfinite(getattr(self, name)):  # inf passes every comparison below
+                raise CouplerError(f"{name}={getattr(self, name)} must be a finite number")
+        if not MIN_COUPLING_STEP_S <= self.coupling_step_s <= MAX_COUPLING_STEP_S:
+            raise CouplerError(f"coupling_step_s={self.coupling_step_s:g} is out of range; expected "
+                               f"{MIN_COUPLING_STEP_S:g} <= coupling_step_s <= {MAX_COUPLING_STEP_S:g} s")
         for name in ("incident_volume_m3", "drain_back_cms", "drain_time_h", "min_depth_m", "street_radius_m"):
             if not getattr(self, name) >= 0:
                 raise CouplerError(f"{name}={getattr(self, name)} must be >= 0")

@@ -419,10 +419,11 @@ def run_flood_event(city: CityTwin, rain, *, progress: Callable[[FloodProgress],
     from hydraulics.build import build_swmm
     from hydraulics.surface import exposed_buildings, max_surface_depth, road_closures, road_max_depth
 
-    if coupling_step_s is not None and not (isinstance(coupling_step_s, (int, float)) and coupling_step_s > 0):
-        raise FloodEventError(f"coupling_step_s={coupling_step_s!r} must be > 0 s")
-    if not drain_time_h >= 0:
-        raise FloodEventError(f"drain_time_h={drain_time_h!r} must be >= 0 h")
+    if coupling_step_s is not None and not (isinstance(coupling_step_s, (int, float)) and coupling_step_s > 0
+                                            and math.isfinite(coupling_step_s)):
+        raise FloodEventError(f"coupling_step_s={coupling_step_s!r} must be a finite number > 0 s")
+    if not (drain_time_h >= 0 and math.isfinite(drain_time_h)):
+        raise FloodEventError(f"drain_time_h={drain_time_h!r} must be a finite number >= 0 h")
     report = progress or (lambda p: None)
     t0 = time.perf_counter()
     report(FloodProgress("build", 0.0))
