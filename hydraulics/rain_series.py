@@ -22,7 +22,13 @@ import numpy as np
 import pandas as pd
 
 from gisdata.errors import EmptyDataError, TwinError
-from gisdata.limits import MAX_RAIN_CELLS, MAX_RAIN_INTENSITY_MM_H, MAX_RAIN_STEP_S, check_rain_grid
+from gisdata.limits import (
+    MAX_RAIN_CELLS,
+    MAX_RAIN_INTENSITY_MM_H,
+    MAX_RAIN_STEP_S,
+    MAX_RETURN_PERIOD_YR,
+    check_rain_grid,
+)
 
 MM_PER_INCH = 25.4
 """Millimetres per inch."""
@@ -111,8 +117,9 @@ class RainSeries:
                                 f"than {MAX_RAIN_CELLS:,} values (MAX_RAIN_CELLS)")
         values.setflags(write=False)
         object.__setattr__(self, "intensity_mm_h", df)
-        if self.return_period_yr is not None and not self.return_period_yr > 0:
-            raise RainDataError(f"return_period_yr={self.return_period_yr!r} must be > 0 or None")
+        if self.return_period_yr is not None and not (0 < self.return_period_yr <= MAX_RETURN_PERIOD_YR):
+            raise RainDataError(f"return_period_yr={self.return_period_yr!r} must be > 0 and <= "
+                                f"{MAX_RETURN_PERIOD_YR:g} yr (finite), or None")
         object.__setattr__(self, "meta", MappingProxyType({str(k): str(v) for k, v in self.meta.items()}))
 
     def __repr__(self) -> str:
