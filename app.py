@@ -135,6 +135,9 @@ def page_city(lang: str) -> None:
         return
     key, city = chosen
     st.subheader(t("city.header", lang, name=city.name))
+    if "geometry_repairs" in city.metadata:  # an OSM import: say what was done to its invalid polygons
+        st.caption(t("city.osm_repairs", lang, repairs=city.metadata["geometry_repairs"],
+                     skipped=city.metadata.get("skipped_buildings", "0")))
     tab_map, tab_stats, tab_scene = st.tabs([t("tab.map", lang), t("tab.stats", lang), t("tab.scene", lang)])
 
     with tab_map:

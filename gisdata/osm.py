@@ -26,6 +26,18 @@ What comes from OSM and what is estimated
   low points of the network boundary.
 - **depots, sensors, vendor_sites, districts**: from OSM amenities where
   present, else documented fallbacks (see the ``build_*`` functions).
+
+Invalid geometry
+----------------
+Real extracts hold self-intersecting rings (bowties), rings that touch or cross
+their holes, spikes and duplicate nodes.  Every area (buildings, landuse, water,
+POI areas) is repaired with ``shapely.make_valid`` (:func:`repair_polygons`) before
+any overlay, and an area that is nothing once repaired (a ring of collinear or
+repeated nodes), or has non-finite coordinates, is dropped.  The counts per layer
+are in ``metadata["geometry_repairs"]`` (with totals in ``repaired_geometries``
+and ``dropped_geometries``); building ways osmium could not assemble at all are
+``skipped_buildings``.  A geometry operation that still fails ends in a
+:class:`~gisdata.errors.GeometryError` naming the file, never a GEOS traceback.
 """
 
 from __future__ import annotations
@@ -33,7 +45,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import string
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import geopandas as gpd
@@ -46,6 +58,7 @@ from gisdata.city import CityTwin
 from gisdata.errors import (
     CorruptFileError,
     EmptyDataError,
+    GeometryError,
     InputFileNotFoundError,
     TwinError,
 )
@@ -93,6 +106,10 @@ leaves motorways and service roads without sewers where it can."""
 
 STOREY_HEIGHT_M = 3.0
 """Height of one storey, m (``building:levels`` -> ``height_m``)."""
+
+MIN_BUILDING_AREA_M2 = 1.0
+"""Smallest footprint kept, m2: a ring of (nearly) collinear or repeated nodes encloses less
+and is dropped as broken (counted in ``metadata["geometry_repairs"]``)."""
 
 DEFAULT_HEIGHT_M = 9.0
 """Height of a building with neither ``height`` nor ``building:levels``, m (three storeys)."""
@@ -211,8 +228,11 @@ def import_osm(path: str | Path, *, dem: str | Path | Raster | None = None, crs:
     -------
     CityTwin
         Schema-valid layers in ``crs``; ``metadata`` holds ``source``,
-        ``source_sha256``, ``crs``, ``crs_source``, ``dem_source`` and the
-        defaults used.
+        ``source_sha256``, ``crs``, ``crs_source``, ``dem_source``, the
+        defaults used, and what was done to invalid geometry:
+        ``skipped_buildings``, ``geometry_repairs`` (per layer, e.g.
+        ``"buildings: 2 repaired, 1 dropped"``), ``repaired_geometries`` and
+        ``dropped_geometries`` (totals).
 
     Raises
     ------
@@ -226,6 +246,8 @@ def import_osm(path: str | Path, *, dem: str | Path | Raster | None = None, crs:
         The file holds no ways, or no usable roads.
     CRSError
         ``crs`` is not a projected CRS in metres.
+    GeometryError
+        A geometry operation failed even on the repaired polygons.
 
     Examples
     --------
@@ -235,6 +257,16 @@ def import_osm(path: str | Path, *, dem: str | Path | Raster | None = None, crs:
     """
     path = _check_osm_path(path)
     raw = read_osm(path)
+    try:
+        return _build_city(path, raw, dem=dem, crs=crs, name=name)
+    except shapely.errors.GEOSException as exc:  # a GEOS TopologyException the repairs did not prevent
+        raise GeometryError(f"{path}: a geometry operation failed on this extract ({' '.join(str(exc).split())}); "
+                            "its polygons could not be repaired") from exc
+
+
+def _build_city(path: Path, raw: OsmTables, *, dem, crs: str | None, name: str | None) -> CityTwin:
+    """The layers of :func:`import_osm` from the tables :func:`read_osm` read."""
+    repairs = GeometryRepairs()
     if crs is None:
         crs = _utm_crs_of(raw.road_nodes["lon"].to_numpy(), raw.road_nodes["lat"].to_numpy())
         crs_source = "UTM zone of the data's centroid"
@@ -243,12 +275,12 @@ def import_osm(path: str | Path, *, dem: str | Path | Raster | None = None, crs:
     crs = check_projected_crs(crs, source=f"{path}: crs argument")
 
     roads = build_roads(raw.road_ways, raw.road_nodes, crs, source=str(path))
-    landuse = _areas_to_crs(raw.landuse, crs)
-    buildings = build_buildings(raw.buildings, landuse, crs)
-    pois = _pois_to_crs(raw.pois, crs)
+    landuse = _areas_to_crs(raw.landuse, crs, layer="landuse", repairs=repairs)
+    buildings = build_buildings(raw.buildings, landuse, crs, repairs=repairs)
+    pois = _pois_to_crs(raw.pois, crs, repairs=repairs)
 
     bounds = _data_bounds(roads, buildings)
-    water = _water_in(_areas_to_crs(raw.water, crs), bounds)
+    water = _water_in(_areas_to_crs(raw.water, crs, layer="water", repairs=repairs), bounds)
     if dem is None:
         raster = build_fallback_dem(bounds, crs, water=water)
         dem_source = (f"synthetic surface (no DEM given): {FALLBACK_DEM_BASE_M:g} m "
@@ -278,6 +310,9 @@ def import_osm(path: str | Path, *, dem: str | Path | Raster | None = None, crs:
         "storey_height_m": f"{STOREY_HEIGHT_M:g}",
         "floor_area_per_resident_m2": f"{FLOOR_AREA_PER_RESIDENT_M2:g}",
         "skipped_buildings": str(raw.skipped_areas),
+        "geometry_repairs": repairs.summary(),
+        "repaired_geometries": str(repairs.n_repaired),
+        "dropped_geometries": str(repairs.n_dropped),
         "outfalls_at": "OSM water features" if len(water) else "low points of the network boundary",
     }
     return CityTwin(
@@ -383,7 +418,9 @@ def read_osm(path: str | Path) -> OsmTables:
                 _read_area(obj, wkb, buildings, landuse, pois, water)
             elif obj.is_node():
                 _read_poi(obj, _area_id(obj), wkb.create_point, pois)
-    except RuntimeError as exc:  # osmium reports parse errors of every format as RuntimeError
+    # osmium reports parse errors of every format as RuntimeError, and a malformed coordinate
+    # (lat="1e10") as InvalidLocationError, which is no RuntimeError.
+    except (RuntimeError, osmium.InvalidLocationError) as exc:
         raise CorruptFileError(
             f"{path}: not readable as OSM data ({exc}); expected OSM XML (.osm, .osm.bz2, .osm.gz) or PBF (.osm.pbf)"
         ) from exc
@@ -735,7 +772,8 @@ def classify_building_use(building: pd.Series, amenity: pd.Series, shop: pd.Seri
     return use.fillna("other")
 
 
-def build_buildings(raw: pd.DataFrame, landuse: gpd.GeoDataFrame, crs: str) -> gpd.GeoDataFrame:
+def build_buildings(raw: pd.DataFrame, landuse: gpd.GeoDataFrame, crs: str, *,
+                    repairs: GeometryRepairs | None = None) -> gpd.GeoDataFrame:
     """The ``buildings`` layer: footprints, height with its source, use and residents.
 
     Parameters
@@ -746,6 +784,8 @@ def build_buildings(raw: pd.DataFrame, landuse: gpd.GeoDataFrame, crs: str) -> g
         Landuse polygons in ``crs`` with a ``landuse`` column.
     crs : str
         Target projected CRS (metres).
+    repairs : GeometryRepairs, optional
+        Receives the number of footprints repaired and dropped (:func:`repair_polygons`).
 
     Returns
     -------
@@ -753,7 +793,10 @@ def build_buildings(raw: pd.DataFrame, landuse: gpd.GeoDataFrame, crs: str) -> g
         Indexed by ``building_id`` (``"w<way id>"`` or ``"r<relation id>"``; the
         parts of a multi-part building get ``"_<k>"`` appended).
     """
-    geom = _polygons(gpd.GeoSeries.from_wkb(raw["wkb"], crs="EPSG:4326").to_crs(crs))
+    geom, n_repaired, n_dropped = repair_polygons(gpd.GeoSeries.from_wkb(raw["wkb"], crs="EPSG:4326").to_crs(crs),
+                                                  min_area=MIN_BUILDING_AREA_M2)
+    if repairs is not None:
+        repairs.add("buildings", n_repaired, n_dropped)
     gdf = gpd.GeoDataFrame(raw.drop(columns="wkb"), geometry=geom.to_numpy(), crs=crs)
     gdf = _one_polygon_per_row(gdf[~gdf.geometry.is_empty])
     if len(gdf) == 0:  # a road-only extract is a valid (if empty) city
@@ -778,17 +821,109 @@ def build_buildings(raw: pd.DataFrame, landuse: gpd.GeoDataFrame, crs: str) -> g
     return validate_layer(out, "buildings")
 
 
-def _polygons(geoms: gpd.GeoSeries) -> gpd.GeoSeries:
-    """Repair invalid footprints (self-touching rings are common in OSM), keeping their area."""
+@dataclass
+class GeometryRepairs:
+    """How many geometries of each layer an import repaired and dropped.
+
+    Examples
+    --------
+    >>> r = GeometryRepairs()
+    >>> r.add("buildings", 2, 1); r.add("water", 0, 0)
+    >>> r.summary(), r.n_repaired, r.n_dropped
+    ('buildings: 2 repaired, 1 dropped', 2, 1)
+    """
+
+    repaired: dict[str, int] = field(default_factory=dict)
+    dropped: dict[str, int] = field(default_factory=dict)
+
+    def add(self, layer: str, n_repaired: int, n_dropped: int) -> None:
+        """Count ``n_repaired`` and ``n_dropped`` geometries of ``layer``."""
+        self.repaired[layer] = self.repaired.get(layer, 0) + int(n_repaired)
+        self.dropped[layer] = self.dropped.get(layer, 0) + int(n_dropped)
+
+    @property
+    def n_repaired(self) -> int:
+        return sum(self.repaired.values())
+
+    @property
+    def n_dropped(self) -> int:
+        return sum(self.dropped.values())
+
+    def summary(self) -> str:
+        """One line: ``"<layer>: <n> repaired, <m> dropped; ..."`` for the layers with any, else ``"none"``."""
+        parts = []
+        for layer in self.repaired:
+            r, d = self.repaired[layer], self.dropped.get(layer, 0)
+            said = [f"{r} repaired"] * bool(r) + [f"{d} dropped"] * bool(d)
+            if said:
+                parts.append(f"{layer}: {', '.join(said)}")
+        return "; ".join(parts) or "none"
+
+
+def repair_polygons(geoms: gpd.GeoSeries, *, min_area: float = 0.0) -> tuple[gpd.GeoSeries, int, int]:
+    """Make every polygonal geometry valid, keeping its area; count what was repaired and dropped.
+
+    Self-intersecting rings (bowties), rings that cross their holes and spikes are
+    rebuilt with ``shapely.make_valid(method="structure")`` (the area inside the
+    outer rings minus the holes, as OSM means a multipolygon), keeping only the
+    polygonal parts.  A geometry that is empty once repaired (a ring of collinear or
+    repeated nodes), encloses less than ``min_area`` or has non-finite coordinates
+    becomes an empty polygon: "dropped".  Points and lines pass through unless
+    their coordinates are non-finite (then dropped) or a line has no length (dropped).
+
+    Parameters
+    ----------
+    geoms : geopandas.GeoSeries
+        Geometries in any CRS.
+    min_area : float
+        Smallest polygonal area kept, in the CRS's units squared (m2 in a projected CRS).
+
+    Returns
+    -------
+    (geopandas.GeoSeries, int, int)
+        The geometries (dropped ones empty, same index), the number repaired and the
+        number dropped.
+
+    Examples
+    --------
+    >>> bowtie = shapely.Polygon([(0, 0), (2, 2), (2, 0), (0, 2), (0, 0)])
+    >>> flat = shapely.Polygon([(0, 0), (1, 0), (2, 0), (0, 0)])
+    >>> out, n_repaired, n_dropped = repair_polygons(gpd.GeoSeries([bowtie, flat, shapely.box(0, 0, 1, 1)]))
+    >>> out.geom_type.tolist(), out.area.tolist(), n_repaired, n_dropped
+    (['MultiPolygon', 'Polygon', 'Polygon'], [2.0, 0.0, 1.0], 1, 1)
+    """
     values = geoms.to_numpy().copy()
-    bad = ~shapely.is_valid(values)
-    if bad.any():
-        values[bad] = [_polygonal_part(g) for g in shapely.make_valid(values[bad])]
-    return gpd.GeoSeries(values, index=geoms.index, crs=geoms.crs)
+    present = ~(shapely.is_missing(values) | shapely.is_empty(values))
+    with np.errstate(invalid="ignore"):
+        finite = np.isfinite(shapely.bounds(values)).all(axis=1)
+    polygonal = np.isin(shapely.get_type_id(values), (3, 6))  # Polygon, MultiPolygon
+    lines = np.isin(shapely.get_type_id(values), (1, 2, 5))  # LineString, LinearRing, MultiLineString
+    nonfinite = present & ~finite
+    invalid = present & finite & polygonal & ~shapely.is_valid(values)
+    flat_lines = present & finite & lines & ~(shapely.length(values) > 0)
+    if invalid.any():
+        values[invalid] = [_polygonal_part(g) for g in _make_valid(values[invalid])]
+    with np.errstate(invalid="ignore"):  # non-finite rings have no area; they are dropped anyway
+        slivers = present & finite & polygonal & ~shapely.is_empty(values) & (shapely.area(values) < min_area)
+    drop = nonfinite | flat_lines | slivers
+    values[drop] = shapely.Polygon()
+    dropped = drop | (invalid & shapely.is_empty(values))
+    return (gpd.GeoSeries(values, index=geoms.index, crs=geoms.crs),
+            int((invalid & ~dropped).sum()), int(dropped.sum()))
+
+
+def _make_valid(values: np.ndarray) -> np.ndarray:
+    """``shapely.make_valid`` with the OSM-like "structure" method where shapely/GEOS have it."""
+    try:
+        return shapely.make_valid(values, method="structure", keep_collapsed=False)
+    except (TypeError, ValueError, shapely.errors.GEOSException):  # shapely < 2.1 or GEOS < 3.10
+        return shapely.make_valid(values)
 
 
 def _polygonal_part(geom):
     # make_valid may return a collection with stray lines or points.
+    if geom is None or geom.is_empty:
+        return shapely.Polygon()
     if geom.geom_type in ("Polygon", "MultiPolygon"):
         return geom
     parts = [p for p in shapely.get_parts(geom) if p.geom_type in ("Polygon", "MultiPolygon")]
@@ -1154,15 +1289,19 @@ def _utm_crs_of(lon: np.ndarray, lat: np.ndarray) -> str:
     return centre.estimate_utm_crs().to_string()
 
 
-def _areas_to_crs(raw: pd.DataFrame, crs: str) -> gpd.GeoDataFrame:
-    geom = gpd.GeoSeries.from_wkb(raw["wkb"], crs="EPSG:4326").to_crs(crs).make_valid()
-    return gpd.GeoDataFrame(raw.drop(columns="wkb"), geometry=geom.to_numpy(), crs=crs)
+def _areas_to_crs(raw: pd.DataFrame, crs: str, *, layer: str, repairs: GeometryRepairs | None = None
+                  ) -> gpd.GeoDataFrame:
+    """Areas (and lines, points) read in WGS84 as a GeoDataFrame in ``crs``: repaired, the dropped ones left out."""
+    geom, n_repaired, n_dropped = repair_polygons(gpd.GeoSeries.from_wkb(raw["wkb"], crs="EPSG:4326").to_crs(crs))
+    if repairs is not None:
+        repairs.add(layer, n_repaired, n_dropped)
+    gdf = gpd.GeoDataFrame(raw.drop(columns="wkb"), geometry=geom.to_numpy(), crs=crs)
+    return gdf[~gdf.geometry.is_empty]
 
 
-def _pois_to_crs(raw: pd.DataFrame, crs: str) -> gpd.GeoDataFrame:
+def _pois_to_crs(raw: pd.DataFrame, crs: str, *, repairs: GeometryRepairs | None = None) -> gpd.GeoDataFrame:
     """POIs as points in ``crs`` (areas become a point inside them)."""
-    gdf = _areas_to_crs(raw, crs)
-    gdf = gdf[~gdf.geometry.is_empty]
+    gdf = _areas_to_crs(raw, crs, layer="points of interest", repairs=repairs)
     return gdf.set_geometry(gdf.geometry.representative_point())
 
 
