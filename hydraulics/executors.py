@@ -47,8 +47,9 @@ def _init_worker(ctx: SurfaceContext, parent_pid: int | None = None) -> None:
     global _WORKER_CTX
     _WORKER_CTX = ctx
     if parent_pid is not None:  # a parent killed outright (SIGKILL) must not leave this worker running
-        from hydraulics.processes import watch_parent
+        from hydraulics.processes import use_private_tempdir, watch_parent
 
+        use_private_tempdir()  # the engine's work folders go under it: removed however the worker ends
         watch_parent(parent_pid)
 
 

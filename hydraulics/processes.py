@@ -1,4 +1,4 @@
-"""Process lifetimes: end a process tree, and make a worker end itself when its parent dies.
+"""Process lifetimes: end a process tree, make a worker end itself when its parent dies, private temp roots.
 
 A pool worker (a ``spawn`` :class:`~concurrent.futures.ProcessPoolExecutor`
 worker of an ensemble or a sweep, or the job process of
@@ -7,17 +7,37 @@ outright (SIGKILL: no ``finally`` runs) nothing tells it, and it can compute
 or wait forever.  :func:`watch_parent`, called once in the worker (a pool's
 ``initializer``), starts a daemon thread that notices the worker has been
 reparented and then ends the worker's own children and the worker itself.
+
+Temporary folders must not pile up when a process is killed (SIGKILL runs no
+``finally``).  :func:`use_private_tempdir` gives a process a temp root of its
+own (``citytwin-proc-<random>`` in the system temp folder, locked by the
+process for its whole life) and points :mod:`tempfile` -- and so every
+``TemporaryDirectory`` of the engine runs -- at it.  It is removed when the
+process exits normally or is orphaned (:func:`watch_parent`); a root left by a
+killed process is no longer locked, and the next call to
+:func:`use_private_tempdir` (any ``twin`` command, any pool worker) removes it.
 """
 
 from __future__ import annotations
 
+import atexit
+import contextlib
+import fcntl
 import os
+import shutil
+import tempfile
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 PARENT_POLL_S = 1.0
 """Seconds between looks at the parent pid, s."""
+
+PRIVATE_TMP_PREFIX = "citytwin-proc-"
+"""Name prefix of the per-process temp roots in the system temp folder."""
+
+_PRIVATE: dict[int, tuple[Path, int]] = {}  # pid -> (root, locked fd); keyed by pid so a fork does not inherit it
 
 
 def end_process_tree(pid: int, *, include_self: bool = True, timeout_s: float = 5.0) -> None:
@@ -93,6 +113,7 @@ def watch_parent(parent_pid: int, every_s: float = PARENT_POLL_S, *,
         while os.getppid() == parent_pid:
             time.sleep(every_s)
         end_process_tree(os.getpid(), include_self=False, timeout_s=2.0)
+        _remove_private_tempdir()
         if on_orphan is not None:
             try:
                 on_orphan()
@@ -105,4 +126,85 @@ def watch_parent(parent_pid: int, every_s: float = PARENT_POLL_S, *,
     return thread
 
 
-__all__ = ["end_process_tree", "watch_parent"]
+def _lock_held(folder: Path) -> bool:
+    try:
+        fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+    except OSError:
+        return True  # not ours to judge (a file, a symlink, gone): leave it
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+    return False
+
+
+def clean_stale_tempdirs(base: str | os.PathLike | None = None, *, min_age_s: float = 10.0) -> int:
+    """Remove the private temp roots of processes that are gone (their lock is free); returns how many.
+
+    Parameters
+    ----------
+    base : path, optional
+        The folder holding them (default: the system temp folder).
+    min_age_s : float
+        Leave roots modified less than this long ago, s (one just made may
+        not be locked yet).
+    """
+    folder = Path(base) if base is not None else Path(tempfile.gettempdir())
+    mine = _PRIVATE.get(os.getpid(), (None, -1))[0]
+    n = 0
+    try:
+        entries = [p for p in folder.iterdir() if p.name.startswith(PRIVATE_TMP_PREFIX)]
+    except OSError:
+        return 0
+    for p in entries:
+        try:
+            young = time.time() - p.lstat().st_mtime < min_age_s
+        except OSError:
+            continue
+        if p == mine or young or p.is_symlink() or not p.is_dir() or _lock_held(p):
+            continue
+        shutil.rmtree(p, ignore_errors=True)
+        n += 1
+    return n
+
+
+def use_private_tempdir() -> Path:
+    """Give this process a locked temp root of its own and make :mod:`tempfile` use it (idempotent).
+
+    Stale roots of killed processes are removed first.  ``TMPDIR`` is set too,
+    so processes started from here put their temporary files under it.
+
+    Returns
+    -------
+    Path
+        The root.
+    """
+    pid = os.getpid()
+    if pid in _PRIVATE:
+        return _PRIVATE[pid][0]
+    base = Path(os.environ.get("CITYTWIN_TMP_BASE") or tempfile.gettempdir())
+    clean_stale_tempdirs(base)
+    root = Path(tempfile.mkdtemp(prefix=PRIVATE_TMP_PREFIX, dir=base))
+    fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+    fcntl.flock(fd, fcntl.LOCK_EX)  # held until this process ends, however it ends
+    os.set_inheritable(fd, False)
+    _PRIVATE[pid] = (root, fd)
+    os.environ.setdefault("CITYTWIN_TMP_BASE", str(base))  # children clean and make theirs beside it
+    os.environ["TMPDIR"] = str(root)
+    tempfile.tempdir = str(root)
+    atexit.register(_remove_private_tempdir)
+    return root
+
+
+def _remove_private_tempdir() -> None:
+    entry = _PRIVATE.pop(os.getpid(), None)
+    if entry is not None:
+        root, fd = entry
+        shutil.rmtree(root, ignore_errors=True)
+        with contextlib.suppress(OSError):
+            os.close(fd)
+
+
+__all__ = ["PRIVATE_TMP_PREFIX", "clean_stale_tempdirs", "end_process_tree", "use_private_tempdir", "watch_parent"]

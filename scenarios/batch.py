@@ -350,8 +350,9 @@ def _init_local_worker(started, parent_pid: int | None = None) -> None:
     global _STARTED
     _STARTED = started
     if parent_pid is not None:  # a batch killed outright (SIGKILL) must not leave this worker running
-        from hydraulics.processes import watch_parent
+        from hydraulics.processes import use_private_tempdir, watch_parent
 
+        use_private_tempdir()  # the engine's work folders go under it: removed however the worker ends
         watch_parent(parent_pid)
 
 

@@ -5,7 +5,10 @@
 - the killed sweep is reported ``interrupted`` against its plan (never as
   complete), and a sweep with 5 of 6 planned runs stored is 5 of 6;
 - the killed forecast leaves no ``--out`` that looks complete, and its
-  staging folder is removed by the next writer in the same folder.
+  staging folder is removed by the next writer in the same folder;
+- the workers' temp folders are gone with them, and the killed parent's temp
+  root is removed by the next command (its lock died with it): killed runs do
+  not accumulate in the temp folder.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from click.testing import CliRunner
 from conftest import make_tiny_city
 from gisdata.city import save_city
 from gisdata.paths import clean_stale_staging
-from hydraulics.processes import end_process_tree
+from hydraulics.processes import PRIVATE_TMP_PREFIX, clean_stale_tempdirs, end_process_tree
 from scenarios.batch import SWEEP_FORMAT, sweep_state
 from twin import runstore
 from twin.cli import cli
@@ -63,8 +66,11 @@ workers = 2
 """
 
 
-def _env() -> dict:
-    return {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+def _env(tmp_base: Path) -> dict:
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
+           "TMPDIR": str(tmp_base)}
+    env.pop("CITYTWIN_TMP_BASE", None)
+    return env
 
 
 def _pool_workers(pid: int) -> list[psutil.Process]:
@@ -94,11 +100,13 @@ def _alive(procs: list[psutil.Process]) -> list[psutil.Process]:
 
 
 def _kill_parent_when_pool_runs(cmd: list[str], cwd: Path, busy_s: float = 2.0) -> list[psutil.Process]:
-    """Start ``cmd``, wait for two pool workers, let them work ``busy_s``, SIGKILL the parent.
+    """Start ``cmd`` (temp folder ``cwd/tmpbase``), wait for two pool workers, let them work ``busy_s``, SIGKILL it.
 
     Returns every descendant the parent had when it was killed.
     """
-    parent = subprocess.Popen(cmd, cwd=cwd, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    (cwd / "tmpbase").mkdir()
+    parent = subprocess.Popen(cmd, cwd=cwd, env=_env(cwd / "tmpbase"), stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)
     descendants: list[psutil.Process] = []
     try:
         deadline = time.monotonic() + 40
@@ -131,11 +139,20 @@ def _assert_all_gone(procs: list[psutil.Process]) -> None:
             end_process_tree(p.pid)
 
 
+def _assert_no_temp_left(base: Path) -> None:
+    left = sorted(p.name for p in base.iterdir())
+    # the workers removed theirs; only the killed parent's root is left, and the next command removes it
+    assert len(left) == 1 and left[0].startswith(PRIVATE_TMP_PREFIX), left
+    assert clean_stale_tempdirs(base, min_age_s=0) == len(left)
+    assert list(base.iterdir()) == []
+
+
 def test_killing_a_batch_leaves_no_worker_and_an_interrupted_sweep(tmp_path):
     (tmp_path / "sweep.toml").write_text(SWEEP_TOML)
-    code = "from scenarios.batch import run_batch; run_batch('sweep.toml', 'out', workers=2)"
-    procs = _kill_parent_when_pool_runs([sys.executable, "-c", code], tmp_path)
+    cmd = [sys.executable, "-m", "twin.cli", "batch", "sweep.toml", "--out", "out", "--workers", "2", "-q"]
+    procs = _kill_parent_when_pool_runs(cmd, tmp_path)
     _assert_all_gone(procs)
+    _assert_no_temp_left(tmp_path / "tmpbase")
     sweep = tmp_path / "out" / "kill_sweep"
     assert json.loads((sweep / "sweep.json").read_text())["status"] == "running"  # what the killed batch left
     state = sweep_state(sweep)
@@ -154,6 +171,7 @@ def test_killing_a_forecast_leaves_no_worker_and_no_complete_looking_folder(tmp_
            "reference", "--members", "8", "--workers", "2", "--out", str(out), "--no-progress"]
     procs = _kill_parent_when_pool_runs(cmd, tmp_path, busy_s=1.0)
     _assert_all_gone(procs)
+    _assert_no_temp_left(tmp_path / "tmpbase")
     assert not out.exists() or not (out / "forecast.json").exists()
     stale = [p for p in tmp_path.iterdir() if p.name.startswith(".fc.tmp-")]
     assert stale, "the killed forecast's staging folder should be the only trace"

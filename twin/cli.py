@@ -115,6 +115,9 @@ def main(argv: list[str] | None = None) -> None:
     if not os.environ.get("DISPLAY"):
         # Headless: go straight to EGL so VTK does not first try X and warn "bad X server connection".
         os.environ.setdefault("VTK_DEFAULT_OPENGL_WINDOW", "vtkEGLRenderWindow")
+    from hydraulics.processes import use_private_tempdir
+
+    use_private_tempdir()  # this command's temp folders: removed at exit, or by the next command if it is killed
     cli.main(args=argv, prog_name="twin", standalone_mode=True)
 
 

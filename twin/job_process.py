@@ -54,7 +54,7 @@ from pathlib import Path
 from typing import Any
 
 from gisdata.errors import TwinError
-from hydraulics.processes import end_process_tree, watch_parent
+from hydraulics.processes import end_process_tree, use_private_tempdir, watch_parent
 
 # ``-c``: the child has no main module, so neither it nor its own spawned workers re-run the caller's.
 _CHILD_CODE = "from twin.job_process import _child_main; _child_main()"
@@ -175,6 +175,8 @@ def _child_main(argv: list[str] | None = None) -> None:
     folder = Path((argv if argv is not None else sys.argv)[1])
     parent_pid, path, payload = pickle.loads((folder / "request.pkl").read_bytes())
     # a child whose parent dies ends itself and its own workers, and removes the parent's temporary folder
+    # and its own temp root (where the engine's work folders go)
+    use_private_tempdir()
     watch_parent(parent_pid, on_orphan=lambda: shutil.rmtree(folder, ignore_errors=True))
     sys.path.extend(p for p in path if p not in sys.path)  # the caller's modules import here too
     error_type: type[TwinError] = JobProcessError
