@@ -48,7 +48,15 @@ import numpy as np
 import pandas as pd
 
 from gisdata.errors import EmptyDataError, InputFileNotFoundError, TwinError
-from gisdata.limits import MAX_MEMBERS, MAX_QPF_LEAD_H, MAX_RAIN_INTENSITY_MM_H, LimitError, check_rain_grid, check_range
+from gisdata.limits import (
+    MAX_MEMBERS,
+    MAX_QPF_LEAD_H,
+    MAX_RAIN_CELLS,
+    MAX_RAIN_INTENSITY_MM_H,
+    LimitError,
+    check_rain_grid,
+    check_range,
+)
 from hydraulics.rain_readers import UNIT_SUFFIXES, RainFileError
 from hydraulics.rain_series import MM_PER_INCH, RainDataError, RainSeries
 
@@ -484,6 +492,9 @@ def perturb_qpf(qpf: RainSeries, n_members: int, *, seed: int, model: ErrorModel
     base = _pad_end(base, model)
     vals = base.intensity_mm_h.to_numpy()
     n_t, n_g = vals.shape
+    if n_members * vals.size > MAX_RAIN_CELLS:
+        raise EnsembleError(f"{n_members} members x {n_t:,} steps x {n_g} gauges is more than {MAX_RAIN_CELLS:,} rain "
+                            "values (MAX_RAIN_CELLS); use fewer members or a coarser step")
     lead_h = np.arange(n_t) * step / 3600.0
     total = vals.sum(axis=1)
     t_c = float((lead_h * total).sum() / total.sum()) if total.sum() > 0 else 0.0
@@ -610,7 +621,15 @@ def read_ensemble(paths: Iterable[str | Path] | str | Path, *, units: str | None
             files = [p]
     else:
         files = [Path(x) for x in paths]
-    members = [read_qpf(f, units=units, issue_time=issue_time, gauges=gauges) for f in files]
+    if len(files) > MAX_MEMBERS:
+        raise EnsembleError(f"{len(files):,} member files; expected at most {MAX_MEMBERS:,} (MAX_MEMBERS)")
+    members, cells = [], 0
+    for f in files:
+        members.append(read_qpf(f, units=units, issue_time=issue_time, gauges=gauges))
+        cells += members[-1].intensity_mm_h.size
+        if cells > MAX_RAIN_CELLS:
+            raise EnsembleError(f"{f}: the members read so far hold {cells:,} rain values; expected at most "
+                                f"{MAX_RAIN_CELLS:,} in all (MAX_RAIN_CELLS)")
     steps = {m.step_s for m in members}
     if len(steps) > 1:
         fine = min(steps)
