@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from affine import Affine
 
-from gisdata.errors import CorruptFileError, CRSError, InputFileNotFoundError
+from gisdata.errors import ColumnValueError, CorruptFileError, CRSError, InputFileNotFoundError
 
 
 @dataclass(frozen=True, eq=False)
@@ -39,6 +40,14 @@ class Raster:
         arr = np.asarray(self.values, dtype="float64")
         if arr.ndim != 2:
             raise ValueError(f"raster values must be 2-D, got shape {arr.shape}")
+        if np.isinf(arr).any():  # NaN may mark missing cells; an infinite elevation is never data
+            r, c = np.argwhere(np.isinf(arr))[0]
+            raise ColumnValueError(f"raster ({self.crs}): {int(np.isinf(arr).sum())} infinite value(s), first at "
+                                   f"row {r}, col {c}; expected finite values (NaN for no data)")
+        if not (math.isfinite(self.transform.a) and math.isfinite(self.transform.e) and self.transform.a != 0
+                and self.transform.e != 0 and math.isfinite(self.transform.c) and math.isfinite(self.transform.f)):
+            raise ColumnValueError(f"raster ({self.crs}): transform {tuple(self.transform)[:6]} must be finite "
+                                   "with non-zero cell size")
         arr = arr.copy()
         arr.setflags(write=False)  # the model is data: nobody edits it in place
         object.__setattr__(self, "values", arr)

@@ -213,3 +213,18 @@ def test_ids_the_engine_would_split_are_refused_by_name(layer, old, new):
     msg = str(info.value)
     assert repr(new) in msg and layer in msg and "\n" not in msg
     assert math.isfinite(len(build_swmm(city)))  # the clean city still builds
+
+
+def test_infinite_dem_cells_are_refused_but_nan_stays_no_data():
+    from affine import Affine
+
+    from gisdata.raster import Raster
+
+    values = np.zeros((3, 4))
+    values[1, 2] = np.nan
+    assert np.isnan(Raster(values, Affine(5, 0, 0, 0, -5, 15), "EPSG:32650").values[1, 2])
+    values[2, 3] = INF
+    with pytest.raises(ColumnValueError, match="row 2, col 3"):
+        Raster(values, Affine(5, 0, 0, 0, -5, 15), "EPSG:32650")
+    with pytest.raises(ColumnValueError, match="transform"):
+        Raster(np.zeros((2, 2)), Affine(INF, 0, 0, 0, -5, 15), "EPSG:32650")
