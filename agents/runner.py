@@ -34,6 +34,7 @@ from agents.incidents import BackgroundRates
 from agents.kpis import compute_kpis
 from agents.model import CityModel
 from agents.vendor import VendorPolicy
+from gisdata.limits import MAX_SCENARIO_HOURS
 
 
 @dataclass(frozen=True)
@@ -205,8 +206,9 @@ def simulate_day(city, *, hours: float = 24.0, strategy: str = "priority", seed:
     >>> sorted(res.tables())[:3]
     ['cases', 'citizens', 'crews']
     """
-    if hours <= 0:
-        raise AgentConfigError(f"hours={hours} must be > 0")
+    if not 0 < hours <= MAX_SCENARIO_HOURS:  # also refuses NaN and inf
+        raise AgentConfigError(f"hours={hours} is out of range; expected 0 < hours <= {MAX_SCENARIO_HOURS:g} h "
+                               "(MAX_SCENARIO_HOURS)")
     env = simpy.Environment()
     model, centre = build_agents(city, env, strategy=strategy, seed=seed, event_sink=event_sink,
                                  dispatch_config=dispatch_config, strategy_params=strategy_params,
