@@ -648,6 +648,10 @@ def run_forecast(city: CityTwin, state: IssueState, ensemble: Ensemble, *, horiz
 
     out = Path(out_dir) if out_dir is not None else None
     if out is not None:
+        from gisdata.paths import check_id
+
+        for name in ensemble.names:  # they become file names: plain names only
+            check_id(name, "member name")
         (out / "members").mkdir(parents=True, exist_ok=True)
     opts = dict(settings.options)
     hotstart = state.hotstart.read_bytes()

@@ -90,7 +90,8 @@ def test_an_empty_forecast_folder_keeps_its_permissions(tmp_path, tiny_gpkg):
     out = tmp_path / "fc"
     out.mkdir()
     os.chmod(out, 0o705)
-    assert _forecast(tiny_gpkg, out).exit_code == 0
+    r = _forecast(tiny_gpkg, out)
+    assert r.exit_code == 0, r.output
     assert _mode(out) == 0o705 and (out / "forecast.json").is_file()
 
 

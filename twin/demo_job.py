@@ -248,7 +248,8 @@ def run_demo_job(out_dir: str | Path = "twin-demo", *, settings: DemoSettings | 
     Parameters
     ----------
     out_dir : str or Path
-        Output directory (created).
+        Output directory: created, or an empty folder (kept), or an earlier
+        demo's folder (replaced whole); anything else is refused before any work.
     settings : DemoSettings, optional
         Default :func:`demo_settings` (``quick`` as given).
     quick : bool
@@ -260,6 +261,23 @@ def run_demo_job(out_dir: str | Path = "twin-demo", *, settings: DemoSettings | 
     -------
     DemoResult
     """
+    import dataclasses
+
+    from gisdata.paths import StagedDir
+
+    # Checked first and written through a staging folder: an earlier demo is replaced whole, a killed one
+    # leaves nothing that looks complete, a folder holding anything else is refused.
+    final = Path(out_dir)
+    with StagedDir(final, "--out", replace=True, is_ours=lambda p: (p / "demo.json").is_file()) as stage:
+        res = _run_demo_in(stage.path, settings=settings, quick=quick, progress=progress)
+        stage.commit(last=("demo.json",))
+    files = {k: final / Path(v).relative_to(stage.path) for k, v in res.files.items()}
+    return dataclasses.replace(res, out_dir=final, files=files)
+
+
+def _run_demo_in(out: Path, *, settings: DemoSettings | None, quick: bool,
+                 progress: Callable[[str, float], None] | None) -> DemoResult:
+    """The demo written into ``out`` (a staging folder); ``demo.json`` last."""
     from agents import DispatchConfig, ReportingConfig, VendorPolicy, flatten_kpis
     from gisdata import load_city
     from hydraulics.ensemble import build_surface_context
@@ -270,8 +288,6 @@ def run_demo_job(out_dir: str | Path = "twin-demo", *, settings: DemoSettings | 
     from twin.viz.report import write_demo_map_png, write_report
 
     s = settings or demo_settings(quick=quick)
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     # Shares of the wall time measured on 2 cores (the forecast dominates: ~70 of ~100 s).
     stages = [("loading the city", 0.01), ("drawing the map", 0.02), ("building the 3D scene", 0.03),
               ("forecast (ensemble)", 0.68), ("storm hydraulics", 0.13), ("dispatch: siloed", 0.06),

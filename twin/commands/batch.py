@@ -67,8 +67,11 @@ def build_commands(load_scenarios: Callable[[], ModuleType]) -> list[click.Comma
         spec = sc.load_scenario(scenario)
         if spec.sweep is not None:
             raise BatchUsageError(f"{scenario} has a [sweep] section; run it with `twin batch {scenario}`")
+        from gisdata.paths import check_out_dir, child_path
+
+        check_out_dir(out, "--out")  # before the run, not after it
         run_id = sc.default_run_id(spec)
-        target = out / run_id
+        target = child_path(out, run_id, "run id")
         if sc.is_complete(target) and not force:
             click.echo(f"{target}: already complete (same scenario and seed); --force runs it again")
             return
@@ -143,6 +146,10 @@ def build_commands(load_scenarios: Callable[[], ModuleType]) -> list[click.Comma
             raise BatchUsageError("give a SWEEP.toml or --resume DIR (not both)")
         if workers is not None and scheduler is not None:
             raise BatchUsageError("--workers is for local processes; with --scheduler the cluster's workers run")
+        if sweep is not None:
+            from gisdata.paths import check_out_dir
+
+            check_out_dir(out, "--out")  # before the sweep is planned and run
         sc = load_scenarios()
         res = sc.run_batch(sweep, out, resume=resume, workers=workers, scheduler=scheduler, progress=not quiet)
         click.echo(f"sweep {res.directory.name}: {res.n_complete} of {res.n_runs} runs complete "

@@ -66,6 +66,9 @@ def generate_command(preset: str, seed: int | None, out: Path) -> None:
     from gisdata.presets import DEFAULT_SEEDS
     from gisdata.synth import generate_city
 
+    from gisdata.paths import check_out_file
+
+    check_out_file(out, "--out")  # before the city is generated
     seed = DEFAULT_SEEDS[preset] if seed is None else seed
     city = generate_city(preset, seed=seed)
     path = save_city(city, out)
@@ -87,6 +90,9 @@ def import_osm_command(osm_file: Path, out: Path, dem: Path | None, crs: str | N
     from gisdata import save_city
     from gisdata.osm import import_osm
 
+    from gisdata.paths import check_out_file
+
+    check_out_file(out, "--out")  # before the import
     city = import_osm(osm_file, dem=dem, crs=crs)
     path = save_city(city, out)
     s = city.summary()

@@ -219,13 +219,18 @@ def verify_command(city, observed, storm, return_period, duration_s, start_in_s,
     else:
         obs = read_rain_csv(observed, missing="raise")
     forecast_rain = "perfect" if perfect else read_qpf(qpf)
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    ver = verify_forecasts(load_city(city), obs, leads_h=lead_list, qpf=forecast_rain, members=members, seed=seed,
-                           hours=hours, settings=settings_name, threshold_m=threshold,
-                           prob_threshold=prob_threshold, scheduler=scheduler, max_workers=workers, out_dir=out)
-    _write_csv(ver.table, out / "verification.csv")
-    _write_csv(ver.reliability, out / "reliability.csv")
-    _write_csv(ver.detail, out / "verification_detail.csv")
-    (out / "verification.json").write_text(json.dumps(ver.meta, indent=1, default=str))
+    from gisdata.paths import StagedDir
+
+    # checked before the runs, written through a staging folder (an earlier verification is replaced whole)
+    with StagedDir(Path(out_dir), "--out", replace=True,
+                   is_ours=lambda p: (p / "verification.json").is_file()) as stage:
+        out = stage.path
+        ver = verify_forecasts(load_city(city), obs, leads_h=lead_list, qpf=forecast_rain, members=members,
+                               seed=seed, hours=hours, settings=settings_name, threshold_m=threshold,
+                               prob_threshold=prob_threshold, scheduler=scheduler, max_workers=workers, out_dir=out)
+        _write_csv(ver.table, out / "verification.csv")
+        _write_csv(ver.reliability, out / "reliability.csv")
+        _write_csv(ver.detail, out / "verification_detail.csv")
+        (out / "verification.json").write_text(json.dumps(ver.meta, indent=1, default=str))
+        stage.commit(last=("verification.json",))
     click.echo(ver.format_table())

@@ -134,6 +134,10 @@ def simulate_command(city, hours, strategy, seed, storm, return_period, duration
     start_s = _hours_s(start_at, "--start-at")
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise RunExistsError(f"{out}: already exists; runs are never overwritten (choose another --out)")
+    from gisdata.paths import check_id, check_out_dir
+
+    check_out_dir(out, "--out")  # writable, before the simulation rather than after it
+    check_id(out.name, "run id (the --out folder's name)")
     city_obj = load_city(city)
     rain = None
     if storm == "chicago":
@@ -427,14 +431,15 @@ def import_command(file: Path, out: Path, top: int) -> None:
     from agents import read_service_requests
     from twin.runstore import _prepare
 
+    from gisdata.paths import atomic_path, check_out_file
+
     if top < 0:
         raise TwinError(f"--top {top} must be >= 0")
+    check_out_file(out, "--out")  # before reading the file
     imp = read_service_requests(file)
     s = imp.stats
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".part")
-    _prepare(imp.incidents).to_parquet(tmp)
-    tmp.replace(out)
+    with atomic_path(out) as tmp:  # an unpredictable temporary name: a planted symlink is never followed
+        _prepare(imp.incidents).to_parquet(tmp)
     click.echo(f"records                 {s['rows']}")
     click.echo(f"without coordinates     {s['missing_location']} (kept, not replayable)")
     out_of_range = s.get("time_out_of_range", 0)

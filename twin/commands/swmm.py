@@ -190,7 +190,14 @@ def run_command(model, city, storm, return_period, duration_s, idf, out_dir, cou
         city_obj = load_city(city)
         rain = chicago_storm(idf, return_period, duration_s / 60.0)
         tmp = tempfile.TemporaryDirectory(prefix="citytwin-build-")
-        model = write_swmm_inp(city_obj, Path(tmp.name) / f"{city_obj.name}.inp", rain=rain)
+        # the city's name comes from its file: used as a file name only when it is a plain name
+        from gisdata.paths import InvalidIdError, check_id
+
+        try:
+            stem = check_id(city_obj.name, "city name")
+        except InvalidIdError:
+            stem = "city"
+        model = write_swmm_inp(city_obj, Path(tmp.name) / f"{stem}.inp", rain=rain)
         label = f"city {city_obj.name}, {storm} storm P={return_period:g} yr, {duration_s / 3600:g} h"
     else:
         label = str(model)
