@@ -154,3 +154,16 @@ def test_log_verify_says_tampered_and_never_crashes(tmp_path, name, where):
         assert r.exit_code == 1, r.output
         line = _one_line(r.stderr)
         assert line.startswith("TAMPERED") and ("line 1" in line if where == "first" else "line 3" in line)
+
+
+def test_a_table_edited_to_lack_a_column_replays_as_one_line(tmp_path):
+    run = _make_run(tmp_path / "r1")
+    for name in ("reports", "cases", "dispatches", "positions"):  # what replay reads, as valid Parquet ...
+        pd.DataFrame({"x": [1.0]}).to_parquet(run / f"{name}.parquet")
+    man = json.loads((run / "manifest.json").read_text())
+    man["tables"].update({n: {"rows": 1, "sha256": "0" * 64} for n in ("reports", "cases", "dispatches", "positions")})
+    (run / "manifest.json").write_text(json.dumps(man))
+    r = _twin("replay", run, "--at", "0")  # ... but without the columns replay needs
+    assert r.exit_code == 2
+    line = _one_line(r.stderr)
+    assert line.startswith("error: ") and "cannot be replayed" in line and "changed since the run" in line

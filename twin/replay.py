@@ -153,10 +153,30 @@ def state_at(run_dir: str | Path, t: float) -> ReplayState:
     Raises
     ------
     ReplayError
-        If ``t`` is outside ``[0, horizon]``.
+        If ``t`` is outside ``[0, horizon]``, or the run's files were changed
+        since it was written and no longer hold what replay reads (a table
+        without a column, a column of text where numbers belong).
     NotARunError
         If ``run_dir`` is not a complete run.
+    CorruptFileError
+        A table or the event log cannot be read at all.
     """
+    try:
+        return _state_at(run_dir, t)
+    except TwinError:
+        raise
+    except (KeyError, ValueError, TypeError, IndexError, AttributeError) as exc:
+        # The data's fault only if the run no longer matches its manifest; otherwise it is a bug of ours.
+        from twin.runstore import verify_run
+
+        check = verify_run(run_dir)
+        if check.ok:
+            raise
+        raise ReplayError(f"{run_dir}: cannot be replayed ({type(exc).__name__}: {' '.join(str(exc).split())[:120]}); "
+                          f"its files changed since the run: {check.message}") from None
+
+
+def _state_at(run_dir: str | Path, t: float) -> ReplayState:
     from agents import compute_kpis
 
     run = load_run(run_dir)
