@@ -355,6 +355,14 @@ class Surface2D:
         self._ex_applied = np.zeros(0)
         self._ex_volume = np.zeros(0)
         self._breaks = self._collect_breakpoints()
+        self._step_acc = np.zeros(4)
+        self._wet_lo = np.zeros(rows, dtype=np.int64)
+        self._wet_hi = np.zeros(rows, dtype=np.int64)
+        self._rng_lo = np.zeros(rows, dtype=np.int64)
+        self._rng_hi = np.zeros(rows, dtype=np.int64)
+        kernel.wet_extents(self._h, self._wet_lo, self._wet_hi)
+        # a stage edge can push water onto dry cells anywhere along it: no skipping of dry cells then
+        self._always_full = bool((self._bc_type == kernel.BC_STAGE).any())
         self.time_s = 0.0
         self._dt_next = self._stable_dt(float(self._h.max()) if self._h.size else 0.0)
         self._acc = _Accumulators()
@@ -547,15 +555,18 @@ class Surface2D:
         for k, series in enumerate(self._stage_series):
             if series is not None:
                 self._bc_stage[k] = series.at(t_mid)
-        kernel.compute_fluxes(self._z, self._h, self._n, self._active, self._qx, self._qy,
-                              self._qx_new, self._qy_new, dt, self.cell_size_m, G, self.theta,
-                              self.h_min_m, self._bc_type, self._bc_stage)
         rain_ms = 0.0
         if self._rain is not None:
             rain_ms = self._rain.at(self.time_s) / 3.6e6  # held over the step: steps end at breakpoints
-        h_max, boundary_out, clipped, bad = kernel.update_depth(
-            self._h, self._active, self._qx_new, self._qy_new, self._limiter, self._h_max, dt,
-            self.cell_size_m, rain_ms, self.depth_limit_m)
+        # only cells near water are computed; rain wets everything
+        kernel.active_ranges(self._wet_lo, self._wet_hi, self.shape[1], self._always_full or rain_ms > 0,
+                             self._rng_lo, self._rng_hi)
+        kernel.step(self._z, self._h, self._n, self._active, self._qx, self._qy, self._qx_new, self._qy_new,
+                    self._limiter, self._h_max, dt, self.cell_size_m, G, self.theta, self.h_min_m, self._bc_type,
+                    self._bc_stage, self._rng_lo, self._rng_hi, rain_ms, self.depth_limit_m, self._wet_lo,
+                    self._wet_hi, self._step_acc)
+        h_max, boundary_out, clipped, bad = (float(self._step_acc[0]), float(self._step_acc[1]),
+                                             float(self._step_acc[2]), int(self._step_acc[3]))
         self._qx, self._qx_new = self._qx_new, self._qx
         self._qy, self._qy_new = self._qy_new, self._qy
         a = self._acc
@@ -583,6 +594,7 @@ class Surface2D:
             h_pts = self._h[pts_r, pts_c]
             np.maximum.at(self._h_max, (pts_r, pts_c), h_pts)
             h_max = max(h_max, float(h_pts.max()))
+            kernel.widen_extents(pts_r, pts_c, self._wet_lo, self._wet_hi)
         self.time_s += dt
         a.steps += 1
         a.dt_min_s = min(a.dt_min_s, dt)

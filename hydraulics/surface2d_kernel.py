@@ -60,34 +60,20 @@ def _face_q(q0, qm1, qp1, q_cross, hf, d_eta, n_face, dt, dx, g, theta):
     return (t1 + t2) / (1.0 + g * dt * n_face * n_face * q_norm / hf73)
 
 
-@nb.njit(cache=True)
-def compute_fluxes(z, h, n, active, qx, qy, qx_new, qy_new, dt, dx, g, theta, h_min,
-                   bc_type, bc_stage):
-    """Momentum step: fill ``qx_new`` and ``qy_new`` from the state at time t.
-
-    Parameters
-    ----------
-    z, h, n : ndarray (rows, cols), float64
-        Bed elevation (m), water depth (m), Manning's n (s/m^(1/3)).
-    active : ndarray (rows, cols), uint8
-        1 inside the domain, 0 outside (a wall).
-    qx, qy : ndarray
-        Face discharges at time t, m2/s (layout in the module docstring).
-    qx_new, qy_new : ndarray
-        Output: face discharges at t + dt, m2/s.
-    dt, dx : float
-        Time step (s) and cell size (m).
-    g, theta, h_min : float
-        Gravity (m/s2), θ weighting (1 = Bates 2010), flow-depth threshold (m).
-    bc_type : ndarray (4,), int64
-        Edge types (``BC_*``) in the order north, south, west, east.
-    bc_stage : ndarray (4,), float64
-        Water level outside each ``BC_STAGE`` edge at this step, m.
-    """
+@nb.njit(cache=True, inline="always")
+def _momentum_row(i, z, h, n, active, qx, qy, qx_new, qy_new, dt, dx, g, theta, h_min, bc_type, bc_stage,
+                  rng_lo, rng_hi):
+    """New discharges of the x faces of row i and of the y faces between rows i - 1 and i."""
     rows, cols = h.shape
-    # x faces
-    for i in range(rows):
-        for j in range(1, cols):
+    lo, hi = rng_lo[i], rng_hi[i]
+    if lo > hi:
+        qx_new[i, :] = 0.0
+        if i > 0:
+            qy_new[i, :] = 0.0
+    else:
+        qx_new[i, :lo + 1] = 0.0
+        qx_new[i, hi + 1:] = 0.0
+        for j in range(max(lo, 1), min(hi + 1, cols - 1) + 1):
             a = j - 1
             if active[i, a] == 0 or active[i, j] == 0:
                 qx_new[i, j] = 0.0
@@ -101,32 +87,183 @@ def compute_fluxes(z, h, n, active, qx, qy, qx_new, qy_new, dt, dx, g, theta, h_
             q_cross = 0.25 * (qy[i, a] + qy[i + 1, a] + qy[i, j] + qy[i + 1, j])
             qx_new[i, j] = _face_q(qx[i, j], qx[i, j - 1], qx[i, j + 1], q_cross, hf, eta_b - eta_a,
                                    0.5 * (n[i, a] + n[i, j]), dt, dx, g, theta)
-        # west and east edges
-        qx_new[i, 0] = _edge_q(z, h, n, active, qx, qy, i, 0, 1, True, -1.0, bc_type[EDGE_WEST],
-                               bc_stage[EDGE_WEST], dt, dx, g, h_min, cols)
-        qx_new[i, cols] = _edge_q(z, h, n, active, qx, qy, i, cols - 1, cols - 2, True, 1.0,
-                                  bc_type[EDGE_EAST], bc_stage[EDGE_EAST], dt, dx, g, h_min, cols)
-    # y faces
-    for i in range(1, rows):
-        a = i - 1
-        for j in range(cols):
-            if active[a, j] == 0 or active[i, j] == 0:
-                qy_new[i, j] = 0.0
-                continue
-            eta_a = z[a, j] + h[a, j]
-            eta_b = z[i, j] + h[i, j]
-            hf = max(eta_a, eta_b) - max(z[a, j], z[i, j])
-            if hf <= h_min:
-                qy_new[i, j] = 0.0
-                continue
-            q_cross = 0.25 * (qx[a, j] + qx[a, j + 1] + qx[i, j] + qx[i, j + 1])
-            qy_new[i, j] = _face_q(qy[i, j], qy[i - 1, j], qy[i + 1, j], q_cross, hf, eta_b - eta_a,
-                                   0.5 * (n[a, j] + n[i, j]), dt, dx, g, theta)
-    for j in range(cols):
-        qy_new[0, j] = _edge_q(z, h, n, active, qx, qy, 0, j, 1, False, -1.0, bc_type[EDGE_NORTH],
-                               bc_stage[EDGE_NORTH], dt, dx, g, h_min, rows)
-        qy_new[rows, j] = _edge_q(z, h, n, active, qx, qy, rows - 1, j, rows - 2, False, 1.0,
-                                  bc_type[EDGE_SOUTH], bc_stage[EDGE_SOUTH], dt, dx, g, h_min, rows)
+        if lo == 0:
+            qx_new[i, 0] = _edge_q(z, h, n, active, qx, qy, i, 0, 1, True, -1.0, bc_type[EDGE_WEST],
+                                   bc_stage[EDGE_WEST], dt, dx, g, h_min, cols)
+        if hi == cols - 1:
+            qx_new[i, cols] = _edge_q(z, h, n, active, qx, qy, i, cols - 1, cols - 2, True, 1.0,
+                                      bc_type[EDGE_EAST], bc_stage[EDGE_EAST], dt, dx, g, h_min, cols)
+        if i > 0:
+            # the wet cells of rows i - 1 and i lie inside row i's range
+            a = i - 1
+            qy_new[i, :lo] = 0.0
+            qy_new[i, hi + 1:] = 0.0
+            for j in range(lo, hi + 1):
+                if active[a, j] == 0 or active[i, j] == 0:
+                    qy_new[i, j] = 0.0
+                    continue
+                eta_a = z[a, j] + h[a, j]
+                eta_b = z[i, j] + h[i, j]
+                hf = max(eta_a, eta_b) - max(z[a, j], z[i, j])
+                if hf <= h_min:
+                    qy_new[i, j] = 0.0
+                    continue
+                q_cross = 0.25 * (qx[a, j] + qx[a, j + 1] + qx[i, j] + qx[i, j + 1])
+                qy_new[i, j] = _face_q(qy[i, j], qy[i - 1, j], qy[i + 1, j], q_cross, hf, eta_b - eta_a,
+                                       0.5 * (n[a, j] + n[i, j]), dt, dx, g, theta)
+    if i == 0:
+        qy_new[0, :] = 0.0
+        for j in range(lo, hi + 1):
+            qy_new[0, j] = _edge_q(z, h, n, active, qx, qy, 0, j, 1, False, -1.0, bc_type[EDGE_NORTH],
+                                   bc_stage[EDGE_NORTH], dt, dx, g, h_min, rows)
+    if i == rows - 1:
+        qy_new[rows, :] = 0.0
+        for j in range(lo, hi + 1):
+            qy_new[rows, j] = _edge_q(z, h, n, active, qx, qy, rows - 1, j, rows - 2, False, 1.0,
+                                      bc_type[EDGE_SOUTH], bc_stage[EDGE_SOUTH], dt, dx, g, h_min, rows)
+
+
+@nb.njit(cache=True, inline="always")
+def _limiter_row(k, h, qx, qy, limiter, dt_dx, rng_lo, rng_hi):
+    """Share of each cell's outflow that it can supply: min(1, held / wanted)."""
+    for j in range(rng_lo[k], rng_hi[k] + 1):
+        out = (max(qx[k, j + 1], 0.0) + max(-qx[k, j], 0.0)
+               + max(qy[k + 1, j], 0.0) + max(-qy[k, j], 0.0))
+        if out > 0.0:
+            limiter[k, j] = min(1.0, h[k, j] / (out * dt_dx))
+        else:
+            limiter[k, j] = 1.0
+
+
+@nb.njit(cache=True, inline="always")
+def _continuity_row(i, h, active, qx, qy, limiter, h_max_seen, dt, dx, rain_dh, depth_limit, rng_lo, rng_hi,
+                    wet_lo, wet_hi, acc):
+    """Update the depths of row i with the limited face flows; acc = [h_max, boundary_out, clipped, bad]."""
+    rows, cols = h.shape
+    dt_dx = dt / dx
+    area = dx * dx
+    first, last = cols, -1
+    for j in range(rng_lo[i], rng_hi[i] + 1):
+        if active[i, j] == 0:
+            continue
+        # west and north faces are written back here (this cell owns them); the donor scales a flow
+        qw = qx[i, j]
+        if qw > 0.0:
+            if j > 0:
+                qw *= limiter[i, j - 1]
+        else:
+            qw *= limiter[i, j]
+        qx[i, j] = qw
+        qn = qy[i, j]
+        if qn > 0.0:
+            if i > 0:
+                qn *= limiter[i - 1, j]
+        else:
+            qn *= limiter[i, j]
+        qy[i, j] = qn
+        # east and south faces: read raw, scaled the same way; the neighbour writes them back
+        qe = qx[i, j + 1]
+        if qe > 0.0:
+            qe *= limiter[i, j]
+        elif j + 1 < cols:
+            qe *= limiter[i, j + 1]
+        qs = qy[i + 1, j]
+        if qs > 0.0:
+            qs *= limiter[i, j]
+        elif i + 1 < rows:
+            qs *= limiter[i + 1, j]
+        if j == 0:
+            acc[1] -= qw * dt * dx
+        if j == cols - 1:
+            qx[i, j + 1] = qe
+            acc[1] += qe * dt * dx
+        if i == 0:
+            acc[1] -= qn * dt * dx
+        if i == rows - 1:
+            qy[i + 1, j] = qs
+            acc[1] += qs * dt * dx
+        hn = h[i, j] + dt_dx * (qw - qe + qn - qs) + rain_dh
+        if hn < 0.0:
+            acc[2] -= hn * area
+            hn = 0.0
+        if not (hn <= depth_limit):  # also true for NaN
+            if acc[3] < 0:
+                acc[3] = i * cols + j
+        h[i, j] = hn
+        if hn > 0.0:
+            if first == cols:
+                first = j
+            last = j
+        if hn > acc[0]:
+            acc[0] = hn
+        if hn > h_max_seen[i, j]:
+            h_max_seen[i, j] = hn
+    wet_lo[i] = first
+    wet_hi[i] = last
+
+
+@nb.njit(cache=True)
+def step(z, h, n, active, qx, qy, qx_new, qy_new, limiter, h_max_seen, dt, dx, g, theta, h_min, bc_type,
+         bc_stage, rng_lo, rng_hi, rain_ms, depth_limit, wet_lo, wet_hi, acc):
+    """One time step of the whole grid in a single sweep over the rows.
+
+    Row i's momentum (its x faces and the y faces above it), then the outflow
+    limiter of row i - 1 (all its faces are known now), then the continuity
+    of row i - 2 (its neighbours' limiters are known, and no later momentum
+    reads its depth).  One sweep keeps each row in cache from momentum to
+    continuity, where three whole-grid passes would stream the grid three times.
+
+    Parameters
+    ----------
+    z, h, n : ndarray (rows, cols), float64
+        Bed elevation (m), water depth (m, updated in place), Manning's n (s/m^(1/3)).
+    active : ndarray (rows, cols), uint8
+        1 inside the domain, 0 outside (a wall).
+    qx, qy : ndarray
+        Face discharges at time t, m2/s (layout in the module docstring).
+    qx_new, qy_new : ndarray
+        Output: the face discharges that moved water during the step, m2/s.
+    limiter : ndarray (rows, cols)
+        Scratch space for the outflow factors.
+    h_max_seen : ndarray (rows, cols)
+        Running maximum depth (m), updated in place.
+    dt, dx, g, theta, h_min : float
+        Step (s), cell size (m), gravity (m/s2), θ weighting (1 = Bates 2010),
+        flow-depth threshold (m).
+    bc_type : ndarray (4,), int64
+        Edge types (``BC_*``) in the order north, south, west, east.
+    bc_stage : ndarray (4,), float64
+        Water level outside each ``BC_STAGE`` edge at this step, m.
+    rng_lo, rng_hi : ndarray (rows,), int64
+        Cells of each row that may move water (:func:`active_ranges`); faces
+        outside are set to 0 and cells outside stay as they are (dry).
+    rain_ms : float
+        Rain on every active cell during the step, m/s (ranges must be whole rows then).
+    depth_limit : float
+        A depth above this (m) is taken as instability.
+    wet_lo, wet_hi : ndarray (rows,), int64
+        Output: first and last wet column of each updated row.
+    acc : ndarray (4,), float64
+        Output: [largest depth (m), net volume out through the edges (m3),
+        volume added by clipping round-off negative depths (m3), flat index
+        of the first cell that went NaN or above ``depth_limit`` or -1].
+    """
+    rows = h.shape[0]
+    acc[0] = 0.0
+    acc[1] = 0.0
+    acc[2] = 0.0
+    acc[3] = -1.0
+    dt_dx = dt / dx
+    rain_dh = rain_ms * dt
+    for i in range(rows + 2):
+        if i < rows:
+            _momentum_row(i, z, h, n, active, qx, qy, qx_new, qy_new, dt, dx, g, theta, h_min, bc_type,
+                          bc_stage, rng_lo, rng_hi)
+        if 1 <= i <= rows:
+            _limiter_row(i - 1, h, qx_new, qy_new, limiter, dt_dx, rng_lo, rng_hi)
+        if i >= 2:
+            _continuity_row(i - 2, h, active, qx_new, qy_new, limiter, h_max_seen, dt, dx, rain_dh,
+                            depth_limit, rng_lo, rng_hi, wet_lo, wet_hi, acc)
 
 
 @nb.njit(cache=True, inline="always")
@@ -169,112 +306,57 @@ def _edge_q(z, h, n, active, qx, qy, i, j, inner, along_x, outward, kind, stage,
 
 
 @nb.njit(cache=True)
-def update_depth(h, active, qx, qy, limiter, h_max_seen, dt, dx, rain_ms, depth_limit):
-    """Continuity step: limit outflows to what each cell holds, then update the depth.
+def active_ranges(wet_lo, wet_hi, cols, full, rng_lo, rng_hi):
+    """Cells of each row that may move water in the next step.
 
-    The faces are scaled in place by their donor cell's limiter, so the
-    discharges kept for the next momentum step are the ones that moved water.
-
-    Parameters
-    ----------
-    h : ndarray (rows, cols)
-        Depth at t (m), overwritten with the depth at t + dt.
-    active : ndarray (rows, cols), uint8
-        1 inside the domain.
-    qx, qy : ndarray
-        Face discharges for this step (m2/s), scaled in place.
-    limiter : ndarray (rows, cols)
-        Scratch space for the outflow factors.
-    h_max_seen : ndarray (rows, cols)
-        Running maximum depth (m), updated in place.
-    dt, dx : float
-        Time step (s), cell size (m).
-    rain_ms : float
-        Rain rate on every active cell during the step, m/s.
-    depth_limit : float
-        A depth above this (m) is taken as instability.
-
-    Returns
-    -------
-    h_max : float
-        Largest depth after the step, m.
-    boundary_out_m3 : float
-        Net volume that left through the grid edges during the step, m3.
-    clipped_m3 : float
-        Volume added by clipping round-off negative depths to 0, m3.
-    bad_cell : int
-        Flat index of the first cell whose depth became NaN or exceeded
-        ``depth_limit``, or -1.
+    Water crosses at most one face per step, so a row's range is the span of
+    the wet cells in it and in the rows above and below, widened by one cell.
+    ``full`` (rain falling, or a stage edge that can push water in) makes
+    every row whole.
     """
+    rows = wet_lo.shape[0]
+    for i in range(rows):
+        if full:
+            rng_lo[i] = 0
+            rng_hi[i] = cols - 1
+            continue
+        lo, hi = wet_lo[i], wet_hi[i]
+        if i > 0:
+            lo = min(lo, wet_lo[i - 1])
+            hi = max(hi, wet_hi[i - 1])
+        if i + 1 < rows:
+            lo = min(lo, wet_lo[i + 1])
+            hi = max(hi, wet_hi[i + 1])
+        if lo > hi:
+            rng_lo[i] = cols
+            rng_hi[i] = -1
+        else:
+            rng_lo[i] = max(lo - 1, 0)
+            rng_hi[i] = min(hi + 1, cols - 1)
+
+
+@nb.njit(cache=True)
+def wet_extents(h, wet_lo, wet_hi):
+    """First and last wet column of each row of ``h`` (``lo > hi`` where a row is dry)."""
     rows, cols = h.shape
-    dt_dx = dt / dx
     for i in range(rows):
+        first, last = cols, -1
         for j in range(cols):
-            out = (max(qx[i, j + 1], 0.0) + max(-qx[i, j], 0.0)
-                   + max(qy[i + 1, j], 0.0) + max(-qy[i, j], 0.0))
-            if out > 0.0:
-                limiter[i, j] = min(1.0, h[i, j] / (out * dt_dx))
-            else:
-                limiter[i, j] = 1.0
-    h_max = 0.0
-    boundary_out = 0.0
-    clipped = 0.0
-    bad = -1
-    area = dx * dx
-    rain_dh = rain_ms * dt
-    for i in range(rows):
-        for j in range(cols):
-            if active[i, j] == 0:
-                continue
-            # west face: written back here (this cell owns it); donor is the west cell when q > 0
-            qw = qx[i, j]
-            if qw > 0.0:
-                if j > 0:
-                    qw *= limiter[i, j - 1]
-            else:
-                qw *= limiter[i, j]
-            qx[i, j] = qw
-            qn = qy[i, j]
-            if qn > 0.0:
-                if i > 0:
-                    qn *= limiter[i - 1, j]
-            else:
-                qn *= limiter[i, j]
-            qy[i, j] = qn
-            # east and south faces: read raw, scaled the same way; the neighbour writes them back
-            qe = qx[i, j + 1]
-            if qe > 0.0:
-                qe *= limiter[i, j]
-            elif j + 1 < cols:
-                qe *= limiter[i, j + 1]
-            qs = qy[i + 1, j]
-            if qs > 0.0:
-                qs *= limiter[i, j]
-            elif i + 1 < rows:
-                qs *= limiter[i + 1, j]
-            if j == 0:
-                boundary_out -= qw * dt * dx
-            if j == cols - 1:
-                qx[i, j + 1] = qe
-                boundary_out += qe * dt * dx
-            if i == 0:
-                boundary_out -= qn * dt * dx
-            if i == rows - 1:
-                qy[i + 1, j] = qs
-                boundary_out += qs * dt * dx
-            hn = h[i, j] + dt_dx * (qw - qe + qn - qs) + rain_dh
-            if hn < 0.0:
-                clipped -= hn * area
-                hn = 0.0
-            if not (hn <= depth_limit):  # also true for NaN
-                if bad < 0:
-                    bad = i * cols + j
-            h[i, j] = hn
-            if hn > h_max:
-                h_max = hn
-            if hn > h_max_seen[i, j]:
-                h_max_seen[i, j] = hn
-    return h_max, boundary_out, clipped, bad
+            if h[i, j] > 0.0:
+                if first == cols:
+                    first = j
+                last = j
+        wet_lo[i] = first
+        wet_hi[i] = last
+
+
+@nb.njit(cache=True)
+def widen_extents(rows, cols, wet_lo, wet_hi):
+    """Add point-source cells to the wet extents."""
+    for k in range(rows.shape[0]):
+        i = rows[k]
+        wet_lo[i] = min(wet_lo[i], cols[k])
+        wet_hi[i] = max(wet_hi[i], cols[k])
 
 
 @nb.njit(cache=True)
