@@ -167,3 +167,75 @@ def test_a_table_edited_to_lack_a_column_replays_as_one_line(tmp_path):
     assert r.exit_code == 2
     line = _one_line(r.stderr)
     assert line.startswith("error: ") and "cannot be replayed" in line and "changed since the run" in line
+
+
+# ----------------------------------------------------------------------------- fuzzing the readers of this area
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=12),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+    max_leaves=20)
+_FIELDS = st.sampled_from(["format", "runs", "scenario", "failed", "events", "tables", "files", "params", "status",
+                           "run_id", "file", "n_records", "head_sha256", "manifest_sha256", "seed", "sha256"])
+_DOC = st.one_of(
+    st.binary(max_size=600),
+    _JSON.map(lambda v: json.dumps(v).encode()),
+    st.dictionaries(_FIELDS, _JSON, max_size=8).map(lambda v: json.dumps(v).encode()),
+    st.integers(1, 3000).map(lambda n: b"[" * n + b"]" * n),
+    st.sampled_from([b"NaN", b"[Infinity]", b'{"a": -Infinity}', b"1e999", b"9" * 5000, b"\xff\xfe"]),
+)
+_FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+@_FUZZ
+@given(lines=st.lists(_DOC, max_size=4))
+def test_fuzz_verify_log_always_gives_a_verdict(lines):
+    import tempfile
+
+    from twin.eventlog import verify_log
+
+    with tempfile.TemporaryDirectory() as tmp:
+        p = Path(tmp) / "events.jsonl"
+        p.write_bytes(b"\n".join(line.replace(b"\n", b" ") for line in lines) + (b"\n" if lines else b""))
+        res = verify_log(p, head_sha256="0" * 64, n_records=1)
+        assert isinstance(res.ok, bool) and "\n" not in res.message
+
+
+@_FUZZ
+@given(doc=_DOC)
+def test_fuzz_manifest_readers_return_or_raise_a_twin_error(doc):
+    import tempfile
+
+    from gisdata.errors import TwinError
+
+    with tempfile.TemporaryDirectory() as tmp:
+        run = _make_run(Path(tmp) / "r1")
+        (run / "manifest.json").write_bytes(doc)
+        check = runstore.verify_run(run)  # a verdict, never an exception, for any manifest content
+        assert not check.ok
+        for read in (runstore.read_manifest, runstore.read_kpis, lambda r: runstore.read_table(r, "incidents")):
+            try:
+                read(run)
+            except TwinError:
+                pass
+
+
+@_FUZZ
+@given(doc=_DOC)
+def test_fuzz_sweep_json_is_read_or_refused_with_a_twin_error(doc):
+    import tempfile
+
+    from gisdata.errors import TwinError
+    from scenarios.batch import _read_sweep, sweep_state
+
+    with tempfile.TemporaryDirectory() as tmp:
+        d = Path(tmp)
+        (d / "sweep.json").write_bytes(doc)
+        for read in (_read_sweep, sweep_state):
+            try:
+                read(d)
+            except TwinError:
+                pass
