@@ -625,7 +625,7 @@ def _check_keys(data: Mapping[str, Any]) -> None:
             raise ScenarioError(f"[{key}] must be a table (section), got {value!r}")
         if key == "rain":
             kind = value.get("kind", "none")
-            model = RAIN_MODELS.get(kind)
+            model = RAIN_MODELS.get(kind) if isinstance(kind, str) else None
             if model is None:
                 raise ScenarioError(f"rain.kind = {kind!r}: unknown kind; "
                                     f"{_suggest(str(kind), list(RAIN_MODELS))} (expected one of {list(RAIN_MODELS)})")

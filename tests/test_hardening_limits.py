@@ -241,3 +241,16 @@ def test_design_storm_inputs_are_bounded():
     with pytest.raises(LimitError, match="return_period_yr=-5 yr"):
         chicago_storm("beijing", -5, 60)
     assert np.isfinite(chicago_storm("beijing", 20, 60).max_depth_mm)
+
+
+@pytest.mark.parametrize("body", ["[rain]\nkind = {}", "[rain]\nkind = [1]", "[crews]\ndepartments = { drainage = inf }",
+                                  "[sweep]\nparameters = { \"period.hours\" = { min = 0, max = inf } }\nmethod = \"lhs\"\n"
+                                  "samples = 2"])
+def test_odd_scenario_values_are_one_line_errors_not_tracebacks(tmp_path, body):
+    from scenarios.schema import ScenarioError, load_scenario
+
+    p = tmp_path / "s.toml"
+    p.write_text(f'[scenario]\nname = "x"\n{body}\n')
+    with pytest.raises(ScenarioError) as info:
+        load_scenario(p)
+    _one_line(info.value)
