@@ -239,3 +239,13 @@ def test_fuzz_sweep_json_is_read_or_refused_with_a_twin_error(doc):
                 read(d)
             except TwinError:
                 pass
+
+
+def test_runs_list_names_a_malformed_sweep_and_lists_the_rest(tmp_path):
+    good = _make_run(tmp_path / "runs" / "r-good")
+    bad = tmp_path / "runs" / "s-bad"
+    _make_run(bad / "p000-x-s1")
+    (bad / "sweep.json").write_text('{"format": "citytwin-sweep/1", "runs": "nope"}')
+    r = _twin("runs", "list", tmp_path / "runs")
+    assert r.exit_code == 0, r.output
+    assert "sweep s-bad: " in r.output and "malformed" in r.output and good.name in r.output

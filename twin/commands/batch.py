@@ -112,7 +112,11 @@ def build_commands(load_scenarios: Callable[[], ModuleType]) -> list[click.Comma
             if sweep:
                 folder = Path(grp["path"].iloc[0]).parent
                 # counted against the sweep's plan, so a killed batch's sweep is never called complete
-                st = sc.sweep_state(folder)
+                try:
+                    st = sc.sweep_state(folder)
+                except TwinError as exc:  # one bad sweep.json does not hide the other runs
+                    click.echo(f"sweep {sweep}: {' '.join(str(exc).split())[:200]}")
+                    continue
                 line = (f"sweep {sweep}: {st['status']}, {st['n_complete']} of {st['n_runs']} planned runs complete"
                         + (f", {st['n_failed']} failed" if st["n_failed"] else "")
                         + (f", {st['n_missing']} not run" if st["n_missing"] else ""))
