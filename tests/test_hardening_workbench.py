@@ -139,6 +139,16 @@ def test_the_servers_runs_dir_is_allowed_beside_the_workspace(ws, monkeypatch):
         support.resolve_workspace_folder(str(ws.parent / "outside"))
 
 
+def test_a_city_typed_in_a_page_is_a_preset_the_built_in_city_or_a_file_in_the_workspace(ws, monkeypatch):
+    monkeypatch.setenv("CITYTWIN_APP_CITY", "/srv/elsewhere/city.gpkg")
+    assert support.resolve_city_field(" small ") == "small"
+    assert support.resolve_city_field("/srv/elsewhere/city.gpkg") == "/srv/elsewhere/city.gpkg"
+    assert support.resolve_city_field("cities/k.gpkg") == str(ws / "cities" / "k.gpkg")
+    for typed in ("/etc/passwd", "../outside/x.gpkg", "/srv/elsewhere/other.gpkg"):
+        with pytest.raises(support.WorkspaceFolderError, match="outside the workspace"):
+            support.resolve_city_field(typed)
+
+
 def test_default_workspace_is_the_current_directory(tmp_path, monkeypatch):
     monkeypatch.delenv("CITYTWIN_WORKSPACE", raising=False)
     monkeypatch.delenv("CITYTWIN_RUNS_DIR", raising=False)
@@ -247,10 +257,23 @@ def test_pages_refuse_folders_outside_the_workspace(app, workspace, page, key):
         app.text_input(key=key).set_value(typed).run()
         assert not app.exception, [e.value for e in app.exception]
         assert [e.value for e in app.error] == [
-            t("workspace.refused", "en", error=f"{typed}: outside the workspace; type a folder inside it")]
+            t("workspace.refused", "en", error=f"{typed}: outside the workspace; type a path inside it")]
     assert not (outside / "new").exists()
     app.text_input(key=key).set_value("runs").run()
     assert not app.exception and not app.error
+
+
+def test_batch_launch_refuses_a_city_file_outside_the_workspace(app, workspace):
+    root, _, outside = workspace
+    (outside / "city.gpkg").write_bytes(b"not read")
+    app.sidebar.radio(key="page__en").set_value("batch").run()
+    app.text_input(key="batch_root").set_value("launched").run()
+    app.text_input(key="batch_city").set_value(str(outside / "city.gpkg"))
+    app.button(key="batch_run").click().run()
+    assert not app.exception, [e.value for e in app.exception]
+    assert [e.value for e in app.error] == [t("batch.launch.error", "en", error=(
+        f"{outside / 'city.gpkg'}: outside the workspace; type a path inside it"))]
+    assert not (root / "launched").exists()
 
 
 # ----------------------------------------------------------------------------- real browser

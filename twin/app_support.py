@@ -117,7 +117,7 @@ def resolve_workspace_folder(text: str | os.PathLike, *, roots: Sequence[Path] |
     >>> resolve_workspace_folder("/etc", roots=[root])
     Traceback (most recent call last):
     ...
-    twin.app_support.WorkspaceFolderError: /etc: outside the workspace; type a folder inside it
+    twin.app_support.WorkspaceFolderError: /etc: outside the workspace; type a path inside it
     """
     roots = [Path(r) for r in (workspace_roots() if roots is None else roots)]
     shown = str(text).strip()
@@ -131,8 +131,37 @@ def resolve_workspace_folder(text: str | os.PathLike, *, roots: Sequence[Path] |
     except (OSError, RuntimeError) as exc:  # RuntimeError: a symlink loop (Python < 3.13)
         raise WorkspaceFolderError(f"{shown}: cannot be resolved ({exc.__class__.__name__})") from exc
     if not any(resolved.is_relative_to(r) for r in roots):
-        raise WorkspaceFolderError(f"{shown}: outside the workspace; type a folder inside it")
+        raise WorkspaceFolderError(f"{shown}: outside the workspace; type a path inside it")
     return resolved
+
+
+def resolve_city_field(text: str, *, roots: Sequence[Path] | None = None) -> str:
+    """A city typed in a page: a preset name, the server's built-in city, or a file inside the workspace.
+
+    Parameters
+    ----------
+    text : str
+        As typed: ``demo``/``small``/``large``, the value of ``$CITYTWIN_APP_CITY``,
+        or a GeoPackage / OSM path (relative to the workspace root or absolute).
+    roots : sequence of Path, optional
+        Allowed trees; default :func:`workspace_roots`.
+
+    Returns
+    -------
+    str
+        The preset name or built-in city unchanged, else the resolved path.
+
+    Raises
+    ------
+    WorkspaceFolderError
+        A path outside the workspace.
+    """
+    from gisdata.city import PRESETS
+
+    text = str(text).strip()
+    if text in PRESETS or (text and text == app_city_source()):
+        return text
+    return str(resolve_workspace_folder(text, roots=roots))
 
 
 def keep_inside_workspace(paths, *, roots: Sequence[Path] | None = None) -> list[Path]:

@@ -307,8 +307,11 @@ def make_render(load_scenarios: Callable[[], ModuleType]) -> Callable[[str], Non
 
         name = f"ui_{size}_{datetime.now(UTC).strftime('%Y%m%d-%H%M%S')}"
         try:
+            from twin.app_support import resolve_city_field
+
+            city_source = resolve_city_field(city.strip() or "small")  # a preset or a file in the workspace
             template = tomllib.loads((Path(sc.__file__).parent / TEMPLATE).read_text(encoding="utf-8"))
-            data = reduced_sweep(template, size, city=city.strip() or "small", name=name)
+            data = reduced_sweep(template, size, city=city_source, name=name)
             spec = sc.validate_scenario(data, source=f"{TEMPLATE} ({size})")
             root.mkdir(parents=True, exist_ok=True)
         except (TwinError, OSError) as exc:
