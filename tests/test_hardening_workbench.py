@@ -248,7 +248,7 @@ def app(workspace, monkeypatch) -> AppTest:
 
 @pytest.mark.parametrize("page, key", [("replay", "replay_root"), ("batch", "batch_root")])
 def test_pages_refuse_folders_outside_the_workspace(app, workspace, page, key):
-    root, _, outside = workspace
+    _, _, outside = workspace
     app.sidebar.radio(key="page__en").set_value(page).run()
     assert not app.exception and not app.error, [e.value for e in app.exception or app.error]
     if page == "replay":

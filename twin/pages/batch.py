@@ -335,7 +335,6 @@ def make_render(load_scenarios: Callable[[], ModuleType]) -> Callable[[str], Non
     def render(lang: str) -> None:
         """The Batch page."""
         from gisdata.errors import TwinError
-
         from twin import app_support as support
 
         sc = load_scenarios()

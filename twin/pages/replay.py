@@ -55,6 +55,7 @@ def runs_root() -> Path:
 def render(lang: str) -> None:
     """The Replay page."""
     from gisdata.errors import TwinError
+    from twin import app_support as support
     from twin.replay import (
         format_state,
         horizon_s,
@@ -64,8 +65,6 @@ def render(lang: str) -> None:
         state_deck,
     )
     from twin.runstore import list_runs
-
-    from twin import app_support as support
 
     st.subheader(t("replay.header", lang))
     typed = st.text_input(t("replay.root", lang), value=str(runs_root()), key="replay_root")
