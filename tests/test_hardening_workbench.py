@@ -80,6 +80,47 @@ def test_real_server_started_elsewhere_listens_on_127_0_0_1_only(tmp_path):
     assert "Network URL" not in text and "External URL" not in text, text
 
 
+@pytest.mark.browser
+@pytest.mark.skipif(not CHROMIUM.exists(), reason=f"{CHROMIUM} not installed (apt-get install -y chromium)")
+def test_the_shipped_config_shows_a_crash_without_its_details(tmp_path):
+    """An uncaught exception under the shipped config: the page says something went wrong, and
+    shows no exception type, message, server path or traceback (a script beside a copy of it)."""
+    import shutil
+
+    from playwright.sync_api import sync_playwright
+
+    (tmp_path / ".streamlit").mkdir()
+    shutil.copy(ROOT / ".streamlit" / "config.toml", tmp_path / ".streamlit" / "config.toml")
+    (tmp_path / "boom.py").write_text('import streamlit as st\nst.title("boom page")\n'
+                                      'raise KeyError("secret-token /srv/private/path")\n', encoding="utf-8")
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    with open(tmp_path / "streamlit.log", "wb") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", str(tmp_path / "boom.py"),
+                                 "--server.headless", "true", "--server.port", str(port)], cwd=tmp_path,
+                                stdout=log, stderr=subprocess.STDOUT)
+        try:
+            _wait_healthy(url, proc, 60)
+            with sync_playwright() as pw:
+                browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+                try:
+                    page = browser.new_page(viewport={"width": 1200, "height": 800})
+                    page.goto(url, wait_until="domcontentloaded")
+                    page.get_by_text("boom page").first.wait_for(timeout=60_000)
+                    shown = page.locator("[data-testid=stException]")
+                    shown.first.wait_for(timeout=30_000)
+                    text = page.locator("body").inner_text()
+                    page.screenshot(path=str(tmp_path / "crash.png"))
+                finally:
+                    browser.close()
+        finally:
+            proc.terminate()
+            proc.wait(timeout=15)
+    for secret in ("secret-token", "/srv/private", "KeyError", "Traceback", "boom.py", str(tmp_path)):
+        assert secret not in text, (secret, text)
+    assert "secret-token" in (tmp_path / "streamlit.log").read_text(encoding="utf-8", errors="replace")  # logged
+
+
 # ----------------------------------------------------------------------------- the workspace helper
 
 
