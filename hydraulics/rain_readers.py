@@ -246,7 +246,10 @@ def _station_series(path: Path, recs: list[_Record], interval: int) -> tuple[pd.
     accum_start: int | None = None
     n_accum = 0
     for rec, start in zip(recs, starts, strict=True):
-        i = pos[start]
+        i = pos.get(start)
+        if i is None:  # e.g. 09:10 in an hourly record
+            raise RainFileError(path, rec.line, f"station {rec.station}: interval ending {rec.end} is not on the "
+                                                f"{interval} s grid of the record starting {min(starts)}")
         if i in seen:
             raise RainFileError(path, rec.line, f"station {rec.station}: interval ending {rec.end} "
                                                 f"is also given on line {seen[i]}")

@@ -254,3 +254,16 @@ def test_odd_scenario_values_are_one_line_errors_not_tracebacks(tmp_path, body):
     with pytest.raises(ScenarioError) as info:
         load_scenario(p)
     _one_line(info.value)
+
+
+def test_ncdc_record_off_the_hourly_grid_is_a_one_line_error(tmp_path):
+    from hydraulics.rainfall import RainFileError, read_ncdc
+
+    src = Path(__file__).resolve().parents[2] / "shared/data/rain/ncdc_hourly/sta310301.dat"
+    lines = src.read_text().splitlines()[:6]
+    lines[2] = lines[2].replace("0300  00000", "0310  00000", 1)  # 03:10 in an hourly record
+    p = tmp_path / "r.dat"
+    p.write_text("\n".join(lines) + "\n")
+    with pytest.raises(RainFileError, match=r"r\.dat:3: .*not on the 3600 s grid") as info:
+        read_ncdc(p)
+    _one_line(info.value)
