@@ -197,7 +197,8 @@ def _plan_from_file(data: dict) -> list[PlannedRun]:
 def _locked(directory: Path):
     import fcntl
 
-    fh = open(directory / ".lock", "a+")  # noqa: SIM115
+    # O_NOFOLLOW: a planted .lock symlink is refused, never followed
+    fh = os.fdopen(os.open(directory / ".lock", os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644), "a+")
     try:
         try:
             fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -515,6 +516,9 @@ def run_batch(sweep: ScenarioSpec | str | Path | None = None, out: str | Path = 
         plan = plan_sweep(spec)  # validates every run before anything is created
         batch = spec.batch.model_dump() if spec.batch else {}
         directory = Path(out) / check_id(spec.name, "scenario name")
+        from gisdata.paths import check_out_dir
+
+        check_out_dir(directory, "sweep folder")  # writable, not a symlink: before anything runs
         data = None
         if (directory / SWEEP_FILE).exists():
             d = _read_sweep(directory)

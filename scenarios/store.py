@@ -92,6 +92,8 @@ def write_run(result, runs_dir: str | Path, *, overwrite: bool = False) -> Path:
     runs_dir = Path(runs_dir)
     final = child_path(runs_dir, result.run_id, "run id")  # never a path outside runs_dir
     old = None
+    if final.is_symlink():  # never followed nor trusted: the link goes, whatever it points to stays
+        final.unlink()
     if final.exists():
         if is_complete(final) and not overwrite:
             return final

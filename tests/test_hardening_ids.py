@@ -144,3 +144,29 @@ def test_a_scenario_name_that_is_not_a_plain_name_never_becomes_a_sweep_folder(t
     with pytest.raises(InvalidIdError, match="scenario name"):
         run_batch(spec, tmp_path / "out")
     assert not (tmp_path / "out").exists()
+
+
+def test_uploaded_file_names_become_plain_member_names(tmp_path):
+    from twin.forecast_job import read_uploaded_ensemble
+
+    good = b"lead_h,RG1_mm_h\n0,0\n1,10\n2,0\n"
+    ens = read_uploaded_ensemble([("../../evil.csv", good), ("member 1.csv", good), ("..", good)])
+    assert ens.names == ("evil", "member_1", "upload2")
+    for name in ens.names:
+        check_id(name, "member name")
+
+
+def test_a_planted_symlink_in_a_store_is_never_followed(tmp_path):
+    elsewhere = _make_run(tmp_path / "elsewhere" / "r0")
+    store = tmp_path / "store"
+    store.mkdir()
+    (store / "p000-a-s1").symlink_to(elsewhere, target_is_directory=True)  # a "complete" run, planted
+    (store / ".lock").symlink_to(tmp_path / "victim.txt")
+    res = RunResult("p000-a-s1", "complete", manifest={"params": {}}, tables={"t": pd.DataFrame({"a": [1]})})
+    path = write_run(res, store)
+    assert not path.is_symlink() and runstore.verify_run(path).ok and runstore.verify_run(elsewhere).ok
+    from scenarios.batch import _locked
+
+    with pytest.raises(OSError), _locked(store):  # the planted lock link is refused, not followed
+        pass
+    assert not (tmp_path / "victim.txt").exists()

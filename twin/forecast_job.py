@@ -245,6 +245,26 @@ def read_uploaded_ensemble(files: Sequence[tuple[str, bytes]], **read_options):
     return _read_uploads(files, lambda paths: read_ensemble(paths, **read_options))
 
 
+def _upload_name(name: str, k: int) -> str:
+    """A plain file name for an uploaded file (its stem becomes a member name): unsafe characters become ``_``.
+
+    Examples
+    --------
+    >>> _upload_name("../../etc/member 1.csv", 0), _upload_name("..", 1), _upload_name("a..b.csv", 2)
+    ('member_1.csv', 'upload1.csv', 'a_b.csv')
+    """
+    import re
+
+    from gisdata.paths import InvalidIdError, check_id
+
+    text = re.sub(r"[^A-Za-z0-9._-]+", "_", Path(str(name)).name)
+    text = re.sub(r"\.{2,}", "_", text).lstrip("._-")[:120]
+    try:
+        return check_id(text, "uploaded file name")
+    except InvalidIdError:
+        return f"upload{k}.csv"
+
+
 def _read_uploads(files: Sequence[tuple[str, bytes]], read: Callable):
     """Write uploads to a temporary folder under their own names and ``read`` them from there."""
     from hydraulics.rain_readers import RainFileError
@@ -252,18 +272,20 @@ def _read_uploads(files: Sequence[tuple[str, bytes]], read: Callable):
     if not files:
         raise ForecastJobError("no rain file uploaded")
     with tempfile.TemporaryDirectory(prefix="citytwin-qpf-") as tmp:
-        paths = []
-        for name, data in files:
-            path = Path(tmp) / (Path(name).name or "qpf.csv")
+        paths, shown = [], {}
+        for k, (name, data) in enumerate(files):
+            path = Path(tmp) / _upload_name(name, k)  # two with one name: the reader refuses duplicate members
             path.write_bytes(data)
             paths.append(path)
+            shown[path.name] = Path(str(name)).name or path.name
         try:
             return read(paths)
         except RainFileError as exc:
             # The temporary folder means nothing to the user: name the file as uploaded.
-            text = str(exc).replace(str(exc.path), exc.path.name, 1)
-            where = f"{exc.path.name}:{exc.line}" if exc.line is not None else exc.path.name
-            raise type(exc)(exc.path.name, exc.line, text.removeprefix(where + ": ")) from None
+            label = shown.get(exc.path.name, exc.path.name)
+            text = str(exc).replace(str(exc.path), label, 1)
+            where = f"{label}:{exc.line}" if exc.line is not None else label
+            raise type(exc)(label, exc.line, text.removeprefix(where + ": ")) from None
 
 
 # ----------------------------------------------------------------------------- reduction
