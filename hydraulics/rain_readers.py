@@ -23,6 +23,7 @@ Hours not listed had no rain.
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,7 +33,13 @@ import numpy as np
 import pandas as pd
 
 from gisdata.errors import CorruptFileError, InputFileNotFoundError
-from gisdata.limits import MAX_RAIN_INTENSITY_MM_H, LimitError, check_rain_grid
+from gisdata.limits import (
+    MAX_RAIN_INTENSITY_MM_H,
+    MAX_RETURN_PERIOD_YR,
+    MIN_RETURN_PERIOD_YR,
+    LimitError,
+    check_rain_grid,
+)
 from hydraulics.design_storms import IDFTable, cumulative_curve_storm
 from hydraulics.rain_series import MM_PER_INCH, RainSeries, Storm
 
@@ -437,20 +444,31 @@ def _read_numeric_table(path: Path, lines: list[str], first_header: str) -> tupl
     cells = [c.strip() for c in header.split(",")]
     if cells[0].lower() != first_header:
         raise RainFileError(path, hno, f"first header cell is {cells[0]!r}; expected '{first_header}'")
+    if len(cells) < 2:
+        raise RainFileError(path, hno, "no value columns after the first header cell")
     try:
         cols = [float(c) for c in cells[1:]] if first_header == "hour" else cells[1:]
     except ValueError:
         raise RainFileError(path, hno, f"return periods {cells[1:]} must be numbers (years)") from None
+    if first_header == "hour" and not all(MIN_RETURN_PERIOD_YR <= c <= MAX_RETURN_PERIOD_YR for c in cols):
+        raise RainFileError(path, hno, f"return periods {cells[1:]} must be {MIN_RETURN_PERIOD_YR:g} - "
+                                       f"{MAX_RETURN_PERIOD_YR:g} years")
     data = []
     for no, ln in rows[1:]:
         parts = [c.strip() for c in ln.split(",")]
         if len(parts) != len(cells):
             raise RainFileError(path, no, f"has {len(parts)} fields; the header has {len(cells)}")
         try:
-            data.append([float(p) for p in parts])
+            values = [float(p) for p in parts]
         except ValueError:
             bad = next(p for p in parts if not _is_float(p))
             raise RainFileError(path, no, f"{bad!r} is not a number") from None
+        if not all(math.isfinite(v) for v in values):
+            raise RainFileError(path, no, f"{next(p for p, v in zip(parts, values) if not math.isfinite(v))!r} "
+                                          "is not a finite number")
+        data.append(values)
+    if not data:
+        raise RainFileError(path, None, "holds no data rows after the header")
     return cols, data
 
 

@@ -267,3 +267,20 @@ def test_ncdc_record_off_the_hourly_grid_is_a_one_line_error(tmp_path):
     with pytest.raises(RainFileError, match=r"r\.dat:3: .*not on the 3600 s grid") as info:
         read_ncdc(p)
     _one_line(info.value)
+
+
+@pytest.mark.parametrize("text, expect", [
+    ("Time\n0\n", "no value columns"),
+    ("Time,A\n", "no data rows"),
+    ("Hour,2,10\n1,inf,2\n", "'inf' is not a finite number"),
+    ("Hour,2,1e99\n1,1,2\n", "return periods"),
+])
+def test_idf_and_curve_tables_never_crash(tmp_path, text, expect):
+    from hydraulics.rainfall import RainFileError, read_design_storm_curves, read_idf_table
+
+    p = tmp_path / "t.csv"
+    p.write_text(text)
+    reader = read_idf_table if text.startswith("Hour") else read_design_storm_curves
+    with pytest.raises(RainFileError, match=expect) as info:
+        reader(p)
+    _one_line(info.value)
