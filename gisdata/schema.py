@@ -23,6 +23,7 @@ from gisdata.errors import (
 )
 from gisdata.limits import (
     MAX_AREA_M2,
+    MAX_CREWS,
     MAX_DEPTH_M,
     MAX_ELEVATION_M,
     MAX_LENGTH_M,
@@ -156,7 +157,7 @@ LAYERS: dict[str, LayerSchema] = {
         LayerSchema("depots", "depot_id", _POINT, "Bases from which department crews start", (
             Column("department", "str", "-", "Owning department", choices=DEPARTMENTS),
             Column("name", "str", "-", "Display name"),
-            Column("n_crews", "int64", "crews", "Crews based here"),
+            Column("n_crews", "int64", "crews", "Crews based here", bounds=(0, MAX_CREWS)),
         )),
         LayerSchema("sensors", "sensor_id", _POINT, "Rain gauges and water-level sensors", (
             Column("sensor_type", "str", "-", "Kind of sensor", choices=("rain_gauge", "water_level")),

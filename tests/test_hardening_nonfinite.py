@@ -61,6 +61,7 @@ def test_non_finite_elevations_in_a_geopackage_are_refused(tmp_path, column, val
     ("conduits", "diameter_m", INF, "non-finite"),
     ("subcatchments", "imperv_pct", 150.0, "expected 0 <= imperv_pct <= 100"),
     ("subcatchments", "area_m2", NAN, "non-finite"),
+    ("depots", "n_crews", 100_000_000, "expected 0 <= n_crews <= 10000"),
 ])
 def test_physical_values_of_a_city_are_range_checked(layer, column, value, expect):
     city = make_tiny_city()
