@@ -234,6 +234,18 @@ def test_uploads_within_their_limits_are_read_and_counted():
     assert max(support.UPLOAD_LIMITS_MB.values()) <= cfg["server"]["maxUploadSize"]
 
 
+@pytest.mark.parametrize("kind, relpath", [
+    ("osm", "gis/monaco/monaco-latest.osm.pbf"), ("osm", "gis/pyrosm/test.osm.pbf"),
+    ("gpkg", "gis/momepy/bubenec.gpkg"), ("rain_csv", "rain/ncdc_hourly"), ("qpf", "rain/design_storms_9cities"),
+])
+def test_the_limits_fit_the_real_inputs_with_room(shared_data, kind, relpath):
+    path = shared_data / relpath
+    files = [path] if path.is_file() else [f for f in path.rglob("*") if f.is_file()]
+    assert files
+    for f in files:
+        support.check_upload_size(f.name, f.stat().st_size * 10, kind)  # ten times the real file still passes
+
+
 # ----------------------------------------------------------------------------- a workspace with a run
 
 
@@ -364,6 +376,12 @@ def _open(page, name: str) -> None:
     page.get_by_text(t(f"{name}.header", "en")).first.wait_for(timeout=60_000)
 
 
+def _open_page(page, name: str) -> None:
+    """Pick page ``name`` in the sidebar (for pages without a ``<name>.header`` message)."""
+    page.locator("[data-testid=stSidebar]").get_by_text(t(f"page.{name}", "en"), exact=True).click()
+    page.wait_for_timeout(1500)
+
+
 def _hover_tooltips(page, *, want: set[str], step_px: int = 30) -> dict[str, tuple[str, str]]:
     """Move the mouse over the map on a grid; the first tooltip of each title: (text, inner HTML)."""
     deck = page.locator("[data-testid=stDeckGlJsonChart]").first
@@ -419,6 +437,18 @@ def test_folders_refused_and_tooltips_formatted_in_a_real_browser(workspace, wor
         (text, inner), = seen.values()
         _check_tooltip(text, inner, page, tmp_path / "replay-tooltip.png")
         page.mouse.move(0, 0)
+
+        # Flood event: a rain CSV over its field's limit is refused by the page before it is sent.
+        _open_page(page, "flood_event")
+        page.get_by_text(t("flood.rain.csv", "en")).first.click()
+        upload = page.locator(".st-key-flood_csv input[type=file]")
+        upload.wait_for(state="attached", timeout=30_000)
+        big = support.UPLOAD_LIMITS_MB["rain_csv"] * support.MB + 1024
+        upload.set_input_files(files=[{"name": "big.csv", "mimeType": "text/csv", "buffer": b"0" * big}])
+        page.get_by_text(f"File must be {support.UPLOAD_LIMITS_MB['rain_csv']}.0MB or smaller").first.wait_for(
+            timeout=30_000)
+        page.screenshot(path=str(tmp_path / "upload-refused.png"), full_page=True)
+        assert page.locator("[data-testid=stException]").count() == 0
 
         # Replay and Batch: a folder outside the workspace is refused in the page, with no traceback.
         for name, key in (("replay", "replay_root"), ("batch", "batch_root")):
