@@ -155,8 +155,8 @@ def _check_sweep_data(data: dict, p: Path) -> None:
     if not isinstance(data.get("scenario"), dict):
         raise bad("'scenario' must be an object")
     runs = data.get("runs")
-    if not isinstance(runs, list) or not runs:
-        raise bad("'runs' must be a non-empty list")
+    if not isinstance(runs, list):
+        raise bad("'runs' must be a list")
     seen = set()
     for i, r in enumerate(runs):
         if not isinstance(r, dict):
