@@ -332,8 +332,10 @@ class Surface2D:
         self._h = np.ascontiguousarray(np.where(outside, 0.0, h0))
         self._h_max = self._h.copy()
         rows, cols = shape
-        self._qx = np.zeros((rows, cols + 1))
-        self._qy = np.zeros((rows + 1, cols))
+        # face discharges in float32: half the memory traffic; water is still conserved exactly, since
+        # both cells of a face move the same (rounded) value, and the depths stay float64
+        self._qx = np.zeros((rows, cols + 1), dtype=np.float32)
+        self._qy = np.zeros((rows + 1, cols), dtype=np.float32)
         self._qx_new = np.zeros_like(self._qx)
         self._qy_new = np.zeros_like(self._qy)
         self._limiter = np.zeros(shape)
@@ -469,7 +471,7 @@ class Surface2D:
     @property
     def discharge_m2s(self) -> tuple[np.ndarray, np.ndarray]:
         """Face discharges per unit width (qx east-positive, qy south-positive), m2/s (copies)."""
-        return self._qx.copy(), self._qy.copy()
+        return self._qx.astype("float64"), self._qy.astype("float64")
 
     @property
     def steps(self) -> int:

@@ -130,10 +130,9 @@ def _limiter_row(k, h, qx, qy, limiter, dt_dx, rng_lo, rng_hi):
     for j in range(rng_lo[k], rng_hi[k] + 1):
         out = (max(qx[k, j + 1], 0.0) + max(-qx[k, j], 0.0)
                + max(qy[k + 1, j], 0.0) + max(-qy[k, j], 0.0))
-        if out > 0.0:
-            limiter[k, j] = min(1.0, h[k, j] / (out * dt_dx))
-        else:
-            limiter[k, j] = 1.0
+        wanted = out * dt_dx  # depth the outflow would take, m
+        # most cells hold enough: compare first, divide only when the cell runs short
+        limiter[k, j] = h[k, j] / wanted if wanted > h[k, j] else 1.0
 
 
 @nb.njit(cache=True, inline="always")
