@@ -225,3 +225,8 @@ class ModelPathError(TwinError, PermissionError):
         self.file = file
         self.line = line
         self.path = path
+
+
+class InpValueError(InpParseError):
+    """A ``.inp`` holds a number the engine would misread or crash on (``inf``, ``nan``, ``1e400``,
+    an elevation outside the sane range); the message names the file, the line and the token."""

@@ -27,6 +27,7 @@ the user's file byte for byte in place.
 from __future__ import annotations
 
 import copy
+import math
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -417,6 +418,73 @@ class InpModel:
             else:
                 out.extend(format_row(r) for r in s.rows)
         return "\n".join(out) + "\n"
+
+
+_TEXT_SECTIONS = ("LABEL", "TAG", "BACKDROP", "PROFILE", "MAP")
+"""Sections whose tokens are free text or ignored by the engine: not checked for numbers."""
+
+
+def _c_number(token: str) -> float | None:
+    """The value C's ``strtod`` reads from a whole token (as the engine does), or None if it is not a number."""
+    t = token.strip()
+    try:
+        return float(t)
+    except ValueError:
+        pass
+    if t.lstrip("+-").lower().startswith("0x"):  # strtod reads hex floats; Python's float() does not
+        try:
+            return float.fromhex(t)
+        except OverflowError:
+            return math.copysign(math.inf, -1.0 if t.startswith("-") else 1.0)
+        except ValueError:
+            return None
+    return None
+
+
+def check_model_values(model: InpModel) -> None:
+    """Refuse numbers the engine would misread or crash on, before it runs.
+
+    * A non-finite number anywhere the engine reads numbers (``inf``,
+      ``nan``, ``1e400``, ``0x1p2000``): SWMM 5.2 reads them with ``strtod``
+      and an infinite node elevation crashes the engine (segmentation fault)
+      instead of raising an error.
+    * A node invert elevation outside :data:`gisdata.limits.MIN_ELEVATION_M`
+      .. :data:`~gisdata.limits.MAX_ELEVATION_M` (in the model's length unit):
+      the engine runs such a model to "complete" without routing anything.
+
+    Object names are never taken for numbers (a node may be called ``nan``).
+
+    Raises
+    ------
+    InpValueError
+        Naming the file, the line, the section and the token.
+    """
+    from gisdata.limits import MAX_ELEVATION_M, MIN_ELEVATION_M
+    from hydraulics.errors import InpValueError
+
+    where = str(model.source) if model.source is not None else "<model>"
+    names = {r[0] for s in model.sections if not s.is_verbatim for r in s.rows if r}
+    for s in model.sections:
+        if s.is_verbatim or s.canonical is None or s.canonical in _TEXT_SECTIONS:
+            continue
+        for row, line in zip(s.rows, s.lines):
+            for tok in row[1:]:
+                if tok in names:
+                    continue
+                v = _c_number(tok)
+                if v is not None and not math.isfinite(v):
+                    raise InpValueError(f"{where}:{line}: [{s.name}] '{tok}' is not a finite number",
+                                        file=where, section=s.name, line=line or None)
+    lo, hi = MIN_ELEVATION_M / model.length_to_m, MAX_ELEVATION_M / model.length_to_m
+    unit = "m" if model.is_metric else "ft"
+    for key in ("JUNCTIONS", "OUTFALLS", "STORAGE", "DIVIDERS"):
+        for s, i, r in model._rows_with_lines(key):
+            v = _c_number(r[1]) if len(r) > 1 else None
+            if v is not None and not lo <= v <= hi:
+                line = s.lines[i] if i < len(s.lines) else 0
+                raise InpValueError(f"{where}:{line}: [{s.name}] node '{r[0]}' invert elevation {r[1]} {unit} is out "
+                                    f"of range; expected {lo:,.0f} - {hi:,.0f} {unit}", file=where, section=s.name,
+                                    line=line or None)
 
 
 def _f(row: list[str], i: int) -> float:

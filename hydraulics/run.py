@@ -57,7 +57,16 @@ import pandas as pd
 from gisdata.errors import TwinError
 from gisdata.limits import MAX_COUPLING_STEP_S, MAX_RAIN_SPAN_DAYS, MIN_COUPLING_STEP_S, check_range
 from hydraulics.errors import HotstartError, MissingModelFileError, SwmmError
-from hydraulics.inp import FLOW_TO_CMS, FT_TO_M, InpModel, parse_inp, read_inp, replace_lines, resolve_file_refs
+from hydraulics.inp import (
+    FLOW_TO_CMS,
+    FT_TO_M,
+    InpModel,
+    check_model_values,
+    parse_inp,
+    read_inp,
+    replace_lines,
+    resolve_file_refs,
+)
 
 _SWMM_EPOCH = datetime(1899, 12, 30)
 _FT3_TO_M3 = FT_TO_M ** 3
@@ -604,6 +613,7 @@ def run_swmm(
 
     opts = options or RunOptions()
     parsed, text, display = _load(model, opts.base_dir)
+    check_model_values(parsed)  # an infinite elevation crashes the engine (segfault) rather than failing
     if opts.hotstart is not None and not Path(opts.hotstart).is_file():
         raise MissingModelFileError(f"{opts.hotstart}: hotstart file not found", file=str(opts.hotstart))
 
@@ -925,6 +935,7 @@ def run_swmm_bare(inp: str | Path, work_dir: str | Path | None = None, *,
     from swmm.toolkit import solver
 
     parsed = read_inp(inp)
+    check_model_values(parsed)
     work = Path(work_dir) if work_dir is not None else Path(tempfile.mkdtemp(prefix="citytwin-bare-"))
     changes, _missing, _outs = resolve_file_refs(parsed, work, allowed_inputs=allowed_inputs)
     run_inp = work / "bare.inp"

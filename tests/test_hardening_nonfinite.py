@@ -229,3 +229,26 @@ def test_infinite_dem_cells_are_refused_but_nan_stays_no_data():
         Raster(values, Affine(5, 0, 0, 0, -5, 15), "EPSG:32650")
     with pytest.raises(ColumnValueError, match="transform"):
         Raster(np.zeros((2, 2)), Affine(INF, 0, 0, 0, -5, 15), "EPSG:32650")
+
+
+@pytest.mark.parametrize("value, expect", [
+    ("inf", "'inf' is not a finite number"), ("1e400", "'1e400' is not a finite number"),
+    ("0x1p2000", "'0x1p2000' is not a finite number"), ("NaN", "'NaN' is not a finite number"),
+    ("1e30", "invert elevation 1e30 ft is out of range"),
+])
+def test_non_finite_numbers_in_an_inp_are_refused_before_the_engine(tmp_path, value, expect):
+    """An infinite junction elevation makes SWMM 5.2 crash (segmentation fault); 1e30 'completes' routing nothing."""
+    import subprocess
+
+    src = Path(__file__).resolve().parents[2] / "shared/data/swmm/epa_examples/Example1.inp"
+    lines = src.read_text().splitlines()
+    k = next(i for i, ln in enumerate(lines) if ln.split()[:2] == ["9", "1000"])
+    lines[k] = lines[k].replace("1000", value, 1)
+    inp = tmp_path / "m.inp"
+    inp.write_text("\n".join(lines) + "\n")
+    # in a child process: should the check ever regress, the engine's crash must not take pytest with it
+    res = subprocess.run([sys.executable, "-c", "import sys; from twin.cli import main; main(sys.argv[1:])",
+                          "swmm", "run", str(inp), "--no-progress"], capture_output=True, text=True, timeout=300)
+    assert res.returncode == 2, (res.returncode, res.stderr[-500:])
+    err = res.stderr.strip()
+    assert err.count("\n") == 0 and f"{inp}:{k + 1}" in err and expect in err
