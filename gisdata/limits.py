@@ -30,6 +30,7 @@ constant                            value             reason
 ``MIN/MAX_TICK_S``                  1 - 3,600 s       agent tick
 ``MIN/MAX_COUPLING_STEP_S``         1 - 86,400 s      SWMM-surface exchange step
 ``MAX_SCENARIO_HOURS``              336 h             14 days of simulated time
+``MAX_ROUTING_STEPS``               20,000,000        SWMM run length / ROUTING_STEP (a year at 2 s)
 ``MAX_CREWS``                       10,000            crews of one department or depot
 ``MAX_CITIZENS``, ``MAX_VENDORS``   1,000,000, 100k   agents of one run (memory: ~1 kB each)
 ``MAX_MERGE_RADIUS_M``              10,000 m          duplicate-report merge radius
@@ -56,7 +57,7 @@ __all__ = [
     "LimitError", "MAX_AREA_M2", "MAX_CITIZENS", "MAX_COUPLING_STEP_S", "MAX_CREWS", "MAX_DEPTH_M", "MAX_ELEVATION_M",
     "MAX_FORECAST_HOURS", "MAX_LENGTH_M", "MAX_MANNING_N", "MAX_MEMBERS", "MAX_MERGE_RADIUS_M", "MAX_NESTING",
     "MAX_QPF_LEAD_H", "MAX_RAIN_CELLS", "MAX_RAIN_INTENSITY_MM_H", "MAX_RAIN_SCALE", "MAX_RAIN_SPAN_DAYS",
-    "MAX_RAIN_STEP_S", "MAX_RECORD_TIME", "MAX_RETURN_PERIOD_YR", "MAX_SCENARIO_HOURS",
+    "MAX_RAIN_STEP_S", "MAX_RECORD_TIME", "MAX_RETURN_PERIOD_YR", "MAX_ROUTING_STEPS", "MAX_SCENARIO_HOURS",
     "MAX_STORM_DURATION_MIN", "MAX_SWEEP_RUNS", "MAX_TICK_S", "MAX_VENDORS", "MAX_WORKERS",
     "MIN_COUPLING_STEP_S", "MIN_ELEVATION_M", "MIN_MANNING_N", "MIN_RAIN_STEP_S", "MIN_RECORD_TIME",
     "MIN_RETURN_PERIOD_YR", "MIN_TICK_S", "check_finite", "check_rain_grid", "check_range", "nesting_depth",
@@ -101,6 +102,8 @@ MAX_COUPLING_STEP_S = 86_400.0
 """Longest SWMM coupling step, s."""
 MAX_SCENARIO_HOURS = 24.0 * 14
 """Longest simulated period of a scenario, h."""
+MAX_ROUTING_STEPS = 20_000_000
+"""Most SWMM routing steps of one run (run length / ROUTING_STEP): a year at 2 s."""
 
 # ----------------------------------------------------------------------------- counts and distances
 MAX_CREWS = 10_000

@@ -55,7 +55,14 @@ import numpy as np
 import pandas as pd
 
 from gisdata.errors import TwinError
-from gisdata.limits import MAX_COUPLING_STEP_S, MAX_RAIN_SPAN_DAYS, MIN_COUPLING_STEP_S, check_range
+from gisdata.limits import (
+    MAX_COUPLING_STEP_S,
+    MAX_RAIN_SPAN_DAYS,
+    MAX_ROUTING_STEPS,
+    MIN_COUPLING_STEP_S,
+    LimitError,
+    check_range,
+)
 from hydraulics.errors import HotstartError, MissingModelFileError, SwmmError
 from hydraulics.inp import (
     FLOW_TO_CMS,
@@ -696,6 +703,8 @@ def _failed_results(err: SwmmError, meta: dict) -> HydraulicResults:
 def _run_engine(solver, inp, rpt, out, opts, on_step, hs_tmp, meta, allow_ponding,
                 HotstartFile, NodeProperty, NodeResult, NodeType, ObjectType, TimeProperty) -> dict:
     """Open, step, collect statistics and close the engine. Returns summaries in SI."""
+    from swmm.toolkit.shared_enum import SimSetting
+
     opened = started = False
     try:
         opened = True  # close even after a failed open, as swmm_run does: it flushes the report
@@ -715,6 +724,12 @@ def _run_engine(solver, inp, rpt, out, opts, on_step, hs_tmp, meta, allow_pondin
         total_s = (end - start).total_seconds()
         if total_s <= 0:
             raise SwmmError(f"run window is empty: start {start} is not before end {end}")
+        route_step_s = float(solver.simulation_get_parameter(SimSetting.ROUTE_STEP))
+        n_route = total_s / route_step_s if route_step_s > 0 else math.inf
+        if not n_route <= MAX_ROUTING_STEPS:  # a one-line edit of END_DATE or ROUTING_STEP must not run for days
+            raise LimitError(f"{meta.get('input_file', 'model')}: {start} .. {end} at ROUTING_STEP {route_step_s:g} s "
+                             f"is {n_route:,.0f} routing steps; expected at most {MAX_ROUTING_STEPS:,} "
+                             "(MAX_ROUTING_STEPS): shorten the run or lengthen the step")
         meta.update(start=start.isoformat(), end=end.isoformat())
         if opts.hotstart is not None:
             solver.swmm_hotstart(HotstartFile.USE, str(Path(opts.hotstart).resolve()))

@@ -284,3 +284,17 @@ def test_idf_and_curve_tables_never_crash(tmp_path, text, expect):
     with pytest.raises(RainFileError, match=expect) as info:
         reader(p)
     _one_line(info.value)
+
+
+def test_a_swmm_run_of_a_thousand_years_at_one_second_is_refused_before_stepping(tmp_path):
+    from hydraulics.run import run_swmm
+
+    src = Path(__file__).resolve().parents[2] / "shared/data/swmm/epa_examples/Example1.inp"
+    text = src.read_text().replace("END_DATE            \t01/02/1998", "END_DATE            \t01/02/2998")
+    text = text.replace("ROUTING_STEP        \t0:01:00", "ROUTING_STEP        \t0:00:01")
+    assert "2998" in text and "0:00:01" in text
+    inp = tmp_path / "m.inp"
+    inp.write_text(text)
+    err, _ = _peak(lambda: run_swmm(inp))
+    assert isinstance(err, LimitError), err
+    assert "MAX_ROUTING_STEPS" in _one_line(err) and str(inp) in str(err)
