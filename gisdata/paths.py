@@ -227,14 +227,15 @@ def atomic_path(path: str | os.PathLike, mode: int = 0o644):
             tmp.unlink()
 
 
-def clean_stale_staging(parent: str | os.PathLike, *, files: bool = False) -> int:
+def clean_stale_staging(parent: str | os.PathLike, *, files: bool = False, extra_marks: Iterable[str] = ()) -> int:
     """Remove staging folders left in ``parent`` by killed writers (their lock no longer held).
 
     Only hidden entries named ``.<name>.tmp-*`` or ``.<name>.old-*`` are
     considered, and a symlink is unlinked, never followed.  Temporary *files*
     of that name (:func:`atomic_path`) carry no lock, so they are removed only
     with ``files=True``, by a caller that knows no writer is live (it holds a
-    lock of its own over ``parent``).
+    lock of its own over ``parent``).  ``extra_marks`` names more markers
+    (``".prev-"``) to treat like ``.tmp-``, for such a caller.
 
     Returns
     -------
@@ -244,9 +245,10 @@ def clean_stale_staging(parent: str | os.PathLike, *, files: bool = False) -> in
     d = Path(parent)
     if not d.is_dir():
         return 0
+    marks = (TMP_MARK, OLD_MARK, *extra_marks)
     n = 0
     for p in d.iterdir():
-        if not (p.name.startswith(".") and (TMP_MARK in p.name or OLD_MARK in p.name)):
+        if not (p.name.startswith(".") and any(m in p.name for m in marks)):
             continue
         if p.is_symlink() or not p.is_dir():
             if files or p.is_symlink():

@@ -34,6 +34,7 @@ from twin import runstore
 
 MANIFEST = runstore.MANIFEST
 TMP_MARK = ".tmp-"
+PREV_MARK = ".prev-"
 
 
 def write_json_atomic(path: str | Path, data: Mapping[str, Any]) -> Path:
@@ -97,8 +98,9 @@ def write_run(result, runs_dir: str | Path, *, overwrite: bool = False) -> Path:
     if final.exists():
         if is_complete(final) and not overwrite:
             return final
-        old = runs_dir / f".{result.run_id}.old-{secrets.token_hex(4)}"
-        os.rename(final, old)  # an unfinished leftover or the run being replaced
+        # an unfinished leftover or the run being replaced; a mark the run writer's cleanup leaves alone
+        old = runs_dir / f".{result.run_id}{PREV_MARK}{secrets.token_hex(4)}"
+        os.rename(final, old)
     try:
         with runstore.RunWriter(final) as w:
             _replay_log(w.log, result.events, result.manifest.get("metadata", {}).get("event_log", {}))
@@ -134,7 +136,7 @@ def _replay_log(log, events: bytes | None, expected: Mapping[str, Any]) -> None:
 
 
 def clean_temporaries(runs_dir: str | Path) -> int:
-    """Remove leftovers of interrupted writes (``.<run>.tmp-*``, ``.<run>.old-*``); returns how many.
+    """Remove leftovers of interrupted writes (``.<run>.tmp-*``, ``.<run>.old-*``, ``.<run>.prev-*``); returns how many.
 
     Call it only while holding the folder's lock (a batch does): temporary files are removed too.
     """
@@ -145,7 +147,7 @@ def clean_temporaries(runs_dir: str | Path) -> int:
 
     # writers killed mid-run (their staging lock is no longer held); a live writer's folder is kept.
     # Temporary files too: the caller (a batch) holds the sweep's lock, so none of them is live.
-    return clean_stale_staging(d, files=True)
+    return clean_stale_staging(d, files=True, extra_marks=(PREV_MARK, ".old-"))
 
 
 def read_flat_kpis(run_dir: str | Path) -> dict:

@@ -190,3 +190,17 @@ def test_a_read_only_out_is_refused(tmp_path):
             check_out_dir(ro)
     finally:
         os.chmod(ro, 0o700)
+
+
+def test_a_failed_replacement_of_a_stored_run_restores_the_old_one(tmp_path):
+    from gisdata.paths import InvalidIdError
+    from scenarios.runner import RunResult
+    from scenarios.store import write_run
+
+    good = RunResult("r1", "complete", manifest={"params": {"v": 1}}, tables={"t": pd.DataFrame({"a": [1]})})
+    path = write_run(good, tmp_path)
+    bad = RunResult("r1", "complete", manifest={"params": {"v": 2}}, tables={"../t": pd.DataFrame({"a": [2]})})
+    with pytest.raises(InvalidIdError):
+        write_run(bad, tmp_path, overwrite=True)
+    assert runstore.verify_run(path).ok and runstore.read_manifest(path)["params"] == {"v": 1}
+    assert [p.name for p in tmp_path.iterdir()] == ["r1"]
