@@ -249,3 +249,14 @@ def test_runs_list_names_a_malformed_sweep_and_lists_the_rest(tmp_path):
     r = _twin("runs", "list", tmp_path / "runs")
     assert r.exit_code == 0, r.output
     assert "sweep s-bad: " in r.output and "malformed" in r.output and good.name in r.output
+
+
+def test_usage_errors_are_one_line_and_a_bare_group_still_shows_its_help():
+    r = _twin("swmm", "run", "--return-period", "not-a-number")
+    assert r.exit_code == 2
+    line = _one_line(r.stderr)
+    assert line.startswith("error: ") and "--return-period" in line and "swmm run --help" in line
+    r = _twin("nosuch")
+    assert r.exit_code == 2 and _one_line(r.stderr).startswith("error: No such command")
+    r = _twin("swmm")
+    assert "Commands:" in r.output and "run" in r.output  # help, not an error line

@@ -38,6 +38,8 @@ class TwinGroup(click.Group):
             click.echo(f"error: {message}", err=True)
             ctx.exit(2)
         except click.ClickException as exc:
+            if isinstance(exc, getattr(click.exceptions, "NoArgsIsHelpError", ())):
+                raise  # `twin swmm` alone: click shows the group's help
             # a usage error (bad option value, missing argument) is one line too, with where to look
             where = f" (see `{exc.ctx.command_path} --help`)" if isinstance(exc, click.UsageError) and exc.ctx else ""
             click.echo(f"error: {' '.join(exc.format_message().split())}{where}", err=True)
