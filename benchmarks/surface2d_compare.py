@@ -31,10 +31,8 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")  # before itzi's OpenMP runtime lo
 os.environ.setdefault("NUMBA_NUM_THREADS", "1")
 
 import argparse  # noqa: E402
-import math  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
-from datetime import timedelta  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402

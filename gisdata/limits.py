@@ -43,6 +43,8 @@ constant                            value             reason
 ``MAX_DEPTH_M``                     100 m             node depth, pipe diameter
 ``MAX_LENGTH_M``                    100,000 m         one conduit
 ``MAX_AREA_M2``                     1e9 m2            one subcatchment (1,000 km2)
+``MAX_GRID_CELLS``                  50,000,000        one 2D surface grid (~4 GB of float64 state)
+``MAX_SURFACE_HOURS``               720 h             one standalone 2D run (30 days)
 ==================================  ================  ==========================================
 """
 
@@ -55,10 +57,10 @@ from gisdata.errors import TwinError
 
 __all__ = [
     "LimitError", "MAX_AREA_M2", "MAX_CITIZENS", "MAX_COUPLING_STEP_S", "MAX_CREWS", "MAX_DEPTH_M", "MAX_ELEVATION_M",
-    "MAX_FORECAST_HOURS", "MAX_LENGTH_M", "MAX_MANNING_N", "MAX_MEMBERS", "MAX_MERGE_RADIUS_M", "MAX_NESTING",
+    "MAX_FORECAST_HOURS", "MAX_GRID_CELLS", "MAX_LENGTH_M", "MAX_MANNING_N", "MAX_MEMBERS", "MAX_MERGE_RADIUS_M", "MAX_NESTING",
     "MAX_QPF_LEAD_H", "MAX_RAIN_CELLS", "MAX_RAIN_INTENSITY_MM_H", "MAX_RAIN_SCALE", "MAX_RAIN_SPAN_DAYS",
     "MAX_RAIN_STEP_S", "MAX_RECORD_TIME", "MAX_RETURN_PERIOD_YR", "MAX_ROUTING_STEPS", "MAX_SCENARIO_HOURS",
-    "MAX_STORM_DURATION_MIN", "MAX_SWEEP_RUNS", "MAX_TICK_S", "MAX_VENDORS", "MAX_WORKERS",
+    "MAX_STORM_DURATION_MIN", "MAX_SURFACE_HOURS", "MAX_SWEEP_RUNS", "MAX_TICK_S", "MAX_VENDORS", "MAX_WORKERS",
     "MIN_COUPLING_STEP_S", "MIN_ELEVATION_M", "MIN_MANNING_N", "MIN_RAIN_STEP_S", "MIN_RECORD_TIME",
     "MIN_RETURN_PERIOD_YR", "MIN_TICK_S", "check_finite", "check_rain_grid", "check_range", "nesting_depth",
 ]
@@ -139,6 +141,12 @@ MAX_LENGTH_M = 100_000.0
 """Longest conduit or road segment, and widest overland-flow width, m."""
 MAX_AREA_M2 = 1e9
 """Largest subcatchment, m2 (1,000 km2)."""
+
+
+MAX_GRID_CELLS = 50_000_000
+"""Largest 2D surface grid, cells (its float64 state is about 80 bytes a cell)."""
+MAX_SURFACE_HOURS = 720.0
+"""Longest standalone 2D run, h (30 days)."""
 
 
 class LimitError(TwinError, ValueError):

@@ -23,12 +23,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from gisdata.limits import MAX_MANNING_N, MAX_SURFACE_HOURS, check_range
 from hydraulics.surface2d import Surface2D, Surface2DInputError
 from hydraulics.surface2d_io import (ResultFolder, read_cell_raster, read_domain, read_gauges_csv,
                                      read_inflows_csv, read_rain_csv, write_depth_tif)
 
-MAX_HOURS = 720.0
-"""Longest standalone run, h (30 days)."""
 MAX_REPORTS = 100_000
 """Most report steps of one run (rows of mass_balance.csv)."""
 FLOODED_M = 0.05
@@ -44,7 +43,7 @@ class Flood2DSpec:
     dem : Path
         Ground GeoTIFF (projected CRS, m).
     hours : float
-        Simulated duration, h (0 < hours <= 720).
+        Simulated duration, h (0 < hours <= ``gisdata.limits.MAX_SURFACE_HOURS``).
     manning : float
         Uniform Manning's n, s/m^(1/3), used when ``manning_raster`` is None.
     manning_raster, initial_depth, rain, inflow, gauges : Path or None
@@ -74,20 +73,19 @@ class Flood2DSpec:
 
     def check(self) -> None:
         """Range-check the numbers before anything is read or allocated."""
-        if not (math.isfinite(self.hours) and 0 < self.hours <= MAX_HOURS):
-            raise Surface2DInputError(f"--hours {self.hours}: expected > 0 and <= {MAX_HOURS:g}")
-        if not (math.isfinite(self.report_step_s) and self.report_step_s >= 1.0):
-            raise Surface2DInputError(f"--report-step {self.report_step_s} s: expected >= 1 s")
+        check_range("--hours", self.hours, 0.0, MAX_SURFACE_HOURS, "h", lo_inclusive=False)
+        check_range("--report-step", self.report_step_s, 1.0, None, "s")
         n_reports = self.hours * 3600.0 / self.report_step_s
         if n_reports > MAX_REPORTS:
             raise Surface2DInputError(f"--report-step {self.report_step_s:g} s gives {n_reports:,.0f} reports over "
                                       f"{self.hours:g} h; the limit is {MAX_REPORTS:,}")
-        if not (math.isfinite(self.cfl) and 0 < self.cfl <= 1):
-            raise Surface2DInputError(f"--cfl {self.cfl}: the CFL number must be > 0 and <= 1")
+        check_range("--cfl", self.cfl, 0.0, 1.0, lo_inclusive=False)
+        check_range("--dt-max", self.dt_max_s, 0.0, 3600.0, "s", lo_inclusive=False)
+        check_range("--theta", self.theta, 0.5, 1.0)
         if self.boundary not in ("closed", "open"):
             raise Surface2DInputError(f"--boundary {self.boundary!r}: expected closed or open")
-        if self.manning_raster is None and not (math.isfinite(self.manning) and 0 < self.manning <= 1):
-            raise Surface2DInputError(f"--manning {self.manning}: Manning's n must be > 0 and <= 1 s/m^(1/3)")
+        if self.manning_raster is None:
+            check_range("--manning", self.manning, 0.0, MAX_MANNING_N, "s/m^(1/3)", lo_inclusive=False)
 
 
 @dataclass(frozen=True)

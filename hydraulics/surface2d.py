@@ -46,6 +46,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from gisdata.errors import TwinError
+from gisdata.limits import MAX_MANNING_N, MAX_RAIN_INTENSITY_MM_H, check_range
 from hydraulics import surface2d_kernel as kernel
 
 G = 9.81
@@ -296,12 +297,12 @@ class Surface2D:
         if z.ndim != 2 or z.size == 0:
             raise Surface2DInputError(f"elevation: expected a non-empty 2-D grid, got shape {z.shape}")
         shape = z.shape
-        self._check_scalar("cell_size_m", cell_size_m, 0.0, 1e5, open_low=True)
-        self._check_scalar("cfl", cfl, 0.0, 1.0, open_low=True)
-        self._check_scalar("dt_max_s", dt_max_s, 0.0, 3600.0, open_low=True)
-        self._check_scalar("theta", theta, 0.5, 1.0)
-        self._check_scalar("h_min_m", h_min_m, 0.0, 1.0)
-        self._check_scalar("depth_limit_m", depth_limit_m, 0.0, 1e4, open_low=True)
+        check_range("cell_size_m", cell_size_m, 0.0, 1e5, "m", lo_inclusive=False)
+        check_range("cfl", cfl, 0.0, 1.0, lo_inclusive=False)
+        check_range("dt_max_s", dt_max_s, 0.0, 3600.0, "s", lo_inclusive=False)
+        check_range("theta", theta, 0.5, 1.0)
+        check_range("h_min_m", h_min_m, 0.0, 1.0, "m")
+        check_range("depth_limit_m", depth_limit_m, 0.0, 1e4, "m", lo_inclusive=False)
         if outside is None:
             outside = np.zeros(shape, dtype=bool)
         outside = np.asarray(outside, dtype=bool)
@@ -311,10 +312,11 @@ class Surface2D:
             r, c = np.argwhere(~np.isfinite(z) & ~outside)[0]
             raise Surface2DInputError(f"elevation: NaN or infinite value inside the domain at row {r}, col {c}")
         n = _as_grid("manning", manning, shape, unit="s/m^(1/3)")
-        bad_n = ~outside & ~(np.isfinite(n) & (n > 0))
+        bad_n = ~outside & ~(np.isfinite(n) & (n > 0) & (n <= MAX_MANNING_N))
         if bad_n.any():
             r, c = np.argwhere(bad_n)[0]
-            raise Surface2DInputError(f"manning: n must be finite and > 0; got {n[r, c]} at row {r}, col {c}")
+            raise Surface2DInputError(f"manning: n must be finite, > 0 and <= {MAX_MANNING_N:g} s/m^(1/3); "
+                                      f"got {n[r, c]} at row {r}, col {c}")
         h0 = _as_grid("initial_depth_m", initial_depth_m, shape, unit="m")
         bad_h = ~outside & ~(np.isfinite(h0) & (h0 >= 0))
         if bad_h.any():
@@ -372,17 +374,6 @@ class Surface2D:
 
     # ------------------------------------------------------------------ setup helpers
 
-    @staticmethod
-    def _check_scalar(name, value, lo, hi, *, open_low=False):
-        try:
-            v = float(value)
-        except (TypeError, ValueError):
-            raise Surface2DInputError(f"{name}: expected a number, got {value!r}") from None
-        low_ok = v > lo if open_low else v >= lo
-        if not (math.isfinite(v) and low_ok and v <= hi):
-            raise Surface2DInputError(f"{name}={value} out of range: expected {'>' if open_low else '>='} "
-                                      f"{lo} and <= {hi}")
-
     def _check_cell(self, what: str, row: int, col: int) -> None:
         rows, cols = self.shape
         if not (0 <= row < rows and 0 <= col < cols):
@@ -428,8 +419,8 @@ class Surface2D:
             series = rain
         else:
             series = TimeSeries([0.0], [float(rain)])
-        if np.any(series.value < 0) or np.any(series.value > 1000.0):
-            raise Surface2DInputError("rain: intensity must be within 0..1000 mm/h "
+        if np.any(series.value < 0) or np.any(series.value > MAX_RAIN_INTENSITY_MM_H):
+            raise Surface2DInputError(f"rain: intensity must be within 0..{MAX_RAIN_INTENSITY_MM_H:g} mm/h "
                                       f"(got {series.value.min()}..{series.value.max()})")
         return series
 

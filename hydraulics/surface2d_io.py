@@ -31,11 +31,10 @@ import pandas as pd
 from scipy import ndimage
 
 from gisdata.errors import CRSError, InputFileNotFoundError
+from gisdata.limits import MAX_GRID_CELLS, MAX_RAIN_INTENSITY_MM_H
 from gisdata.raster import Raster, write_geotiff
 from hydraulics.surface2d import PointSource, Surface2DInputError, TimeSeries
 
-MAX_CELLS = 50_000_000
-"""Largest grid a standalone run accepts (cells): 50 M cells use about 4 GB of float64 state."""
 MAX_CSV_BYTES = 50 * 1024 * 1024
 """Largest rain, inflow or gauge CSV read, bytes."""
 MAX_CSV_ROWS = 1_000_000
@@ -105,9 +104,9 @@ def read_domain(path: str | Path) -> Domain:
     path = _check_file(Path(path), "DEM")
     with _open_raster(path, "DEM") as src:
         rows, cols = src.height, src.width
-        if rows * cols > MAX_CELLS:
+        if rows * cols > MAX_GRID_CELLS:
             raise Surface2DInputError(f"{path}: DEM has {rows} x {cols} = {rows * cols:,} cells; the limit is "
-                                      f"{MAX_CELLS:,} (resample it coarser)")
+                                      f"{MAX_GRID_CELLS:,} (resample it coarser)")
         if src.crs is None:
             raise CRSError(f"{path}: DEM has no CRS; expected a projected CRS in metres")
         crs = CRS.from_user_input(src.crs.to_wkt())
@@ -221,7 +220,7 @@ def read_rain_csv(path: str | Path) -> TimeSeries:
     """``time_s,mm_h`` rain over the grid: held from each row to the next; the last row closes it."""
     df = _read_csv(path, "rain CSV", {"time_s": "float", "mm_h": "float"})
     _check_range(path, df, "time_s", 0.0, MAX_TIME_S, "s")
-    _check_range(path, df, "mm_h", 0.0, 1000.0, "mm/h")
+    _check_range(path, df, "mm_h", 0.0, MAX_RAIN_INTENSITY_MM_H, "mm/h")
     return _series(path, df["time_s"].to_numpy(), df["mm_h"].to_numpy(), hold=True, label="")
 
 

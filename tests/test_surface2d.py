@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from affine import Affine
 
+from gisdata.errors import TwinError
 from gisdata.raster import Raster
 from hydraulics.surface import spread_flood
 from hydraulics.surface2d import (PointSource, Surface2D, Surface2DInputError, Surface2DInstabilityError,
@@ -177,7 +178,7 @@ def test_exchange_takes_only_what_the_cell_holds():
     ({"rain_mm_h": 1e308}, "rain"),
 ])
 def test_bad_parameters_name_the_value(kwargs, match):
-    with pytest.raises(Surface2DInputError, match=match):
+    with pytest.raises(TwinError, match=match):
         Surface2D(np.zeros((4, 4)), cell_size_m=1.0, **kwargs)
 
 
