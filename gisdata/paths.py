@@ -227,6 +227,53 @@ def atomic_path(path: str | os.PathLike, mode: int = 0o644):
             tmp.unlink()
 
 
+def holds_only(path: str | os.PathLike, patterns: Iterable[str], *, marker: str, max_entries: int = 20_000) -> bool:
+    """True if folder ``path`` holds ``marker`` and nothing but entries matching ``patterns``.
+
+    This is how a command recognises a folder it wrote earlier, which it may
+    replace: one stray file of the user's (or a symlink, or more than
+    ``max_entries`` entries) and the folder is not the command's.
+
+    Parameters
+    ----------
+    path : path
+        The folder.
+    patterns : iterable of str
+        :func:`fnmatch.fnmatch` patterns of the entries' paths relative to
+        ``path``, with ``/`` separators (``*`` crosses them).
+    marker : str
+        A file the command always writes (``forecast.json``).
+    max_entries : int
+        Give up (False) beyond this many entries.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> d = pathlib.Path(tempfile.mkdtemp())
+    >>> _ = (d / "forecast.json").write_text("{}")
+    >>> holds_only(d, ["forecast.json", "plan.*"], marker="forecast.json")
+    True
+    >>> _ = (d / "thesis.docx").write_text("years of work")
+    >>> holds_only(d, ["forecast.json", "plan.*"], marker="forecast.json")
+    False
+    """
+    import fnmatch
+
+    root = Path(path)
+    pats = list(patterns)
+    if not (root / marker).is_file() or (root / marker).is_symlink():
+        return False
+    n = 0
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
+        for name in dirnames + filenames:
+            n += 1
+            p = Path(dirpath) / name
+            rel = p.relative_to(root).as_posix()
+            if n > max_entries or p.is_symlink() or not any(fnmatch.fnmatchcase(rel, pat) for pat in pats):
+                return False
+    return True
+
+
 def clean_stale_staging(parent: str | os.PathLike, *, files: bool = False, extra_marks: Iterable[str] = ()) -> int:
     """Remove staging folders left in ``parent`` by killed writers (their lock no longer held).
 
@@ -407,5 +454,5 @@ class StagedDir:
         return self.out
 
 
-__all__ = ["ID_PATTERN", "InvalidIdError", "OutputDirError", "StagedDir", "atomic_path", "check_id", "check_out_dir",
+__all__ = ["ID_PATTERN", "InvalidIdError", "OutputDirError", "StagedDir", "atomic_path", "check_id", "holds_only", "check_out_dir",
            "check_out_file", "child_path", "clean_stale_staging"]

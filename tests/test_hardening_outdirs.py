@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import stat
 from pathlib import Path
 
@@ -76,14 +77,20 @@ def test_a_forecast_into_an_old_forecast_keeps_no_stale_member_and_into_a_foreig
     assert json.loads((out / "forecast.json").read_text())["status"] == "complete"
     assert _mode(out) == 0o750  # the replaced folder keeps the old one's permissions
     assert sorted(p.name for p in tmp_path.iterdir()) == ["fc"]  # no staging or old folder left
+    assert _forecast(tiny_gpkg, out).exit_code == 0  # a forecast it wrote itself is replaced again
 
     foreign = tmp_path / "thesis"
     foreign.mkdir()
     (foreign / "chapter1.docx").write_text("years of work")
-    r = _forecast(tiny_gpkg, foreign)
-    assert r.exit_code == 2 and "not empty" in r.stderr and len(r.stderr.strip().splitlines()) == 1
-    assert [p.name for p in foreign.iterdir()] == ["chapter1.docx"]
-    assert (foreign / "chapter1.docx").read_text() == "years of work"
+    mixed = tmp_path / "home"  # an old forecast's marker beside the user's own files: still not ours
+    shutil.copytree(out, mixed)
+    (mixed / "notes.txt").write_text("mine")
+    for folder in (foreign, mixed):
+        before = sorted(p.name for p in folder.iterdir())
+        r = _forecast(tiny_gpkg, folder)
+        assert r.exit_code == 2 and "not empty" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+        assert sorted(p.name for p in folder.iterdir()) == before
+    assert (foreign / "chapter1.docx").read_text() == "years of work" and (mixed / "notes.txt").read_text() == "mine"
 
 
 def test_an_empty_forecast_folder_keeps_its_permissions(tmp_path, tiny_gpkg):

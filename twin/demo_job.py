@@ -268,11 +268,21 @@ def run_demo_job(out_dir: str | Path = "twin-demo", *, settings: DemoSettings | 
     # Checked first and written through a staging folder: an earlier demo is replaced whole, a killed one
     # leaves nothing that looks complete, a folder holding anything else is refused.
     final = Path(out_dir)
-    with StagedDir(final, "--out", replace=True, is_ours=lambda p: (p / "demo.json").is_file()) as stage:
+    with StagedDir(final, "--out", replace=True, is_ours=_is_demo_dir) as stage:
         res = _run_demo_in(stage.path, settings=settings, quick=quick, progress=progress)
         stage.commit(last=("demo.json",))
     files = {k: final / Path(v).relative_to(stage.path) for k, v in res.files.items()}
     return dataclasses.replace(res, out_dir=final, files=files)
+
+
+DEMO_PATTERNS = ("demo.json", "report.html", "city.png", "city.html", "flood_risk.png", "forecast", "forecast/*", ".*")
+"""What a demo folder may hold: an earlier one is replaced only if it holds nothing else."""
+
+
+def _is_demo_dir(path: Path) -> bool:
+    from gisdata.paths import holds_only
+
+    return holds_only(path, DEMO_PATTERNS, marker="demo.json")
 
 
 def _run_demo_in(out: Path, *, settings: DemoSettings | None, quick: bool,

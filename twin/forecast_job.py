@@ -424,10 +424,17 @@ def run_forecast_job(city: str | CityTwin, out_dir: str | Path, *, qpf=None, ens
     return ForecastJobResult(final, res.forecast, outputs, res.meta)
 
 
+FORECAST_PATTERNS = ("forecast.json", "state.hsf", "state.hsf.json", "risk_points.csv", "risk_points.gpkg",
+                     "hydrographs.png", "plan.json", "plan.html", "members", "members/members.csv",
+                     "members/member_*.parquet", ".*", "*.part", "members/*.part")
+"""What a forecast folder may hold: an earlier one is replaced only if it holds nothing else."""
+
+
 def is_forecast_dir(path: str | Path) -> bool:
-    """True if ``path`` holds an earlier forecast (its ``forecast.json``, or the members of a killed one)."""
-    p = Path(path)
-    return (p / FORECAST_FILE).is_file() or (p / "members" / "members.csv").is_file()
+    """True if ``path`` holds an earlier forecast and nothing else (so replacing it loses nothing of the user's)."""
+    from gisdata.paths import holds_only
+
+    return holds_only(path, FORECAST_PATTERNS, marker=FORECAST_FILE)
 
 
 def _run_job_in(out: Path, twin_city: CityTwin, report, *, qpf, ensemble, members, seed, hours, observed,

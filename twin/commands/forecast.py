@@ -222,8 +222,12 @@ def verify_command(city, observed, storm, return_period, duration_s, start_in_s,
     from gisdata.paths import StagedDir
 
     # checked before the runs, written through a staging folder (an earlier verification is replaced whole)
+    from gisdata.paths import holds_only
+
+    mine = ("verification.json", "verification.csv", "verification_detail.csv", "reliability.csv", "states",
+            "states/*", "lead*h", "lead*h/*", ".*", "*.part")
     with StagedDir(Path(out_dir), "--out", replace=True,
-                   is_ours=lambda p: (p / "verification.json").is_file()) as stage:
+                   is_ours=lambda p: holds_only(p, mine, marker="verification.json")) as stage:
         out = stage.path
         ver = verify_forecasts(load_city(city), obs, leads_h=lead_list, qpf=forecast_rain, members=members,
                                seed=seed, hours=hours, settings=settings_name, threshold_m=threshold,
