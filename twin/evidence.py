@@ -133,13 +133,11 @@ def sign_run(run_dir: str | Path, private_key: str | Path) -> Path:
     sig = {"algorithm": "ed25519", "format": SIGNED_PREFIX.decode().strip(), "run_id": run_id, "head_sha256": head,
            "public_key": pub.hex(), "signature": key.sign(_message(run_id, head)).hex(),
            "signed_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    from gisdata.paths import atomic_path
+
     path = run_dir / SIGNATURE
-    tmp = run_dir / f".{SIGNATURE}.part"
-    tmp.unlink(missing_ok=True)
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        json.dump(sig, fh, indent=1, sort_keys=True)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:  # an unpredictable temporary name, never a followed symlink
+        tmp.write_text(json.dumps(sig, indent=1, sort_keys=True), encoding="utf-8")
     return path
 
 
