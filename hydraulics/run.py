@@ -29,8 +29,14 @@ per routing step; results are bit-identical to ``swmm_run`` (tested).
 State is read in bulk only at coupling steps (RECIPES: reading every node at
 every routing step costs more than the engine).  Node depths are read every
 coupling step; flooding rates and flood volumes only when the engine's system
-flooding total changed since the last read, which is exact (a node that
-overflows adds to that total) and skips the reads in dry weather.
+flooding total changed since the last read, which is exact when every overflow
+is a system loss (a node that overflows adds to that total) and skips the reads
+in dry weather.  It is not exact with ``ALLOW_PONDING YES``: overflow at a node
+with a ponded area stays in the system (SWMM's ``node_getSystemOutflow`` counts
+overflow as flooding loss only while the node's volume is at most its full
+volume), so the system flooding total does not move while the node's flood
+volume grows.  Models where any node can pond are therefore read at every
+coupling step.
 """
 
 from __future__ import annotations
@@ -753,6 +759,9 @@ def _run_engine(solver, inp, rpt, out, opts, on_step, hs_tmp, meta, allow_pondin
         if not allow_ponding:  # the engine ignores ponded areas unless ALLOW_PONDING is YES
             pond_area = np.zeros(n_nodes)
         not_storage = np.array([t != NodeType.STORAGE for t in types])
+        # Ponded overflow is not a system flooding loss, so the "total changed" shortcut
+        # below would miss it: read flooding at every publish when any node can pond.
+        can_pond = bool((pond_area > 0).any())
 
         solver.swmm_start(True)
         started = True
@@ -783,7 +792,7 @@ def _run_engine(solver, inp, rpt, out, opts, on_step, hs_tmp, meta, allow_pondin
             nonlocal last_flood_total, flooding, flood_vol
             depth = np.fromiter(map(get_result, range(n_nodes), repeat(depth_key, n_nodes)), float, n_nodes) * length
             total = solver.system_get_routing_totals().flooding
-            if total != last_flood_total or flooding.any():
+            if can_pond or total != last_flood_total or flooding.any():
                 flooding = np.fromiter(map(get_result, range(n_nodes), repeat(flood_key, n_nodes)), float, n_nodes) * flow
                 flood_vol = np.fromiter((solver.node_get_stats(i).volFlooded for i in range(n_nodes)), float, n_nodes) * vol
                 last_flood_total = total
