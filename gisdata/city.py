@@ -56,6 +56,10 @@ class CityTwin:
         Ground elevation in metres above datum.
     metadata : Mapping[str, str]
         Provenance: generator preset and seed, source file, DEM source, ...
+    water : geopandas.GeoDataFrame, optional
+        Rivers, canals and lakes (polygons): the street surface's outer
+        boundary, never waterlogging.  Empty when a city has none or predates
+        the layer.
     """
 
     name: str
@@ -71,6 +75,7 @@ class CityTwin:
     vendor_sites: gpd.GeoDataFrame
     dem: Raster
     metadata: Mapping[str, str] = field(default_factory=dict)
+    water: gpd.GeoDataFrame | None = None
 
     def __post_init__(self) -> None:
         crs = check_projected_crs(self.crs, source=f"city '{self.name}'")

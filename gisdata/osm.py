@@ -163,6 +163,9 @@ least :data:`MIN_WATER_AREA_M2` they give the outfall candidates, and the fallba
 falls towards them.  Streams and ditches are left out: the designer sends the whole
 network to the candidates, and a brook in a corner should not drain a city."""
 
+WATERWAY_WIDTH_M = {"river": 20.0, "canal": 10.0}
+"""Width given to a mapped waterway line in the ``water`` layer, m (OSM draws most rivers as lines)."""
+
 MIN_WATER_AREA_M2 = 10_000.0
 """Smallest ``natural=water`` area (a 1 ha pond) that counts as a receiving water, m2."""
 
@@ -329,7 +332,35 @@ def _build_city(path: Path, raw: OsmTables, *, dem, crs: str | None, name: str |
         vendor_sites=build_vendor_sites(pois, crs),
         dem=raster,
         metadata=metadata,
+        water=build_water(water, crs),
     )
+
+
+def build_water(water: gpd.GeoDataFrame, crs: str) -> gpd.GeoDataFrame:
+    """The ``water`` layer: water areas as they are, waterway lines widened to :data:`WATERWAY_WIDTH_M`.
+
+    Parameters
+    ----------
+    water : geopandas.GeoDataFrame
+        ``kind`` (a ``waterway`` value, or ``"water"`` for ``natural=water`` areas) and the
+        geometry, in ``crs`` (from :func:`_water_in`).
+    crs : str
+        Projected CRS, m.
+    """
+    rows = []
+    for kind, geom in zip(water["kind"], water.geometry) if len(water) else ():
+        if geom is None or geom.is_empty:
+            continue
+        if geom.geom_type in ("Polygon", "MultiPolygon"):
+            rows.append(("lake" if kind == "water" else "other", geom))
+        elif kind in WATERWAY_WIDTH_M:
+            rows.append((kind, geom.buffer(WATERWAY_WIDTH_M[kind] / 2.0, cap_style="flat")))
+    if not rows:
+        return empty_layer("water", crs)
+    gdf = gpd.GeoDataFrame({"kind": [k for k, _ in rows], "name": [""] * len(rows)},
+                           geometry=[g for _, g in rows], crs=crs)
+    gdf.index = pd.Index([f"W{i}" for i in range(len(gdf))], name="water_id")
+    return gdf
 
 
 # ================================================================= reading

@@ -164,6 +164,12 @@ LAYERS: dict[str, LayerSchema] = {
             Column("node_id", "str", "-", "Manhole a water-level sensor watches; empty for gauges",
                    required=False, default=""),
         )),
+        LayerSchema("water", "water_id", _POLY, "Rivers, canals and lakes: outside the street surface, "
+                    "they receive what the outfalls and the banks discharge", (
+            Column("kind", "str", "-", "Kind of water body",
+                   choices=("river", "canal", "stream", "drain", "lake", "pond", "other")),
+            Column("name", "str", "-", "Name of the water body", required=False, default=""),
+        )),
         LayerSchema("vendor_sites", "site_id", _POINT, "Places street vendors favour", (
             Column("site_type", "str", "-", "Kind of place",
                    choices=("market", "metro_exit", "school", "park", "hospital", "plaza")),

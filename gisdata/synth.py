@@ -25,6 +25,7 @@ from dataclasses import dataclass
 
 import geopandas as gpd
 import numpy as np
+import pandas as pd
 import shapely
 from shapely.geometry import Point, box
 
@@ -151,6 +152,8 @@ def generate_city(preset: str, seed: int | None = None) -> CityTwin:
         name=preset, crs=CRS, roads=streets.roads, buildings=buildings.drop(columns=["block_id"]),
         nodes=design.nodes, conduits=conduits, subcatchments=subcatchments, districts=districts,
         depots=depots, sensors=sensors, vendor_sites=vendor_sites, dem=terrain.dem,
+        water=gpd.GeoDataFrame({"kind": ["river"], "name": ["river"]}, geometry=[terrain.river], crs=CRS,
+                               index=pd.Index(["W0"], name="water_id")),
         metadata={
             "source": "gisdata.synth.generate_city",
             "preset": preset,
