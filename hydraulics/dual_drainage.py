@@ -1,0 +1,563 @@
+"""Dual drainage: any SWMM model coupled both ways with the 2D street surface on a DEM.
+
+:func:`run_dual_drainage` runs a SWMM ``.inp`` (in an isolated temporary
+copy, with its file names confined as :func:`hydraulics.run.run_swmm` does)
+together with :class:`~hydraulics.surface2d.Surface2D` on a DEM.  Every
+junction whose coordinates lie on a domain cell of the DEM is coupled to that
+cell; the others are listed and left uncoupled (a warning), and a DEM that
+covers no junction is refused.
+
+One exchange step (``exchange_step_s``, default 5 s, at most 30 s)
+------------------------------------------------------------------
+1. Read the head of the coupled nodes (SWMM) and the depth on their cells (2D).
+2. :class:`~hydraulics.exchange.Exchanger` gives the flow of each node from the
+   orifice/weir equations, relaxed and damped, limited by the inlet capacity
+   and by what the cell holds.
+3. The 2D surface runs over the step with those flows (its own adaptive
+   steps); it reports the volume each point actually moved.
+4. SWMM runs over the same step (``swmm_stride``) with that very volume as a
+   lateral inflow of each node (negative when the node spills onto the street).
+
+The step is fixed and short rather than "every 2D step": the 2D step is
+adaptive (sub-second when water is deep), SWMM keeps its own step, and a
+stride per 2D step would cost a Python round trip per step for no gain in
+agreement (measured on EA test 8B in ``benchmarks/dual_drainage_ea8b.py``).
+5 s is the 2D surface's default ``dt_max``; 30 s is the upper bound the
+issue allows.
+
+Why the spill leaves the node as a negative inflow (not as SWMM flooding)
+------------------------------------------------------------------------
+With "flooding, ponding off", SWMM decides alone how much overflows (all the
+volume above the rim) and throws it away: the water on the street could not
+push back, and the orifice equation would be used one way only.  Instead the
+spill is the orifice flow from the node's head to the street's water surface,
+taken out of the node through the engine's API as a negative lateral inflow
+(``node_set_total_inflow``, what pyswmm's ``Node.generated_inflow`` calls),
+converted to the model's flow units.  itzi applies its exchange the same way.
+
+For that, a coupled node's head must be able to rise above its rim without
+the engine discarding water, so the run copy gives every coupled node a
+**shaft**: the engine's ponding with a ponded area equal to the manhole's plan
+area (default 1.167 m2, the engine's MIN_SURFAREA), i.e. the water column
+standing in the manhole above the rim.  ``ALLOW_PONDING YES`` is appended to
+the copy (a later ``[OPTIONS]`` row wins; no line of the user's file moves);
+if the model had ponding off, the other nodes' ponded areas are set to 0 so
+they still flood as before.  The model's own ponded areas at coupled nodes
+are replaced: the 2D surface is their pond, the shaft holds a few m3 at most
+and stays in SWMM's storage in the mass balance.  A sealed node (no storage
+above the rim) was tried first: its head then jumps by metres between
+exchange steps (EXTRAN surcharge has no storage) and the explicit exchange
+flip-flops between spill and none every step.
+
+Because the exchange is explicit, a spill is also limited to what the node
+can give over the step: its net inflow plus the water in its shaft (the
+mirror of "a take never exceeds what the cell holds").
+
+Mass balance
+------------
+Kept over the whole system at every report step::
+
+    SWMM storage + 2D volume + outfalls + SWMM flooding (uncoupled nodes) + losses + 2D boundary out
+        = initial storage + SWMM inflows (runoff, dry weather, groundwater, RDII, external) + 2D rain/inflows
+
+SWMM's inflow and outflow totals come from the engine
+(``system_get_routing_totals``) with the exchange taken out of its external
+inflow; its storage is the sum of the volumes of every node and link.  The
+error therefore includes SWMM's own routing continuity error, the 2D error,
+and any mismatch at the interface.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import tempfile
+import time as _time
+import warnings
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from gisdata.errors import TwinError
+from hydraulics.exchange import ExchangeParams, Exchanger, inlet_capacity_m3s
+from hydraulics.inp import FT_TO_M, InpModel, replace_lines, resolve_file_refs
+from hydraulics.surface2d import Surface2D
+from hydraulics.surface2d_io import Domain, ResultFolder, read_domain, write_depth_tif
+
+MAX_EXCHANGE_STEP_S = 30
+"""Longest exchange step, s."""
+FLOODED_M = 0.05
+"""Depth from which a cell counts as flooded in the summary, m."""
+_Q_TOL_M3S = 3e-7
+"""The engine ignores lateral inflows below 1e-5 cfs (2.8e-7 m3/s); smaller exchange flows are not applied."""
+_MAX_REPORTS = 200_000
+
+
+class DualDrainageInputError(TwinError, ValueError):
+    """Bad input for a coupled run (the message names the file or value)."""
+
+
+class UncoupledNodesWarning(UserWarning):
+    """Some junctions lie outside the DEM and stay uncoupled."""
+
+
+@dataclass(frozen=True)
+class DualDrainageOptions:
+    """How to run a coupled model.
+
+    Parameters
+    ----------
+    manning : float
+        Manning's n of the surface, s/m^(1/3) (0 < n <= 1).
+    exchange_step_s : int
+        Exchange step, whole seconds (1..30).
+    report_step_s : float
+        Interval of the exchange series and mass-balance rows, s (>= the exchange step).
+    params : ExchangeParams
+        Exchange coefficients and damping.
+    manhole_area_m2 : float or None
+        Plan area of every coupled manhole, m2; None: the model's MIN_SURFAREA (the
+        area the engine itself gives a manhole; 12.566 ft2 = 1.167 m2 by default).
+    inlets_per_node : int or None
+        Gully inlets of each coupled node; with ``inlet_capacity_m3s``.
+    inlet_capacity_m3s : float or None
+        Capacity of one inlet, m3/s (> 0).  Both None: no limit beyond the weir/orifice equations.
+    boundary : {"closed", "open"}
+        Kind of the four edges of the grid.
+    cfl, dt_max_s, theta, h_min_m : float
+        2D solver settings (see :class:`~hydraulics.surface2d.Surface2D`).
+    allowed_inputs : tuple of path
+        Files outside the model's folder the model may read (see :class:`~hydraulics.run.RunOptions`).
+    """
+
+    manning: float = 0.03
+    exchange_step_s: int = 5
+    report_step_s: float = 60.0
+    params: ExchangeParams = field(default_factory=ExchangeParams)
+    manhole_area_m2: float | None = None
+    inlets_per_node: int | None = None
+    inlet_capacity_m3s: float | None = None
+    boundary: str = "closed"
+    cfl: float = 0.7
+    dt_max_s: float = 5.0
+    theta: float = 0.8
+    h_min_m: float = 0.001
+    allowed_inputs: tuple = ()
+
+    def __post_init__(self) -> None:
+        if not (isinstance(self.exchange_step_s, (int, np.integer)) or float(self.exchange_step_s).is_integer()) \
+                or not 1 <= self.exchange_step_s <= MAX_EXCHANGE_STEP_S:
+            raise DualDrainageInputError(f"exchange step {self.exchange_step_s} s: expected a whole number of "
+                                         f"seconds from 1 to {MAX_EXCHANGE_STEP_S}")
+        object.__setattr__(self, "exchange_step_s", int(self.exchange_step_s))
+        if not (math.isfinite(self.report_step_s) and self.report_step_s >= self.exchange_step_s):
+            raise DualDrainageInputError(f"report step {self.report_step_s} s: expected >= the exchange step "
+                                         f"({self.exchange_step_s} s)")
+        if not (math.isfinite(self.manning) and 0 < self.manning <= 1):
+            raise DualDrainageInputError(f"--manning {self.manning}: Manning's n must be > 0 and <= 1 s/m^(1/3)")
+        if self.manhole_area_m2 is not None and not (math.isfinite(self.manhole_area_m2)
+                                                     and 0 < self.manhole_area_m2 <= 1e4):
+            raise DualDrainageInputError(f"manhole area {self.manhole_area_m2} m2: expected > 0 and <= 10000")
+        if self.boundary not in ("closed", "open"):
+            raise DualDrainageInputError(f"--boundary {self.boundary!r}: expected closed or open")
+        inlet_capacity_m3s(self.inlets_per_node, self.inlet_capacity_m3s, 1)  # range check now
+
+
+@dataclass(frozen=True)
+class DualDrainageResults:
+    """Results of a coupled run (SI units).
+
+    Parameters
+    ----------
+    exchange_m3s : DataFrame
+        Mean exchange flow of each coupled node over each report interval,
+        m3/s, positive from the network onto the surface; indexed by
+        ``time_s`` (end of the interval), one column per node ID.
+    max_depth_m, final_depth_m : ndarray
+        Largest and last surface depth per cell, m.
+    mass_balance : DataFrame
+        Cumulative volumes (m3) and the global error at every report time.
+    nodes : DataFrame
+        Coupled nodes: ``x``, ``y``, ``row``, ``col``, ``ground_m``, ``rim_m``,
+        ``manhole_area_m2``, ``inlet_capacity_m3s``, ``to_surface_m3``, ``to_network_m3``.
+    uncoupled : list of str
+        Junctions left uncoupled (no coordinates, or outside the DEM's domain).
+    summary : dict
+        Headline figures (also ``summary.json``).
+    """
+
+    exchange_m3s: pd.DataFrame
+    max_depth_m: np.ndarray
+    final_depth_m: np.ndarray
+    mass_balance: pd.DataFrame
+    nodes: pd.DataFrame
+    uncoupled: list
+    summary: dict
+
+    def lines(self) -> list[str]:
+        """The printed summary, with the coupled mass balance."""
+        s = self.summary
+        mb = self.mass_balance.iloc[-1]
+        out = [
+            f"model             {s['model']}",
+            f"DEM               {s['dem']}: {s['rows']} x {s['cols']} cells of {s['cell_size_m']:g} m",
+            f"coupled nodes     {s['coupled_nodes']} (uncoupled junctions: {len(self.uncoupled)})",
+            f"exchange          {s['to_surface_m3']:,.1f} m3 to the surface, {s['to_network_m3']:,.1f} m3 back "
+            f"to the network (step {s['exchange_step_s']} s)",
+            f"max depth         {s['max_depth_m']:.3f} m; flooded area {s['flooded_area_m2']:,.0f} m2 "
+            f"(depth >= {FLOODED_M} m)",
+            f"mass balance (m3) storage: SWMM {mb.swmm_storage_m3:,.1f} + surface {mb.surface_m3:,.1f}; out: outfalls {mb.outfall_m3:,.1f} + flooding {mb.flooding_m3:,.1f} "
+            f"+ losses {mb.losses_m3:,.1f} + edges {mb.boundary_out_m3:,.1f}",
+            f"                  in: initial {mb.initial_m3:,.1f} + SWMM inflows {mb.swmm_inflow_m3:,.1f} + surface rain/inflow {mb.surface_in_m3:,.1f}",
+            f"                  error {s['mass_balance_error_m3']:.3e} m3 = {100 * s['mass_balance_error_rel']:.4f} % "
+            f"of the volume in (SWMM routing continuity {s['swmm_routing_error_pct']:.3f} %)",
+            f"wall time         {s['wall_time_s']:.1f} s",
+        ]
+        return out
+
+
+def _junction_cells(parsed: InpModel, domain: Domain, display: str):
+    """(coupled frame indexed by node_id with x, y, row, col; list of uncoupled junction IDs)."""
+    nodes = parsed.nodes()
+    junctions = nodes.index[nodes["swmm_type"] == "junction"]
+    if len(junctions) == 0:
+        raise DualDrainageInputError(f"{display}: the model has no junction to couple")
+    coords = parsed.coordinates()
+    coords = coords[~coords.index.duplicated(keep="last")]
+    xmin, ymin, xmax, ymax = domain.dem.bounds
+    rows, uncoupled = [], []
+    for nid in junctions:
+        if nid not in coords.index:
+            uncoupled.append(nid)
+            continue
+        x, y = float(coords.at[nid, "x"]), float(coords.at[nid, "y"])
+        if not (math.isfinite(x) and math.isfinite(y) and xmin <= x < xmax and ymin < y <= ymax):
+            uncoupled.append(nid)
+            continue
+        r, c = domain.dem.index_of(x, y)
+        r, c = int(r), int(c)
+        if domain.outside[r, c]:
+            uncoupled.append(nid)
+            continue
+        rows.append((nid, x, y, r, c))
+    if not rows:
+        raise DualDrainageInputError(
+            f"{domain.filled_from}: the DEM (x {xmin:.1f}..{xmax:.1f}, y {ymin:.1f}..{ymax:.1f}) covers none of "
+            f"the {len(junctions)} junctions of {display}; check that both use the same CRS")
+    coupled = pd.DataFrame(rows, columns=["node_id", "x", "y", "row", "col"]).set_index("node_id")
+    return coupled, uncoupled
+
+
+def run_dual_drainage(model: str | Path | InpModel, dem: str | Path | Domain, *,
+                      options: DualDrainageOptions | None = None,
+                      on_progress: Callable[[float], None] | None = None) -> DualDrainageResults:
+    """Run a SWMM model coupled both ways with the 2D surface on a DEM.
+
+    Parameters
+    ----------
+    model : str, Path or InpModel
+        The SWMM model (``.inp`` path, text or parsed).  Node coordinates must
+        be in the DEM's CRS (metres); elevations in the DEM's datum.
+    dem : str, Path or Domain
+        Ground GeoTIFF (projected CRS, m), or a domain read by
+        :func:`~hydraulics.surface2d_io.read_domain`.
+    options : DualDrainageOptions, optional
+        Surface, exchange and reporting settings.
+    on_progress : callable, optional
+        Called with the fraction of simulated time done (0..1).
+
+    Returns
+    -------
+    DualDrainageResults
+
+    Raises
+    ------
+    DualDrainageInputError
+        The DEM covers no junction, or an option is out of range.
+    ExchangeInputError
+        A manhole area or inlet capacity out of range.
+    SwmmError, ModelPathError, InpParseError
+        As :func:`hydraulics.run.run_swmm`.
+
+    Warns
+    -----
+    UncoupledNodesWarning
+        Junctions outside the DEM (named) stay uncoupled.
+    """
+    from swmm.toolkit import solver
+    from swmm.toolkit.shared_enum import (
+        LinkResult,
+        NodeProperty,
+        NodeResult,
+        NodeType,
+        ObjectType,
+        SimSetting,
+        TimeProperty,
+    )
+
+    from hydraulics.run import (
+        _engine_error,
+        _engine_slot,
+        _flow_factor,
+        _load,
+        _to_datetime,
+        parsed_units_us,
+        sha256_text,
+    )
+
+    opts = options or DualDrainageOptions()
+    parsed, text, display = _load(model, None)
+    domain = dem if isinstance(dem, Domain) else read_domain(dem)
+    coupled, uncoupled = _junction_cells(parsed, domain, display)
+    if uncoupled:
+        shown = ", ".join(uncoupled[:10]) + (f" and {len(uncoupled) - 10} more" if len(uncoupled) > 10 else "")
+        warnings.warn(f"{len(uncoupled)} of {len(uncoupled) + len(coupled)} junctions lie outside the DEM "
+                      f"or have no coordinates and stay uncoupled: {shown}", UncoupledNodesWarning, stacklevel=2)
+    n = len(coupled)
+    capacity = inlet_capacity_m3s(opts.inlets_per_node, opts.inlet_capacity_m3s, n)
+    rows_ = coupled["row"].to_numpy(np.int64)
+    cols_ = coupled["col"].to_numpy(np.int64)
+    ground = domain.dem.values[rows_, cols_].astype("float64")
+    surface = Surface2D(domain.dem.values, cell_size_m=domain.dem.cell_size_m, manning=opts.manning,
+                        outside=domain.outside, boundary=opts.boundary, cfl=opts.cfl, dt_max_s=opts.dt_max_s,
+                        theta=opts.theta, h_min_m=opts.h_min_m)
+
+    work = Path(tempfile.mkdtemp(prefix="citytwin-dual-"))
+    try:
+        changes, _missing, _outs = resolve_file_refs(parsed, work, allowed_inputs=opts.allowed_inputs)
+        inp, rpt, out = work / "model.inp", work / "model.rpt", work / "model.out"
+        model_ponds = parsed.options.get("ALLOW_PONDING", "NO").upper().startswith("Y")
+        # a later [OPTIONS] row wins in the engine; appended, so no line of the user's file moves
+        inp.write_text(replace_lines(text, changes, ["[OPTIONS]", "ALLOW_PONDING YES"]), encoding=parsed.encoding,
+                       errors="replace")
+        t_wall = _time.perf_counter()
+        with _engine_slot():
+            opened = started = False
+            try:
+                opened = True
+                solver.swmm_open(str(inp), str(rpt), str(out))
+                us = parsed_units_us(solver)
+                length = FT_TO_M if us else 1.0
+                vol = length ** 3
+                flow = _flow_factor(solver)
+                start = _to_datetime(solver.simulation_get_datetime(TimeProperty.START_DATE))
+                end = _to_datetime(solver.simulation_get_datetime(TimeProperty.END_DATE))
+                total_s = (end - start).total_seconds()
+                if total_s <= 0:
+                    raise DualDrainageInputError(f"{display}: run window is empty ({start} .. {end})")
+                if total_s / opts.report_step_s > _MAX_REPORTS:
+                    raise DualDrainageInputError(f"report step {opts.report_step_s:g} s gives more than "
+                                                 f"{_MAX_REPORTS:,} rows over {total_s / 3600:g} h")
+                n_nodes = solver.project_get_count(ObjectType.NODE)
+                n_links = solver.project_get_count(ObjectType.LINK)
+                idx = np.array([solver.project_get_index(ObjectType.NODE, nid) for nid in coupled.index])
+                for k in idx:
+                    if solver.node_get_type(int(k)) != NodeType.JUNCTION:  # the .inp said junction; trust the engine
+                        raise DualDrainageInputError(f"{display}: node {coupled.index[list(idx).index(k)]} is not "
+                                                     "a junction in the engine")
+                invert = np.array([solver.node_get_parameter(int(k), NodeProperty.INVERT_ELEVATION) for k in idx])
+                full = np.array([solver.node_get_parameter(int(k), NodeProperty.FULL_DEPTH) for k in idx])
+                min_area_m2 = float(solver.simulation_get_setting(SimSetting.MIN_SURFACE_AREA)) * length ** 2
+                area = np.full(n, opts.manhole_area_m2 if opts.manhole_area_m2 is not None else min_area_m2)
+                coupled_set = set(int(k) for k in idx)
+                if not model_ponds:  # the copy turned ponding on for the shafts only: others keep flooding
+                    for k in range(n_nodes):
+                        if k not in coupled_set:
+                            solver.node_set_parameter(k, NodeProperty.POND_AREA, 0.0)
+                for k, a in zip(idx, area):  # the shaft above the rim: plan area = the manhole's
+                    solver.node_set_parameter(int(k), NodeProperty.POND_AREA, float(a) / length ** 2)
+                exchanger = Exchanger(area, surface.cell_area_m2, capacity, opts.params)
+                solver.swmm_start(True)
+                started = True
+
+                node_volume = int(NodeResult.VOLUME.value)
+                link_volume = int(LinkResult.VOLUME.value)
+                head_key = int(NodeResult.HEAD.value)
+                depth_key = int(NodeResult.DEPTH.value)
+                inflow_key = int(NodeResult.TOTAL_INFLOW.value)
+                outflow_key = int(NodeResult.TOTAL_OUTFLOW.value)
+                full_m = full * length
+                from swmm.toolkit import _solver
+
+                get_node, get_link = _solver.node_get_result, _solver.link_get_result
+
+                def swmm_storage_m3() -> float:
+                    return (sum(get_node(i, node_volume) for i in range(n_nodes))
+                            + sum(get_link(i, link_volume) for i in range(n_links))) * vol
+
+                initial_swmm = swmm_storage_m3()
+                initial_2d = surface.stored_volume_m3()
+                idx_list = [int(k) for k in idx]
+                step = opts.exchange_step_s
+                report_every = max(1, int(round(opts.report_step_s / step)))
+                ex_rows, ex_times, mb_rows = [], [], []
+                acc = np.zeros(n)
+                to_surface = np.zeros(n)
+                to_network = np.zeros(n)
+                exchanged_cum = 0.0  # net volume the exchange put into SWMM, m3 (taken out of its ext. inflow)
+
+                def balance_row(t: float) -> dict:
+                    tot = solver.system_get_routing_totals()
+                    mb = surface.mass_balance()
+                    swmm_in = (tot.dwInflow + tot.wwInflow + tot.gwInflow + tot.iiInflow + tot.exInflow) * vol \
+                        - exchanged_cum
+                    losses = (tot.evapLoss + tot.seepLoss) * vol
+                    sw_store = swmm_storage_m3()
+                    initial = initial_swmm + initial_2d
+                    surface_in = mb.rain_m3 + mb.inflow_m3
+                    error = (sw_store + mb.stored_m3 + tot.outflow * vol + tot.flooding * vol + losses
+                             + mb.boundary_out_m3) - (initial + swmm_in + surface_in)
+                    vin = initial + max(swmm_in, 0.0) + surface_in
+                    return {"time_s": t, "swmm_storage_m3": sw_store, "surface_m3": mb.stored_m3,
+                            "outfall_m3": tot.outflow * vol, "flooding_m3": tot.flooding * vol, "losses_m3": losses,
+                            "boundary_out_m3": mb.boundary_out_m3, "initial_m3": initial, "swmm_inflow_m3": swmm_in,
+                            "surface_in_m3": surface_in, "to_surface_m3": float(to_surface.sum()),
+                            "to_network_m3": float(to_network.sum()), "error_m3": error,
+                            "error_rel": error / vin if vin > 0 else 0.0}
+
+                mb_rows.append(balance_row(0.0))
+                t, k_step, last_tick = 0.0, 0, 0.0
+                while t < total_s - 1e-6:
+                    dt = float(min(step, total_s - t))
+                    head = np.fromiter((get_node(i, head_key) for i in idx_list), float, n) * length
+                    node_depth = np.fromiter((get_node(i, depth_key) for i in idx_list), float, n) * length
+                    net_in = (np.fromiter((get_node(i, inflow_key) for i in idx_list), float, n)
+                              - np.fromiter((get_node(i, outflow_key) for i in idx_list), float, n)) * flow
+                    net_in += exchanger.flow_m3s  # what reaches the node besides the exchange itself
+                    shaft_m3 = np.maximum(node_depth - full_m, 0.0) * area
+                    depth = surface.depth_m[rows_, cols_]
+                    q = exchanger.step(head, ground, depth, dt, spill_max_m3s=net_in + shaft_m3 / dt)
+                    q[np.abs(q) < _Q_TOL_M3S] = 0.0
+                    surface.set_exchange(rows_, cols_, q)
+                    surface.run_until(t + dt)
+                    moved = surface.exchange_volume_m3()
+                    q_act = moved / dt
+                    exchanger.applied(q_act)
+                    for i, qi in zip(idx_list, q_act):
+                        solver.node_set_total_inflow(i, float(-qi / flow))
+                    exchanged_cum -= float(moved.sum())
+                    to_surface += np.maximum(moved, 0.0)
+                    to_network += np.maximum(-moved, 0.0)
+                    acc += moved
+                    elapsed = solver.swmm_stride(int(round(dt)))
+                    t = t + dt
+                    k_step += 1
+                    if elapsed > 0 and abs(elapsed * 86400.0 - t) > 0.01:
+                        raise DualDrainageInputError(f"SWMM clock {elapsed * 86400.0:.3f} s out of step with the "
+                                                     f"exchange clock {t:.3f} s")
+                    done = t >= total_s - 1e-6
+                    if k_step % report_every == 0 or done:
+                        span = t - (ex_times[-1] if ex_times else 0.0)
+                        ex_rows.append(acc / span)
+                        ex_times.append(t)
+                        acc = np.zeros(n)
+                        mb_rows.append(balance_row(t))
+                    if on_progress is not None and (_time.perf_counter() - last_tick > 0.2 or done):
+                        last_tick = _time.perf_counter()
+                        on_progress(min(t / total_s, 1.0))
+                    if elapsed <= 0:
+                        break
+                totals = solver.system_get_routing_totals()
+                routing_error_pct = float(totals.pctError)
+                solver.swmm_end()
+                started = False
+            except TwinError:
+                raise
+            except Exception as exc:
+                if "ERROR" in str(exc) or (rpt.exists() and "ERROR" in rpt.read_text(errors="replace")):
+                    raise _engine_error(rpt, str(exc), display, parsed) from None
+                raise
+            finally:
+                if started:
+                    try:
+                        solver.swmm_end()
+                    except Exception:  # noqa: BLE001, S110 - already failing
+                        pass
+                if opened:
+                    solver.swmm_close()
+        wall = _time.perf_counter() - t_wall
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+    ids = list(coupled.index)
+    exchange = pd.DataFrame(np.array(ex_rows).reshape(len(ex_rows), n), index=pd.Index(ex_times, name="time_s"),
+                            columns=pd.Index(ids, name="node_id"))
+    mass = pd.DataFrame(mb_rows)
+    nodes = coupled.copy()
+    nodes["ground_m"] = ground
+    nodes["rim_m"] = (invert + full) * length
+    nodes["manhole_area_m2"] = area
+    nodes["inlet_capacity_m3s"] = capacity
+    nodes["to_surface_m3"] = to_surface
+    nodes["to_network_m3"] = to_network
+    last = mass.iloc[-1]
+    rows, cols = surface.shape
+    xmin, ymin, xmax, ymax = domain.dem.bounds
+    summary = {
+        "model": display, "input_sha256": sha256_text(text), "dem": str(domain.filled_from), "crs": domain.dem.crs,
+        "rows": rows, "cols": cols, "cell_size_m": surface.cell_size_m,
+        "bounds": [xmin, ymin, xmax, ymax], "domain_cells": int((~domain.outside).sum()),
+        "manning": opts.manning, "boundary": opts.boundary, "exchange_step_s": opts.exchange_step_s,
+        "exchange_params": asdict(opts.params), "start": start.isoformat(), "end": end.isoformat(),
+        "coupled_nodes": n, "uncoupled_nodes": list(uncoupled),
+        "to_surface_m3": float(to_surface.sum()), "to_network_m3": float(to_network.sum()),
+        "max_depth_m": float(surface.max_depth_m.max()),
+        "flooded_area_m2": float((surface.max_depth_m >= FLOODED_M).sum() * surface.cell_area_m2),
+        "mass_balance_error_m3": float(last["error_m3"]), "mass_balance_error_rel": float(last["error_rel"]),
+        "swmm_routing_error_pct": routing_error_pct, "surface_error_rel": float(surface.mass_balance().error_rel),
+        "surface_steps": surface.steps, "wall_time_s": wall,
+    }
+    return DualDrainageResults(exchange, surface.max_depth_m.copy(), surface.depth_m.copy(), mass, nodes,
+                               list(uncoupled), summary)
+
+
+def _write(results: DualDrainageResults, domain: Domain, folder: ResultFolder) -> None:
+    write_depth_tif(results.max_depth_m, domain, folder.path("max_depth.tif"))
+    write_depth_tif(results.final_depth_m, domain, folder.path("final_depth.tif"))
+    results.mass_balance.to_csv(folder.path("mass_balance.csv"), index=False, float_format="%.9g")
+    results.exchange_m3s.to_csv(folder.path("exchange.csv"), float_format="%.6g")
+    results.nodes.to_csv(folder.path("nodes.csv"), float_format="%.6f")
+    folder.path("summary.json").write_text(json.dumps({**results.summary, "out": str(folder.out)}, indent=2))
+
+
+def write_dual_drainage(results: DualDrainageResults, domain: Domain, out: str | Path) -> Path:
+    """Write a coupled run's files into ``out`` (a new or empty folder), all or nothing.
+
+    Files: ``max_depth.tif``, ``final_depth.tif`` (m, the DEM's CRS and
+    transform), ``mass_balance.csv`` (cumulative m3 and the global error),
+    ``exchange.csv`` (``time_s`` and one column per coupled node, m3/s,
+    positive onto the surface), ``nodes.csv`` and ``summary.json``.
+    """
+    folder = ResultFolder(out)
+    try:
+        _write(results, domain, folder)
+    except BaseException:
+        folder.discard()
+        raise
+    return folder.commit()
+
+
+def run_dual_drainage_to(model: str | Path | InpModel, dem: str | Path, out: str | Path, *,
+                         options: DualDrainageOptions | None = None,
+                         on_progress: Callable[[float], None] | None = None) -> DualDrainageResults:
+    """:func:`run_dual_drainage`, then :func:`write_dual_drainage` into ``out``.
+
+    The DEM and the output folder are checked before the run; a run that
+    fails leaves nothing at ``out`` (the files are staged in a hidden folder
+    beside it and moved in at the end).  This is ``twin swmm run MODEL.inp
+    --surface 2d --dem DEM.tif --out DIR``.
+    """
+    domain = read_domain(dem)
+    folder = ResultFolder(out)
+    try:
+        results = run_dual_drainage(model, domain, options=options, on_progress=on_progress)
+        _write(results, domain, folder)
+    except BaseException:
+        folder.discard()
+        raise
+    folder.commit()
+    return results
