@@ -151,8 +151,23 @@ def _format_results(res, label: str, surface_depth: tuple[float, str] | None) ->
               help="A file or folder outside the model's folder that the model may read (rain or "
                    "time-series file); repeatable. Other paths outside the model's folder are refused.")
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Show a progress bar.")
+@click.option("--surface", type=click.Choice(["2d"]), default=None,
+              help="Couple MODEL.inp both ways with the 2D street surface on --dem (dual drainage).")
+@click.option("--dem", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="With --surface 2d: ground GeoTIFF in the model's CRS (m).")
+@click.option("--manning", type=float, default=0.03, show_default=True,
+              help="With --surface 2d: Manning's n of the surface, s/m^(1/3).")
+@click.option("--exchange-step", "exchange_step_s", type=int, default=5, show_default=True,
+              help="With --surface 2d: sewer/surface exchange step, whole seconds (1..30).")
+@click.option("--inlets", "inlets", type=int, default=None,
+              help="With --surface 2d: gully inlets per coupled node (with --inlet-capacity).")
+@click.option("--inlet-capacity", "inlet_capacity", type=float, default=None,
+              help="With --surface 2d: capacity of one inlet, m3/s (> 0); default no limit.")
+@click.option("--boundary", type=click.Choice(["closed", "open"]), default="closed", show_default=True,
+              help="With --surface 2d: the grid edges.")
 def run_command(model, city, storm, return_period, duration_s, idf, out_dir, coupling_s, save_at,
-                hotstart_out, hotstart, start, allow_read, progress) -> None:
+                hotstart_out, hotstart, start, allow_read, progress, surface=None, dem=None, manning=0.03,
+                exchange_step_s=5, inlets=None, inlet_capacity=None, boundary="closed") -> None:
     """Run MODEL.inp (or a city with a design storm) and print the flood summary.
 
     The model runs as a copy in a temporary folder; nothing is written beside it.
@@ -163,8 +178,16 @@ def run_command(model, city, storm, return_period, duration_s, idf, out_dir, cou
       twin swmm run --city demo --storm chicago --return-period 20 --duration 2h
       twin swmm run Example1.inp --save-hotstart 12h --hotstart-out ex1.hsf
       twin swmm run Example1.inp --hotstart ex1.hsf --start 1998-01-01T12:00
+      twin swmm run model.inp --surface 2d --dem dem.tif --manning 0.03 --out runs/dual
     """
     import tempfile
+
+    if surface is None and dem is not None:
+        raise TwinError("--dem is used with --surface 2d; add --surface 2d to couple the model with the 2D surface")
+    if surface == "2d":
+        _run_surface_2d(model, city, dem, out_dir, manning, exchange_step_s, inlets, inlet_capacity, boundary,
+                        allow_read, progress, bool(save_at or hotstart or hotstart_out or start))
+        return
 
     from hydraulics.run import RunOptions, run_swmm
 
@@ -229,6 +252,50 @@ def run_command(model, city, storm, return_period, duration_s, idf, out_dir, cou
         click.echo(f"kept              {out_dir}")
     if "hotstart" in res.files:
         click.echo(f"hotstart          {res.files['hotstart']} (saved at {res.metadata.get('hotstart_saved_at')})")
+
+
+def _run_surface_2d(model, city, dem, out_dir, manning, exchange_step_s, inlets, inlet_capacity, boundary,
+                    allow_read, progress, hotstart_options) -> None:
+    """``--surface 2d``: the coupled run of :func:`hydraulics.dual_drainage.run_dual_drainage_to`."""
+    import warnings
+
+    from gisdata.paths import check_out_dir
+    from hydraulics.dual_drainage import DualDrainageOptions, run_dual_drainage_to
+
+    if city is not None or model is None:
+        raise TwinError("--surface 2d couples MODEL.inp with --dem; --city is not coupled this way yet")
+    if dem is None:
+        raise TwinError("--surface 2d needs --dem DEM.tif (ground in the model's CRS, m)")
+    if out_dir is None:
+        raise TwinError("--surface 2d needs --out DIR (depth rasters, exchange series, mass balance, summary)")
+    if hotstart_options:
+        raise TwinError("--surface 2d does not take --save-hotstart, --hotstart, --hotstart-out or --start")
+    check_out_dir(out_dir, "--out")
+    opts = DualDrainageOptions(manning=manning, exchange_step_s=exchange_step_s, inlets_per_node=inlets,
+                               inlet_capacity_m3s=inlet_capacity, boundary=boundary,
+                               allowed_inputs=tuple(allow_read))
+    bar = None
+
+    def on_progress(fraction: float) -> None:
+        nonlocal bar
+        if bar is None:
+            from tqdm import tqdm
+
+            bar = tqdm(total=1000, desc="SWMM + 2D", unit="‰", disable=not progress, leave=False,
+                       bar_format="{l_bar}{bar}| {percentage:3.0f}% [{elapsed}<{remaining}]")
+        bar.update(max(0, round(fraction * 1000) - bar.n))
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            res = run_dual_drainage_to(model, dem, out_dir, options=opts, on_progress=on_progress)
+        finally:
+            if bar is not None:
+                bar.close()
+    for w in caught:
+        click.echo(f"warning: {w.message}", err=True)
+    click.echo("\n".join(res.lines()))
+    click.echo(f"kept              {out_dir}")
 
 
 @group.command("import")
