@@ -152,11 +152,12 @@ class PointSource:
 class MassBalance:
     """Volumes of the surface since the start, m3 (cumulative).
 
-    ``error_m3 = stored - initial - (rain + inflow + exchange - boundary_out)``,
+    ``error_m3 = stored - initial - (rain + inflow + exchange - boundary_out - to_river)``,
     where ``exchange`` is the net volume received from the sewer (negative
-    when the surface drained into it).  ``error_rel`` divides it by the
-    volume that came in (initial + rain + inflow + exchange received + water
-    that entered through a stage edge).
+    when the surface drained into it) and ``to_river`` the net volume that
+    spilled into river cells.  ``error_rel`` divides it by the volume that
+    came in (initial + rain + inflow + exchange received + water that
+    entered through a stage edge).
     """
 
     time_s: float
@@ -167,12 +168,13 @@ class MassBalance:
     exchange_m3: float
     boundary_out_m3: float
     volume_in_m3: float
+    to_river_m3: float = 0.0
 
     @property
     def error_m3(self) -> float:
         """Unexplained volume, m3."""
         return self.stored_m3 - self.initial_m3 - (
-            self.rain_m3 + self.inflow_m3 + self.exchange_m3 - self.boundary_out_m3)
+            self.rain_m3 + self.inflow_m3 + self.exchange_m3 - self.boundary_out_m3 - self.to_river_m3)
 
     @property
     def error_rel(self) -> float:
@@ -183,7 +185,7 @@ class MassBalance:
         """One row of ``mass_balance.csv``."""
         return {"time_s": self.time_s, "stored_m3": self.stored_m3, "initial_m3": self.initial_m3,
                 "rain_m3": self.rain_m3, "inflow_m3": self.inflow_m3, "exchange_m3": self.exchange_m3,
-                "boundary_out_m3": self.boundary_out_m3, "error_m3": self.error_m3,
+                "boundary_out_m3": self.boundary_out_m3, "to_river_m3": self.to_river_m3, "error_m3": self.error_m3,
                 "error_rel": self.error_rel}
 
 
@@ -195,6 +197,7 @@ class _Accumulators:
     exchange_out_m3: float = 0.0
     boundary_out_m3: float = 0.0
     boundary_in_m3: float = 0.0
+    to_river_m3: float = 0.0
     clipped_m3: float = 0.0
     steps: int = 0
     dt_min_s: float = math.inf
@@ -227,6 +230,17 @@ class Surface2D:
         Water depth at t = 0, m (>= 0).  Default 0.
     outside : ndarray of bool, optional
         True for cells outside the domain: they stay dry and act as walls.
+    river : ndarray of bool, optional
+        True for cells of a river or lake: a boundary with a water level.
+        Street water spills into it over the bank (a free broad-crested weir
+        while the level is below the bank; an ordinary face above it, so a
+        high river floods its banks); the volume is reported as ``to_river_m3``,
+        never stored.  A river cell may not also be ``outside``.
+    river_level_m : float, ndarray or TimeSeries, optional
+        Water level of the river cells, m: one level, one per cell (a
+        (rows, cols) grid read at river cells), or a level over time.
+        Default: each river cell's own ground (an empty channel).  Change it
+        during a run with :meth:`set_river_level`.
     boundary : str or mapping, default "closed"
         One kind for all four grid edges, or a mapping ``{edge: kind}`` for
         ``north``, ``south``, ``west``, ``east`` (missing edges are closed).
@@ -290,7 +304,7 @@ class Surface2D:
     }
 
     def __init__(self, elevation_m, *, cell_size_m: float, manning=0.03, initial_depth_m=0.0,
-                 outside=None, boundary="closed", rain_mm_h=None,
+                 outside=None, river=None, river_level_m=None, boundary="closed", rain_mm_h=None,
                  sources: Sequence[PointSource] = (), cfl: float = 0.7, dt_max_s: float = 5.0,
                  theta: float = 0.8, h_min_m: float = 0.001, depth_limit_m: float = 50.0):
         z = np.asarray(elevation_m, dtype="float64")
@@ -328,9 +342,24 @@ class Surface2D:
         self.cell_area_m2 = self.cell_size_m ** 2
         self.cfl, self.dt_max_s, self.theta = float(cfl), float(dt_max_s), float(theta)
         self.h_min_m, self.depth_limit_m = float(h_min_m), float(depth_limit_m)
+        river = np.zeros(shape, dtype=bool) if river is None else np.asarray(river, dtype=bool)
+        if river.shape != shape:
+            raise Surface2DInputError(f"river: expected a {shape} mask, got shape {river.shape}")
+        if (river & outside).any():
+            r, c = np.argwhere(river & outside)[0]
+            raise Surface2DInputError(f"river: cell (row {r}, col {c}) is both river and outside the domain")
+        if not np.all(np.isfinite(z[river])):
+            raise Surface2DInputError("elevation: NaN or infinite value in a river cell")
+        self._has_river = bool(river.any())
+        self._river_series = river_level_m if isinstance(river_level_m, TimeSeries) else None
+        self._level = np.ascontiguousarray(np.where(river, z, 0.0))
+        if river_level_m is not None and self._river_series is None:
+            self.set_river_level(river_level_m, _river=river)
+        outside = outside | river  # no street water is stored there
         self._z = np.ascontiguousarray(np.where(outside, 0.0, z))
         self._n = np.ascontiguousarray(np.where(outside, 1.0, n))
-        self._active = np.ascontiguousarray((~outside).astype(np.uint8))
+        self._active = np.ascontiguousarray(np.where(river, kernel.RIVER, np.where(outside, kernel.OUTSIDE,
+                                                                                     kernel.LAND)).astype(np.uint8))
         self._h = np.ascontiguousarray(np.where(outside, 0.0, h0))
         self._h_max = self._h.copy()
         rows, cols = shape
@@ -341,7 +370,7 @@ class Surface2D:
         self._qx_new = np.zeros_like(self._qx)
         self._qy_new = np.zeros_like(self._qy)
         self._limiter = np.zeros(shape)
-        self._n_active = int(self._active.sum())
+        self._n_active = int((self._active == kernel.LAND).sum())
         self._bc_type, self._bc_stage = self._parse_boundary(boundary)
         self._rain = self._parse_rain(rain_mm_h)
         self._sources = list(sources)
@@ -359,12 +388,13 @@ class Surface2D:
         self._ex_applied = np.zeros(0)
         self._ex_volume = np.zeros(0)
         self._breaks = self._collect_breakpoints()
-        self._step_acc = np.zeros(4)
+        self._step_acc = np.zeros(5)
         self._wet_lo = np.zeros(rows, dtype=np.int64)
         self._wet_hi = np.zeros(rows, dtype=np.int64)
         self._rng_lo = np.zeros(rows, dtype=np.int64)
         self._rng_hi = np.zeros(rows, dtype=np.int64)
-        kernel.wet_extents(self._h, self._wet_lo, self._wet_hi)
+        # river cells count as wet: the banks next to them are always computed
+        kernel.wet_extents(np.where(self._active == kernel.RIVER, 1.0, self._h), self._wet_lo, self._wet_hi)
         # a stage edge can push water onto dry cells anywhere along it: no skipping of dry cells then
         self._always_full = bool((self._bc_type == kernel.BC_STAGE).any())
         self.time_s = 0.0
@@ -379,8 +409,8 @@ class Surface2D:
         if not (0 <= row < rows and 0 <= col < cols):
             raise Surface2DInputError(f"{what}: cell (row {row}, col {col}) is outside the "
                                       f"{rows} x {cols} grid")
-        if not self._active[row, col]:
-            raise Surface2DInputError(f"{what}: cell (row {row}, col {col}) is outside the domain mask")
+        if self._active[row, col] != kernel.LAND:
+            raise Surface2DInputError(f"{what}: cell (row {row}, col {col}) is outside the domain or in the river")
 
     def _parse_boundary(self, boundary):
         kinds = {e: "closed" for e in EDGES}
@@ -457,7 +487,7 @@ class Surface2D:
     @property
     def water_surface_m(self) -> np.ndarray:
         """Ground elevation + depth, m; NaN outside the domain."""
-        return np.where(self._active.astype(bool), self._z + self._h, np.nan)
+        return np.where(self._active == kernel.LAND, self._z + self._h, np.nan)
 
     @property
     def discharge_m2s(self) -> tuple[np.ndarray, np.ndarray]:
@@ -477,10 +507,25 @@ class Surface2D:
         """Cumulative volumes since the start, and the error (see :class:`MassBalance`)."""
         a = self._acc
         exchange = a.exchange_in_m3 - a.exchange_out_m3
-        volume_in = self._initial_m3 + a.rain_m3 + a.inflow_m3 + a.exchange_in_m3 + a.boundary_in_m3
+        volume_in = (self._initial_m3 + a.rain_m3 + a.inflow_m3 + a.exchange_in_m3 + a.boundary_in_m3
+                     + max(0.0, -a.to_river_m3))
         # clipped round-off is part of the error, so it is not credited anywhere
         return MassBalance(self.time_s, self._initial_m3, self.stored_volume_m3(), a.rain_m3, a.inflow_m3,
-                           exchange, a.boundary_out_m3, volume_in)
+                           exchange, a.boundary_out_m3, volume_in, a.to_river_m3)
+
+    def set_river_level(self, level_m, *, _river=None) -> None:
+        """Set the water level of the river cells, m: one number, or a (rows, cols) grid read at river cells.
+
+        The level holds until set again (a coupler sets it from the routed outfall flows).
+        """
+        river = self._active == kernel.RIVER if _river is None else _river
+        level = np.asarray(level_m, dtype="float64")
+        if level.ndim == 0:
+            level = np.full(self.shape, float(level))
+        if level.shape != self.shape or not np.all(np.isfinite(level[river])):
+            raise Surface2DInputError(f"river level: expected a finite number or a finite {self.shape} grid at "
+                                      f"the river cells, got shape {level.shape}")
+        self._level[river] = level[river]
 
     # ------------------------------------------------------------------ exchange (sewer coupling)
 
@@ -554,7 +599,10 @@ class Surface2D:
         # only cells near water are computed; rain wets everything
         kernel.active_ranges(self._wet_lo, self._wet_hi, self.shape[1], self._always_full or rain_ms > 0,
                              self._rng_lo, self._rng_hi)
-        kernel.step(self._z, self._h, self._n, self._active, self._qx, self._qy, self._qx_new, self._qy_new,
+        if self._river_series is not None:
+            self._level[self._active == kernel.RIVER] = self._river_series.at(t_mid)
+        kernel.step(self._z, self._h, self._n, self._active, self._level, self._has_river, self._qx, self._qy,
+                    self._qx_new, self._qy_new,
                     self._limiter, self._h_max, dt, self.cell_size_m, G, self.theta, self.h_min_m, self._bc_type,
                     self._bc_stage, self._rng_lo, self._rng_hi, rain_ms, self.depth_limit_m, self._wet_lo,
                     self._wet_hi, self._step_acc)
@@ -570,6 +618,7 @@ class Surface2D:
             a.boundary_out_m3 += boundary_out
             a.boundary_in_m3 -= boundary_out
         a.clipped_m3 += clipped
+        a.to_river_m3 += float(self._step_acc[4])
         if self._sources:
             q = np.array([s.flow_m3s.at(t_mid) for s in self._sources])
             kernel.apply_point_sources(self._h, self._src_rows, self._src_cols, q, dt, self.cell_area_m2,

@@ -42,6 +42,15 @@ BC_STAGE = 2
 EDGE_NORTH, EDGE_SOUTH, EDGE_WEST, EDGE_EAST = 0, 1, 2, 3
 """Index of each edge in the ``bc_type`` / ``bc_stage`` arrays."""
 
+OUTSIDE, LAND, RIVER = 0, 1, 2
+"""Cell kinds in ``active``: a wall, the street surface, and a water body with a level (a boundary)."""
+
+BANK_WEIR_Q = 1.705
+"""Free broad-crested weir in SI: q = sqrt(g) (2/3 h)^(3/2) = 1.705 h^(3/2), m2/s per metre of bank, with h the
+water depth on the bank (critical depth over the crest): how water spills into a river whose level is below
+the bank."""
+"""Index of each edge in the ``bc_type`` / ``bc_stage`` arrays."""
+
 
 @nb.njit(cache=True, inline="always")
 def _face_q(q0, qm1, qp1, q_cross, hf, d_eta, n_face, dt, dx, g, theta):
@@ -63,8 +72,29 @@ def _face_q(q0, qm1, qp1, q_cross, hf, d_eta, n_face, dt, dx, g, theta):
 
 
 @nb.njit(cache=True, inline="always")
-def _momentum_row(i, z, h, n, active, qx, qy, qx_new, qy_new, dt, dx, g, theta, h_min, bc_type, bc_stage,
-                  rng_lo, rng_hi):
+def _river_face_q(q0, q_cross, z_land, h_land, n_land, level, toward_river, dt, dx, g, h_min):
+    """Discharge (m2/s, positive east/south) between a land cell and a river cell with water level ``level``.
+
+    ``toward_river`` is +1 when the river lies east/south of the land cell, -1 otherwise.  Below the bank
+    (level <= ground) water spills over it as a free broad-crested weir; above it the face is an ordinary
+    local-inertial face with the river level as the neighbour's water surface, so a high river floods the
+    bank back.
+    """
+    eta = z_land + h_land
+    if level <= z_land:
+        if h_land <= h_min:
+            return 0.0
+        return toward_river * BANK_WEIR_Q * h_land * math.sqrt(h_land)
+    hf = max(level, eta) - z_land
+    if hf <= h_min:
+        return 0.0
+    d_eta = (level - eta) * toward_river  # surface rise in the positive axis direction
+    return _face_q(q0, q0, q0, q_cross, hf, d_eta, n_land, dt, dx, g, 1.0)
+
+
+@nb.njit(cache=True, inline="always")
+def _momentum_row(i, z, h, n, active, level, qx, qy, qx_new, qy_new, dt, dx, g, theta, h_min, bc_type,
+                  bc_stage, rng_lo, rng_hi):
     """New discharges of the x faces of row i and of the y faces between rows i - 1 and i."""
     rows, cols = h.shape
     lo, hi = rng_lo[i], rng_hi[i]
@@ -77,8 +107,16 @@ def _momentum_row(i, z, h, n, active, qx, qy, qx_new, qy_new, dt, dx, g, theta, 
         qx_new[i, hi + 1:] = 0.0
         for j in range(max(lo, 1), min(hi + 1, cols - 1) + 1):
             a = j - 1
-            if active[i, a] == 0 or active[i, j] == 0:
-                qx_new[i, j] = 0.0
+            ka, kb = active[i, a], active[i, j]
+            if ka != LAND or kb != LAND:
+                q = 0.0
+                if ka == LAND and kb == RIVER:
+                    q = _river_face_q(qx[i, j], 0.5 * (qy[i, a] + qy[i + 1, a]), z[i, a], h[i, a], n[i, a],
+                                      level[i, j], 1.0, dt, dx, g, h_min)
+                elif ka == RIVER and kb == LAND:
+                    q = _river_face_q(qx[i, j], 0.5 * (qy[i, j] + qy[i + 1, j]), z[i, j], h[i, j], n[i, j],
+                                      level[i, a], -1.0, dt, dx, g, h_min)
+                qx_new[i, j] = q
                 continue
             eta_a = z[i, a] + h[i, a]
             eta_b = z[i, j] + h[i, j]
@@ -101,8 +139,16 @@ def _momentum_row(i, z, h, n, active, qx, qy, qx_new, qy_new, dt, dx, g, theta, 
             qy_new[i, :lo] = 0.0
             qy_new[i, hi + 1:] = 0.0
             for j in range(lo, hi + 1):
-                if active[a, j] == 0 or active[i, j] == 0:
-                    qy_new[i, j] = 0.0
+                ka, kb = active[a, j], active[i, j]
+                if ka != LAND or kb != LAND:
+                    q = 0.0
+                    if ka == LAND and kb == RIVER:
+                        q = _river_face_q(qy[i, j], 0.5 * (qx[a, j] + qx[a, j + 1]), z[a, j], h[a, j], n[a, j],
+                                          level[i, j], 1.0, dt, dx, g, h_min)
+                    elif ka == RIVER and kb == LAND:
+                        q = _river_face_q(qy[i, j], 0.5 * (qx[i, j] + qx[i, j + 1]), z[i, j], h[i, j], n[i, j],
+                                          level[a, j], -1.0, dt, dx, g, h_min)
+                    qy_new[i, j] = q
                     continue
                 eta_a = z[a, j] + h[a, j]
                 eta_b = z[i, j] + h[i, j]
@@ -126,9 +172,12 @@ def _momentum_row(i, z, h, n, active, qx, qy, qx_new, qy_new, dt, dx, g, theta, 
 
 
 @nb.njit(cache=True, inline="always")
-def _limiter_row(k, h, qx, qy, limiter, dt_dx, rng_lo, rng_hi):
-    """Share of each cell's outflow that it can supply: min(1, held / wanted)."""
+def _limiter_row(k, h, active, qx, qy, limiter, dt_dx, rng_lo, rng_hi):
+    """Share of each cell's outflow that it can supply: min(1, held / wanted); a river supplies any."""
     for j in range(rng_lo[k], rng_hi[k] + 1):
+        if active[k, j] != LAND:
+            limiter[k, j] = 1.0
+            continue
         out = (max(qx[k, j + 1], 0.0) + max(-qx[k, j], 0.0)
                + max(qy[k + 1, j], 0.0) + max(-qy[k, j], 0.0))
         wanted = out * dt_dx  # depth the outflow would take, m
@@ -137,15 +186,23 @@ def _limiter_row(k, h, qx, qy, limiter, dt_dx, rng_lo, rng_hi):
 
 
 @nb.njit(cache=True, inline="always")
-def _continuity_row(i, h, active, qx, qy, limiter, h_max_seen, dt, dx, rain_dh, depth_limit, rng_lo, rng_hi,
-                    wet_lo, wet_hi, acc):
-    """Update the depths of row i with the limited face flows; acc = [h_max, boundary_out, clipped, bad]."""
+def _continuity_row(i, h, active, has_river, qx, qy, limiter, h_max_seen, dt, dx, rain_dh, depth_limit, rng_lo,
+                    rng_hi, wet_lo, wet_hi, acc):
+    """Update the depths of row i with the limited face flows.
+
+    ``acc`` = [h_max, boundary_out, clipped, bad, to_river] (see :func:`step`).
+    """
     rows, cols = h.shape
     dt_dx = dt / dx
     area = dx * dx
     first, last = cols, -1
     for j in range(rng_lo[i], rng_hi[i] + 1):
-        if active[i, j] == 0:
+        kind = active[i, j]
+        if kind != LAND:
+            if kind == RIVER:  # counted as wet, so that the banks next to it are always computed
+                if first == cols:
+                    first = j
+                last = j
             continue
         # west and north faces are written back here (this cell owns them); the donor scales a flow
         qw = qx[i, j]
@@ -183,6 +240,16 @@ def _continuity_row(i, h, active, qx, qy, limiter, h_max_seen, dt, dx, rain_dh, 
         if i == rows - 1:
             qy[i + 1, j] = qs
             acc[1] += qs * dt * dx
+        if has_river:
+            vol = dt * dx
+            if j > 0 and active[i, j - 1] == RIVER:
+                acc[4] -= qw * vol
+            if j + 1 < cols and active[i, j + 1] == RIVER:
+                acc[4] += qe * vol
+            if i > 0 and active[i - 1, j] == RIVER:
+                acc[4] -= qn * vol
+            if i + 1 < rows and active[i + 1, j] == RIVER:
+                acc[4] += qs * vol
         hn = h[i, j] + dt_dx * (qw - qe + qn - qs) + rain_dh
         if hn < 0.0:
             acc[2] -= hn * area
@@ -204,8 +271,8 @@ def _continuity_row(i, h, active, qx, qy, limiter, h_max_seen, dt, dx, rain_dh, 
 
 
 @nb.njit(cache=True)
-def step(z, h, n, active, qx, qy, qx_new, qy_new, limiter, h_max_seen, dt, dx, g, theta, h_min, bc_type,
-         bc_stage, rng_lo, rng_hi, rain_ms, depth_limit, wet_lo, wet_hi, acc):
+def step(z, h, n, active, level, has_river, qx, qy, qx_new, qy_new, limiter, h_max_seen, dt, dx, g, theta, h_min,
+         bc_type, bc_stage, rng_lo, rng_hi, rain_ms, depth_limit, wet_lo, wet_hi, acc):
     """One time step of the whole grid in a single sweep over the rows.
 
     Row i's momentum (its x faces and the y faces above it), then the outflow
@@ -219,7 +286,11 @@ def step(z, h, n, active, qx, qy, qx_new, qy_new, limiter, h_max_seen, dt, dx, g
     z, h, n : ndarray (rows, cols), float64
         Bed elevation (m), water depth (m, updated in place), Manning's n (s/m^(1/3)).
     active : ndarray (rows, cols), uint8
-        1 inside the domain, 0 outside (a wall).
+        ``LAND`` (1) inside the domain, ``OUTSIDE`` (0) a wall, ``RIVER`` (2) a water body.
+    level : ndarray (rows, cols), float64
+        Water level of each river cell, m (read only there).
+    has_river : bool
+        Whether any cell is a river (skips the to-river bookkeeping otherwise).
     qx, qy : ndarray
         Face discharges at time t, m2/s (layout in the module docstring).
     qx_new, qy_new : ndarray
@@ -244,26 +315,28 @@ def step(z, h, n, active, qx, qy, qx_new, qy_new, limiter, h_max_seen, dt, dx, g
         A depth above this (m) is taken as instability.
     wet_lo, wet_hi : ndarray (rows,), int64
         Output: first and last wet column of each updated row.
-    acc : ndarray (4,), float64
+    acc : ndarray (5,), float64
         Output: [largest depth (m), net volume out through the edges (m3),
         volume added by clipping round-off negative depths (m3), flat index
-        of the first cell that went NaN or above ``depth_limit`` or -1].
+        of the first cell that went NaN or above ``depth_limit`` or -1,
+        net volume into river cells (m3)].
     """
     rows = h.shape[0]
     acc[0] = 0.0
     acc[1] = 0.0
     acc[2] = 0.0
     acc[3] = -1.0
+    acc[4] = 0.0
     dt_dx = dt / dx
     rain_dh = rain_ms * dt
     for i in range(rows + 2):
         if i < rows:
-            _momentum_row(i, z, h, n, active, qx, qy, qx_new, qy_new, dt, dx, g, theta, h_min, bc_type,
+            _momentum_row(i, z, h, n, active, level, qx, qy, qx_new, qy_new, dt, dx, g, theta, h_min, bc_type,
                           bc_stage, rng_lo, rng_hi)
         if 1 <= i <= rows:
-            _limiter_row(i - 1, h, qx_new, qy_new, limiter, dt_dx, rng_lo, rng_hi)
+            _limiter_row(i - 1, h, active, qx_new, qy_new, limiter, dt_dx, rng_lo, rng_hi)
         if i >= 2:
-            _continuity_row(i - 2, h, active, qx_new, qy_new, limiter, h_max_seen, dt, dx, rain_dh,
+            _continuity_row(i - 2, h, active, has_river, qx_new, qy_new, limiter, h_max_seen, dt, dx, rain_dh,
                             depth_limit, rng_lo, rng_hi, wet_lo, wet_hi, acc)
 
 
@@ -275,7 +348,7 @@ def _edge_q(z, h, n, active, qx, qy, i, j, inner, along_x, outward, kind, stage,
     neighbour, ``outward`` is +1 for the east/south edge and -1 for west/north,
     ``size`` the number of cells along that axis.
     """
-    if kind == BC_CLOSED or active[i, j] == 0:
+    if kind == BC_CLOSED or active[i, j] != LAND:
         return 0.0
     if along_x:
         q0 = qx[i, j + (1 if outward > 0 else 0)]
@@ -289,7 +362,7 @@ def _edge_q(z, h, n, active, qx, qy, i, j, inner, along_x, outward, kind, stage,
         if size < 2:
             return 0.0
         ii, jj = (i, inner) if along_x else (inner, j)
-        if active[ii, jj] == 0:
+        if active[ii, jj] != LAND:
             return 0.0
         fall = (z[ii, jj] + h[ii, jj]) - eta  # how much the surface falls towards the edge, m
         hf = h[i, j]

@@ -195,3 +195,42 @@ def test_instability_names_time_and_cell():
     with pytest.raises(Surface2DInstabilityError, match=r"t=\d+\.\d+ s.*row \d, col \d") as info:
         s.run_until(60.0)
     assert 0 < info.value.time_s < 60.0
+
+
+def _river_valley(rows=30, cols=40, dx=5.0):
+    """Two slopes falling 1 % towards a river 4 columns wide whose bed is 2 m below the banks."""
+    yy, xx = np.mgrid[0:rows, 0:cols]
+    centre = cols // 2
+    z = 10.0 + 0.01 * dx * np.abs(xx - centre + 0.5)
+    river = np.abs(xx - centre + 0.5) < 2
+    z = np.where(river, 8.0, z)
+    return z, river, dx
+
+
+def test_street_water_spills_into_a_low_river_and_is_reported_to_river():
+    z, river, dx = _river_valley()
+    rain = TimeSeries([0.0, 1800.0], [60.0, 0.0], hold=True)
+    s = Surface2D(z, cell_size_m=dx, manning=0.03, river=river, river_level_m=8.5, rain_mm_h=rain)
+    s.run_until(3 * 3600.0)
+    mb = s.mass_balance()
+    land_area = (~river).sum() * dx * dx
+    assert mb.rain_m3 == pytest.approx(land_area * 0.03, rel=1e-9)         # rain falls on the land only
+    assert mb.to_river_m3 > 0.95 * mb.rain_m3                              # the slopes drained into the river
+    assert (s.depth_m[river] == 0).all()                                   # nothing is stored in the river
+    assert abs(mb.error_rel) < 1e-9
+
+
+def test_a_high_river_floods_its_banks_to_its_level():
+    z, river, dx = _river_valley()
+    s = Surface2D(z, cell_size_m=dx, manning=0.03, river=river, river_level_m=10.3)
+    s.run_until(2 * 3600.0)
+    mb = s.mass_balance()
+    flooded = ~river & (z < 10.3)
+    assert flooded.any()
+    assert np.allclose(s.water_surface_m[flooded], 10.3, atol=0.01)       # the banks fill to the river level
+    assert s.depth_m[~river & (z > 10.31)].max() < 0.002                   # and no higher (a film < h_min stays)
+    assert mb.to_river_m3 < 0 and mb.stored_m3 == pytest.approx(-mb.to_river_m3, rel=1e-9)
+    assert abs(mb.error_m3) < 1e-9 * mb.stored_m3
+    s.set_river_level(8.5)                                                 # the river falls: the banks drain
+    s.run_until(4 * 3600.0)
+    assert s.stored_volume_m3() < 0.05 * mb.stored_m3
