@@ -260,3 +260,12 @@ def test_usage_errors_are_one_line_and_a_bare_group_still_shows_its_help():
     assert r.exit_code == 2 and _one_line(r.stderr).startswith("error: No such command")
     r = _twin("swmm")
     assert "Commands:" in r.output and "run" in r.output  # help, not an error line
+
+
+def test_compare_of_a_run_whose_kpis_were_edited_is_one_line(tmp_path):
+    run = _make_run(tmp_path / "r1")
+    (run / "kpis.json").write_text(json.dumps({"response": {"all:all": {"response_s": {"p50": "soon"}}}}))
+    r = _twin("compare", run)
+    assert r.exit_code == 2
+    line = _one_line(r.stderr)
+    assert line.startswith("error: ") and "cannot be compared" in line and "kpis.json" in line

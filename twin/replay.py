@@ -153,13 +153,13 @@ def state_at(run_dir: str | Path, t: float) -> ReplayState:
     Raises
     ------
     ReplayError
-        If ``t`` is outside ``[0, horizon]``, or the run's files were changed
-        since it was written and no longer hold what replay reads (a table
-        without a column, a column of text where numbers belong).
+        If ``t`` is outside ``[0, horizon]``.
     NotARunError
         If ``run_dir`` is not a complete run.
     CorruptFileError
-        A table or the event log cannot be read at all.
+        A table or the event log cannot be read at all, or the run's files
+        were changed since it was written and no longer hold what replay
+        reads (a table without a column, text where numbers belong).
     """
     try:
         return _state_at(run_dir, t)
@@ -167,13 +167,10 @@ def state_at(run_dir: str | Path, t: float) -> ReplayState:
         raise
     except (KeyError, ValueError, TypeError, IndexError, AttributeError) as exc:
         # The data's fault only if the run no longer matches its manifest; otherwise it is a bug of ours.
-        from twin.runstore import verify_run
+        from twin.runstore import raise_if_tampered
 
-        check = verify_run(run_dir)
-        if check.ok:
-            raise
-        raise ReplayError(f"{run_dir}: cannot be replayed ({type(exc).__name__}: {' '.join(str(exc).split())[:120]}); "
-                          f"its files changed since the run: {check.message}") from None
+        raise_if_tampered([run_dir], exc, "cannot be replayed")
+        raise
 
 
 def _state_at(run_dir: str | Path, t: float) -> ReplayState:

@@ -460,6 +460,32 @@ def verify_run(run_dir: str | Path) -> RunCheck:
     return RunCheck(log, tuple(bad), tuple(problems), head)
 
 
+def raise_if_tampered(run_dirs, exc: BaseException, what: str = "cannot be read") -> None:
+    """After ``exc`` while reading runs: raise a one-line :class:`CorruptFileError` if a run changed since it was written.
+
+    A run whose files no longer match its manifest is the data's fault (a
+    user error); when every run is intact, ``exc`` is a bug of ours and the
+    caller re-raises it.
+
+    Parameters
+    ----------
+    run_dirs : iterable of path
+        The runs read.
+    exc : BaseException
+        What went wrong.
+    what : str
+        What could not be done, for the message.
+    """
+    for run_dir in run_dirs:
+        try:
+            check = verify_run(run_dir)
+        except TwinError:
+            continue
+        if not check.ok:
+            raise CorruptFileError(f"{run_dir}: {what} ({type(exc).__name__}: {' '.join(str(exc).split())[:120]}); "
+                                   f"its files changed since the run: {check.message}") from None
+
+
 def list_runs(root: str | Path) -> list[Path]:
     """Complete runs directly under ``root`` (newest first)."""
     root = Path(root)

@@ -279,7 +279,16 @@ def compare_command(runs) -> None:
     Example:
       twin compare runs/r1 runs/r2
     """
-    click.echo(_format_compare(list(runs)))
+    try:
+        text = _format_compare(list(runs))
+    except TwinError:
+        raise
+    except (KeyError, ValueError, TypeError, IndexError, AttributeError) as exc:
+        from twin.runstore import raise_if_tampered
+
+        raise_if_tampered(runs, exc, "cannot be compared")  # edited runs are the data's fault, not ours
+        raise
+    click.echo(text)
 
 
 @click.group("log")
