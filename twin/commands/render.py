@@ -96,6 +96,13 @@ def group(run_dir: Path, t_from: str | None, t_to: str | None, out: Path, step_s
     try:
         frames = render_frames(city, run_dir, times, lang=lang, size=frame_size, vertical_exaggeration=ve,
                                progress=tick)
+    except TwinError:
+        raise
+    except (KeyError, ValueError, TypeError, IndexError, AttributeError) as exc:
+        from twin.runstore import raise_if_tampered
+
+        raise_if_tampered([run_dir], exc, "cannot be rendered")  # an edited run is the data's fault, not ours
+        raise
     finally:
         bar.close()
     path = write_animation(frames, out, fps=fps)
