@@ -375,7 +375,7 @@ class RunCheck:
             parts.append(f"tables changed since the run: {', '.join(self.bad_tables)}")
         parts.extend(self.problems)
         if self.ok and self.head_sha256:
-            parts.append(f"head {self.head_sha256[:12]}")
+            parts.append(f"run head {self.head_sha256[:12]}")
         return "; ".join(parts)
 
 
