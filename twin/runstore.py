@@ -307,14 +307,14 @@ def read_table(run_dir: str | Path, name: str) -> pd.DataFrame:
     path = child_path(run_dir, name, "table name", suffix=".parquet")
     if not path.is_file():
         raise InputFileNotFoundError(f"{path}: table '{name}' not in this run")
+    from pyarrow import ArrowException
+
     try:
         return pd.read_parquet(path)
-    except (OSError, ValueError, TypeError, KeyError, IndexError) as exc:
-        # pyarrow's ArrowInvalid is a ValueError; a truncated file an OSError
+    except (ArrowException, OSError, ValueError, TypeError, KeyError, IndexError, NotImplementedError) as exc:
+        # every pyarrow error is an ArrowException (ArrowInvalid is also a ValueError, a truncated file an OSError)
         raise CorruptFileError(f"{path}: not a readable Parquet table ({type(exc).__name__}: "
                                f"{' '.join(str(exc).split())[:200]})") from None
-    except Exception as exc:  # noqa: BLE001 - any other reader failure on a corrupt file is still the file's fault
-        raise CorruptFileError(f"{path}: not a readable Parquet table ({type(exc).__name__})") from None
 
 
 def read_kpis(run_dir: str | Path) -> dict:
