@@ -202,7 +202,10 @@ def _remove_private_tempdir() -> None:
     entry = _PRIVATE.pop(os.getpid(), None)
     if entry is not None:
         root, fd = entry
-        shutil.rmtree(root, ignore_errors=True)
+        for _ in range(3):  # an orphan's main thread may still be writing into it
+            shutil.rmtree(root, ignore_errors=True)
+            if not root.exists():
+                break
         with contextlib.suppress(OSError):
             os.close(fd)
 
