@@ -298,6 +298,7 @@ def run_dual_drainage(model: str | Path | InpModel, dem: str | Path | Domain, *,
         NodeResult,
         NodeType,
         ObjectType,
+        SimOption,
         SimSetting,
         TimeProperty,
     )
@@ -364,7 +365,11 @@ def run_dual_drainage(model: str | Path | InpModel, dem: str | Path | Domain, *,
                                                      "a junction in the engine")
                 invert = np.array([solver.node_get_parameter(int(k), NodeProperty.INVERT_ELEVATION) for k in idx])
                 full = np.array([solver.node_get_parameter(int(k), NodeProperty.FULL_DEPTH) for k in idx])
-                min_area_m2 = float(solver.simulation_get_setting(SimSetting.MIN_SURFACE_AREA)) * length ** 2
+                if not solver.simulation_get_setting(SimOption.ALLOW_POND):  # the appended option must hold
+                    raise DualDrainageInputError(f"{display}: the engine did not take ALLOW_PONDING YES for the "
+                                                 "coupled manholes")
+                # the engine's own manhole area, in the model's units (its default is 12.566 ft2 = 1.167 m2)
+                min_area_m2 = float(solver.simulation_get_parameter(SimSetting.MIN_SURFACE_AREA)) * length ** 2
                 area = np.full(n, opts.manhole_area_m2 if opts.manhole_area_m2 is not None else min_area_m2)
                 coupled_set = set(int(k) for k in idx)
                 if not model_ponds:  # the copy turned ponding on for the shafts only: others keep flooding

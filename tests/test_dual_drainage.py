@@ -15,10 +15,24 @@ from click.testing import CliRunner
 
 from gisdata.errors import TwinError
 from gisdata.raster import Raster, write_geotiff
-from hydraulics.dual_drainage import (DualDrainageInputError, DualDrainageOptions, UncoupledNodesWarning,
-                                      run_dual_drainage)
-from hydraulics.exchange import (FREE_WEIR, NO_FLOW, ORIFICE_DOWN, ORIFICE_UP, SUBMERGED_WEIR, ExchangeInputError,
-                                 ExchangeParams, Exchanger, exchange_flow, inlet_capacity_m3s)
+from hydraulics.dual_drainage import (
+    DualDrainageInputError,
+    DualDrainageOptions,
+    UncoupledNodesWarning,
+    run_dual_drainage,
+)
+from hydraulics.exchange import (
+    FREE_WEIR,
+    NO_FLOW,
+    ORIFICE_DOWN,
+    ORIFICE_UP,
+    SUBMERGED_WEIR,
+    ExchangeInputError,
+    ExchangeParams,
+    Exchanger,
+    exchange_flow,
+    inlet_capacity_m3s,
+)
 from hydraulics.run import run_swmm
 from twin.cli import cli
 
@@ -178,9 +192,35 @@ O1 1060 2001
 """
 
 
-def test_ponding_agreement_walled_basin(tmp_path):
+_FT = 0.3048
+
+
+def _in_cfs(model: str) -> str:
+    """The same model in US units (ft, ft2, cfs): checks the unit conversions of the coupling."""
+    ft, cfs = 1 / _FT, 1 / 0.028316846592
+    out = []
+    for line in model.splitlines():
+        t = line.split()
+        if t[:1] == ["FLOW_UNITS"]:
+            line = "FLOW_UNITS CFS"
+        elif t[:1] == ["J1"] and len(t) == 6:
+            line = f"J1 {10 * ft} {2 * ft} 0 0 {float(t[5]) * ft * ft}"
+        elif t[:1] == ["O1"] and len(t) == 3:
+            line = f"O1 {9 * ft} FREE"
+        elif t[:1] == ["C1"] and t[1] == "J1":
+            line = f"C1 J1 O1 {50 * ft} 0.013 0 0 0"
+        elif t[:1] == ["C1"] and t[1] == "CIRCULAR":
+            line = f"C1 CIRCULAR {0.3 * ft} 0 0 0 1"
+        elif t[:2] == ["inq", "0.5"]:
+            line = f"inq 0.5 {0.6 * cfs}"
+        out.append(line)
+    return "\n".join(out) + "\n"
+
+
+@pytest.mark.parametrize("units", ["CMS", "CFS"])
+def test_ponding_agreement_walled_basin(tmp_path, units):
     """A 20 m x 20 m walled basin at rim level around J1: the peak ponded depth of the coupled run (stored
-    volume / basin area) matches SWMM's own ponding with that area within 5 %."""
+    volume / basin area) matches SWMM's own ponding with that area within 5 %, in SI and in US units."""
     cell, inner = 2.0, 10
     n = inner + 4
     z = np.full((n, n), 17.0)                                       # 5 m walls
@@ -191,6 +231,8 @@ def test_ponding_agreement_walled_basin(tmp_path):
                          "EPSG:32632"), dem)
     area = inner * inner * cell * cell
     model = _POND_INP.format(pond=area)
+    if units == "CFS":
+        model = _in_cfs(model)
     swmm_peak = run_swmm(model).node["depth_m"]["J1"].max() - 2.0
     res = run_dual_drainage(model, dem, options=DualDrainageOptions(report_step_s=30))
     ours_peak = res.mass_balance["surface_m3"].max() / area
