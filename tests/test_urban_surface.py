@@ -51,3 +51,63 @@ def test_water_runs_along_the_street_and_into_the_river(small_city):
 def test_bad_cell_size_is_refused(small_city):
     with pytest.raises(TwinError, match="cell_size_m"):
         build_urban_surface(small_city, cell_size_m=0.0)
+
+
+def _road_cells(surf, city, road_pos):
+    from hydraulics.street_flood import _road_labels
+    from hydraulics.urban_surface import LANE_WIDTH_M
+
+    labels = _road_labels(surf, city.roads, LANE_WIDTH_M)
+    return labels == road_pos
+
+
+def test_one_deep_cell_does_not_close_a_street_but_a_flooded_carriageway_does(small_city):
+    from hydraulics.street_flood import street_flood
+
+    surf = build_urban_surface(small_city, cell_size_m=5.0)
+    roads = small_city.roads
+    pos = int(np.argmax(roads["length_m"].to_numpy()))             # the longest segment: many cells
+    cells = _road_cells(surf, small_city, pos)
+    assert cells.sum() > 10
+    puddle = np.zeros(surf.shape)
+    puddle[tuple(np.argwhere(cells)[0])] = 1.0                      # one deep cell at a gully
+    street = np.where(cells, 0.2, 0.0)                              # 20 cm along the whole carriageway
+    flood = street_flood(surf, small_city, [(0.0, puddle), (600.0, street), (1800.0, street), (2400.0, puddle)])
+    row = flood.roads.iloc[pos]
+    assert row["max_depth_m"] == pytest.approx(0.2)
+    assert row["onset_s"] == 600.0 and row["flooded_s"] == pytest.approx(1800.0)
+    assert row["closed_to_cars_s"] == pytest.approx(1800.0) and row["closed_s"] == 0.0
+    assert row["is_risk_point"] and row["max_flooded_length_m"] > 20.0
+    others = flood.roads.drop(index=roads.index[pos])
+    assert (others["max_depth_m"] < 0.15).sum() >= len(others) - 6  # only its neighbours at junctions share cells
+    assert flood.closures_summary()["roads_closed_all"] == 0
+    points = flood.risk_points()
+    assert roads.index[pos] in set(points.loc[points.kind == "road", "element_id"])
+    only_puddle = street_flood(surf, small_city, [(0.0, puddle), (3600.0, puddle)])
+    assert only_puddle.roads.iloc[pos]["max_depth_m"] == 0.0 and not only_puddle.roads["is_risk_point"].any()
+    assert flood.districts["share_closed_to_cars"].max() > 0
+
+
+def test_a_surcharging_manhole_makes_its_street_a_risk_point(small_city):
+    from hydraulics.street_flood import street_flood
+
+    surf = build_urban_surface(small_city, cell_size_m=5.0)
+    rows, cols = np.nonzero(surf.carriageway)
+    mid = len(rows) // 2
+    src = PointSource("MH", int(rows[mid]), int(cols[mid]), TimeSeries([0.0, 1800.0, 1800.001], [0.5, 0.5, 0.0]))
+    model = surf.surface2d(sources=[src])
+    snaps = []
+    for t in np.arange(0.0, 3601.0, 300.0):
+        model.run_until(float(t))
+        snaps.append((float(t), model.depth_m.copy()))
+    flood = street_flood(surf, small_city, snaps, threshold_m=0.05)
+    points = flood.risk_points()
+    roads_hit = points.loc[points.kind == "road", "element_id"]
+    assert len(roads_hit) >= 1 and set(points["kind"]) <= {"road", "entrance"}
+    # the segment the manhole sits on is among them, and it was flooded within minutes
+    from hydraulics.street_flood import _road_labels
+    from hydraulics.urban_surface import LANE_WIDTH_M
+    own = small_city.roads.index[_road_labels(surf, small_city.roads, LANE_WIDTH_M)[rows[mid], cols[mid]]]
+    assert own in set(roads_hit)
+    assert flood.roads.loc[own, "onset_s"] <= 600.0
+    assert model.mass_balance().to_river_m3 > 0                    # what ran off went to the river, not onto a map
