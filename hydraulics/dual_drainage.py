@@ -101,8 +101,20 @@ class DualDrainageInputError(TwinError, ValueError):
     """Bad input for a coupled run (the message names the file or value)."""
 
 
+class DualDrainageError(TwinError, RuntimeError):
+    """The coupled run went wrong while running (the message says where)."""
+
+
 class UncoupledNodesWarning(UserWarning):
     """Some junctions lie outside the DEM and stay uncoupled."""
+
+
+class DatumWarning(UserWarning):
+    """Coupled manhole rims lie far from the DEM's ground: the model and the DEM may not share a datum."""
+
+
+DATUM_TOLERANCE_M = 1.0
+"""A rim farther than this from the ground of its cell is reported (:class:`DatumWarning`), m."""
 
 
 @dataclass(frozen=True)
@@ -322,10 +334,19 @@ def run_dual_drainage(model: str | Path | InpModel, dem: str | Path | Domain, *,
         warnings.warn(f"{len(uncoupled)} of {len(uncoupled) + len(coupled)} junctions lie outside the DEM "
                       f"or have no coordinates and stay uncoupled: {shown}", UncoupledNodesWarning, stacklevel=2)
     n = len(coupled)
-    capacity = inlet_capacity_m3s(opts.inlets_per_node, opts.inlet_capacity_m3s, n)
     rows_ = coupled["row"].to_numpy(np.int64)
     cols_ = coupled["col"].to_numpy(np.int64)
     ground = domain.dem.values[rows_, cols_].astype("float64")
+    node_table = parsed.nodes().loc[coupled.index]
+    rim_m = (node_table["invert_elev"] + node_table["max_depth"]).to_numpy(float) * parsed.length_to_m
+    off = np.where(node_table["max_depth"].to_numpy(float) > 0, np.abs(rim_m - ground), 0.0)  # 0: crown decides
+    if np.any(off > DATUM_TOLERANCE_M):
+        k = int(np.argmax(off))
+        warnings.warn(f"{int((off > DATUM_TOLERANCE_M).sum())} coupled node(s) have a rim more than "
+                      f"{DATUM_TOLERANCE_M:g} m from the DEM ground (worst {coupled.index[k]}: rim {rim_m[k]:.2f} m, "
+                      f"ground {ground[k]:.2f} m); check that the model and the DEM share a vertical datum",
+                      DatumWarning, stacklevel=2)
+    capacity = inlet_capacity_m3s(opts.inlets_per_node, opts.inlet_capacity_m3s, n)
     surface = Surface2D(domain.dem.values, cell_size_m=domain.dem.cell_size_m, manning=opts.manning,
                         outside=domain.outside, boundary=opts.boundary, cfl=opts.cfl, dt_max_s=opts.dt_max_s,
                         theta=opts.theta, h_min_m=opts.h_min_m)
@@ -460,7 +481,7 @@ def run_dual_drainage(model: str | Path | InpModel, dem: str | Path | Domain, *,
                     t = t + dt
                     k_step += 1
                     if elapsed > 0 and abs(elapsed * 86400.0 - t) > 0.01:
-                        raise DualDrainageInputError(f"SWMM clock {elapsed * 86400.0:.3f} s out of step with the "
+                        raise DualDrainageError(f"SWMM clock {elapsed * 86400.0:.3f} s out of step with the "
                                                      f"exchange clock {t:.3f} s")
                     done = t >= total_s - 1e-6
                     if k_step % report_every == 0 or done:

@@ -16,6 +16,7 @@ from click.testing import CliRunner
 from gisdata.errors import TwinError
 from gisdata.raster import Raster, write_geotiff
 from hydraulics.dual_drainage import (
+    DatumWarning,
     DualDrainageInputError,
     DualDrainageOptions,
     UncoupledNodesWarning,
@@ -93,7 +94,7 @@ def test_inlet_capacity_refused(n, cap, word):
 # ----------------------------------------------------------------------------- EA 8B on a small street
 
 
-def _street_dem(path: Path, cell: float = 6.0) -> Path:
+def _street_dem(path: Path, cell: float = 6.0, offset_m: float = 0.0) -> Path:
     """A street falling 0.5 % east, 12 m carriageway below 0.12 m kerbs, blocks of raised buildings; J1 on it."""
     rows, cols = 16, 70
     r1, c1 = rows // 2, 15
@@ -102,7 +103,7 @@ def _street_dem(path: Path, cell: float = 6.0) -> Path:
     off = np.abs(yy - r1) * cell
     z = np.where(off <= 6.0, base, base + 0.12)
     building = (off > 12.0) & ((xx * cell) % 60.0 > 12.0) & (xx < cols - 10)
-    z = np.where(building, base + 10.0, z)
+    z = np.where(building, base + 10.0, z) + offset_m
     transform = Affine(cell, 0, J1[0] - (c1 + 0.5) * cell, 0, -cell, J1[1] + (r1 + 0.5) * cell)
     write_geotiff(Raster(z, transform, "EPSG:27700"), path)
     return path
@@ -146,6 +147,14 @@ def test_uncoupled_junctions_warn(tmp_path):
     with pytest.warns(UncoupledNodesWarning, match="6 of 7 junctions"):
         res = run_dual_drainage(EA8B, dem, options=opts)
     assert res.uncoupled == ["J0", "J2", "J3", "J4", "J5", "J6"]
+    assert res.nodes.loc["J1", "rim_m"] == pytest.approx(31.46)
+
+
+@pytest.mark.filterwarnings("ignore::hydraulics.dual_drainage.UncoupledNodesWarning")
+def test_datum_mismatch_warns(tmp_path):
+    dem = _street_dem(tmp_path / "street.tif", offset_m=5.0)
+    with pytest.warns(DatumWarning, match=r"J1: rim 31.46 m, ground 36.46 m"):
+        run_dual_drainage(EA8B, dem, options=DualDrainageOptions(exchange_step_s=30, report_step_s=600))
 
 
 # ----------------------------------------------------------------------------- ponding agreement
