@@ -20,8 +20,9 @@ which every command uses to write a folder of results:
   holds an earlier output of the same kind (``replace=True``), swapped so the
   old files are gone at once, never mixed with new ones;
 - on any error the staging folder is removed; after a SIGKILL it stays
-  behind, hidden, and the next :class:`StagedDir` in the same parent removes
-  every staging folder whose lock is no longer held.
+  behind, hidden, and the next :class:`StagedDir` for the same target removes
+  it (its lock is no longer held); a batch, which owns its sweep folder,
+  removes every such leftover in it.
 
 Nothing outside the target and its own staging folders is ever deleted.
 
@@ -274,11 +275,14 @@ def holds_only(path: str | os.PathLike, patterns: Iterable[str], *, marker: str,
     return True
 
 
-def clean_stale_staging(parent: str | os.PathLike, *, files: bool = False, extra_marks: Iterable[str] = ()) -> int:
+def clean_stale_staging(parent: str | os.PathLike, *, name: str | None = None, files: bool = False,
+                        extra_marks: Iterable[str] = ()) -> int:
     """Remove staging folders left in ``parent`` by killed writers (their lock no longer held).
 
     Only hidden entries named ``.<name>.tmp-*`` or ``.<name>.old-*`` are
-    considered, and a symlink is unlinked, never followed.  Temporary *files*
+    considered -- with ``name`` given, only those of that target, so a
+    command touches nothing in a folder it does not own but its own
+    leftovers -- and a symlink is unlinked, never followed.  Temporary *files*
     of that name (:func:`atomic_path`) carry no lock, so they are removed only
     with ``files=True``, by a caller that knows no writer is live (it holds a
     lock of its own over ``parent``).  ``extra_marks`` names more markers
@@ -295,7 +299,10 @@ def clean_stale_staging(parent: str | os.PathLike, *, files: bool = False, extra
     marks = (TMP_MARK, OLD_MARK, *extra_marks)
     n = 0
     for p in d.iterdir():
-        if not (p.name.startswith(".") and any(m in p.name for m in marks)):
+        if name is not None:
+            if not any(p.name.startswith(f".{name}{m}") for m in marks):
+                continue
+        elif not (p.name.startswith(".") and any(m in p.name for m in marks)):
             continue
         if p.is_symlink() or not p.is_dir():
             if files or p.is_symlink():
@@ -379,7 +386,7 @@ class StagedDir:
             hint = " (it holds files that are not an earlier output of this command)" if replace else ""
             raise OutputDirError(f"{what} {self.out}: exists and is not empty{hint}; choose another folder")
         self.out.parent.mkdir(parents=True, exist_ok=True)
-        clean_stale_staging(self.out.parent)
+        clean_stale_staging(self.out.parent, name=self.out.name)  # its own leftovers only: the parent is not ours
         self.path = Path(tempfile.mkdtemp(prefix=f".{self.out.name}{TMP_MARK}", dir=self.out.parent))
         self._lock_fd: int | None = _lock_dir(self.path)
         self.done = False

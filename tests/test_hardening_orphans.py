@@ -176,7 +176,7 @@ def test_killing_a_forecast_leaves_no_worker_and_no_complete_looking_folder(tmp_
     assert not out.exists() or not (out / "forecast.json").exists()
     stale = [p for p in tmp_path.iterdir() if p.name.startswith(".fc.tmp-")]
     assert stale, "the killed forecast's staging folder should be the only trace"
-    assert clean_stale_staging(tmp_path) == len(stale)  # its lock died with it: the next writer removes it
+    assert clean_stale_staging(tmp_path, name="fc") == len(stale)  # its lock died: the next writer of fc removes it
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".fc.")]
 
 

@@ -128,6 +128,17 @@ def test_staging_names_are_unpredictable_private_and_planted_symlinks_are_not_fo
     assert target.read_text() == "{}" and (victim / "keep.txt").read_text() == "keep"
 
 
+def test_a_writer_removes_only_its_own_leftovers_in_a_folder_it_does_not_own(tmp_path):
+    other = tmp_path / ".someone-else.tmp-abc"  # another program's hidden temp folder, same naming style
+    other.mkdir()
+    (other / "data").write_text("theirs")
+    mine = tmp_path / ".r1.tmp-dead"  # what a killed writer of r1 left
+    mine.mkdir()
+    with StagedDir(tmp_path / "r1") as stage:
+        stage.commit()
+    assert (other / "data").read_text() == "theirs" and not mine.exists()
+
+
 def test_a_live_staging_folder_is_never_cleaned_away(tmp_path):
     with StagedDir(tmp_path / "r1") as live:
         (live.path / "x").write_text("1")
