@@ -25,9 +25,9 @@ Both models run the same inputs in one process after another:
   (``itzi.drainage``, exchange every SWMM routing step), the same Manning's n,
   CFL, theta, h_min and dt_max, orifice/weir coefficients 0.167/0.54/0.056.
   itzi keeps the model's ponding (J1: 1 m2), which is how its node head rises
-  above the rim; ours seals the coupled node instead (see
-  :mod:`hydraulics.dual_drainage`).  Both use a manhole area of 1 m2 (the
-  model's MIN_SURFAREA).
+  above the rim; ours replaces a coupled node's ponded area by its manhole
+  area (a shaft above the rim, see :mod:`hydraulics.dual_drainage`).  Both use
+  a manhole area of 1 m2 (the model's MIN_SURFAREA), so the two shafts match.
 
 Printed: the NSE of J1's exchange-flow series (ours against itzi, at 30 s),
 the flooded-area CSI (max depth >= 0.05 m), peaks and volumes, our coupled

@@ -49,9 +49,10 @@ above the rim) was tried first: its head then jumps by metres between
 exchange steps (EXTRAN surcharge has no storage) and the explicit exchange
 flip-flops between spill and none every step.
 
-Because the exchange is explicit, a spill is also limited to what the node
-can give over the step: its net inflow plus the water in its shaft (the
-mirror of "a take never exceeds what the cell holds").
+With that shaft, itzi's relaxation (0.8) and reversal damping (0.5) keep the
+explicit exchange smooth at 5 s and at 30 s (measured on EA 8B); an extra cap
+of a spill at the node's net inflow plus its shaft's water is available
+(``limit_spill``) but off by default, since it cut the spill short there.
 
 Mass balance
 ------------
@@ -144,6 +145,12 @@ class DualDrainageOptions:
         2D solver settings (see :class:`~hydraulics.surface2d.Surface2D`).
     allowed_inputs : tuple of path
         Files outside the model's folder the model may read (see :class:`~hydraulics.run.RunOptions`).
+    limit_spill : bool, default False
+        Also cap a spill at the node's net inflow plus its shaft's water over the step.  Off by
+        default: the shaft storage with relaxation and damping is already stable, and the cap (net
+        inflow read at the end of the last routing step, when the head has already answered the
+        previous spill) cuts the spill short (EA 8B: 3,631 instead of 3,874 m3, NSE against itzi
+        0.978 instead of 0.999 at a 5 s step, 0.905 instead of 0.999 at 30 s).
     """
 
     manning: float = 0.03
@@ -159,6 +166,7 @@ class DualDrainageOptions:
     theta: float = 0.8
     h_min_m: float = 0.001
     allowed_inputs: tuple = ()
+    limit_spill: bool = False
 
     def __post_init__(self) -> None:
         if not (isinstance(self.exchange_step_s, (int, np.integer)) or float(self.exchange_step_s).is_integer()) \
@@ -464,7 +472,8 @@ def run_dual_drainage(model: str | Path | InpModel, dem: str | Path | Domain, *,
                     net_in += exchanger.flow_m3s  # what reaches the node besides the exchange itself
                     shaft_m3 = np.maximum(node_depth - full_m, 0.0) * area
                     depth = surface.depth_m[rows_, cols_]
-                    q = exchanger.step(head, ground, depth, dt, spill_max_m3s=net_in + shaft_m3 / dt)
+                    spill_max = net_in + shaft_m3 / dt if opts.limit_spill else None
+                    q = exchanger.step(head, ground, depth, dt, spill_max_m3s=spill_max)
                     q[np.abs(q) < _Q_TOL_M3S] = 0.0
                     surface.set_exchange(rows_, cols_, q)
                     surface.run_until(t + dt)
