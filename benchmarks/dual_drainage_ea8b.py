@@ -39,8 +39,8 @@ With ``--sag 0.3`` J1 sits in a 0.3 m sag of the street, so part of the
 spill pools over it and drains back.  There itzi is not a usable reference:
 its drain-back flips sign from step to step and never stops (measured on the
 4 m grid: 10,508 m3 drained back into J1 for 3,742 m3 spilled, i.e. water
-created at the drained cell), while ours drains back the ~30 m3 the sag
-holds, at up to 0.1 m3/s, like the XPSTORM curve's tail.
+created at the drained cell), while ours drains back the ~44 m3 the sag
+holds within ~10 min (peak 0.3 m3/s), like the tail of the XPSTORM curve.
 
     python benchmarks/dual_drainage_ea8b.py            # 2 m grid, ours (5 s and 30 s) and itzi
     python benchmarks/dual_drainage_ea8b.py --cell 4   # coarser, faster
