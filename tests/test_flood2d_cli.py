@@ -50,6 +50,9 @@ def test_example_runs_and_balances(tmp_path):
     max_depth = read_geotiff(out / "max_depth.tif").values
     assert max_depth.max() == pytest.approx(summary["max_depth_m"])
     assert not list(tmp_path.glob(".f2d.*"))                               # no staging folder left behind
+    from PIL import Image
+    with Image.open(out / "max_depth.png") as png:                        # the quicklook map
+        assert png.size[0] > 600 and len(set(png.convert("RGB").getdata())) > 100
 
 
 def _tiny_dem(tmp_path, values=None, crs="EPSG:32650", name="dem.tif", nodata=None) -> Path:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
+import numpy as np
 
 from twin.commands.swmm import Duration
 
@@ -37,7 +38,7 @@ _FILE = click.Path(dir_okay=False, path_type=Path)
 @click.option("--theta", type=float, default=0.8, show_default=True,
               help="Momentum weighting (de Almeida et al. 2012), 0.5..1.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), required=True,
-              help="New (or empty) folder for max_depth.tif, final_depth.tif, gauges.csv, mass_balance.csv.")
+              help="New (or empty) folder for max_depth.tif/.png, final_depth.tif, gauges.csv, mass_balance.csv.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def flood2d_command(dem, manning, manning_raster, initial_depth, rain, inflow, boundary, gauges, hours,
                     report_step_s, cfl, dt_max_s, theta, out_dir, quiet):
@@ -69,7 +70,22 @@ def flood2d_command(dem, manning, manning_raster, initial_depth, rain, inflow, b
     finally:
         if bar is not None:
             bar.close()
+    _quicklook(out_dir, dem)
     click.echo("\n".join(summary.lines()))
+    click.echo(f"map               {out_dir / 'max_depth.png'}")
+
+
+def _quicklook(out_dir: Path, dem: Path) -> None:
+    """max_depth.png beside the rasters: people would rather look than read."""
+    from gisdata.raster import read_geotiff
+    from hydraulics.surface2d_io import read_domain
+    from twin.viz.flood_layers import write_depth_png
+
+    domain = read_domain(dem)
+    depth = read_geotiff(out_dir / "max_depth.tif").values
+    depth = np.where(domain.outside, 0.0, depth)
+    write_depth_png(depth, domain.dem, out_dir / "max_depth.png", outside=domain.outside,
+                    title=f"Maximum depth, {dem.name}")
 
 
 group = flood2d_command

@@ -374,3 +374,66 @@ def write_flood_png(city: CityTwin, result, path: str | Path, *, dpi: int = 120,
                     arrowprops={"facecolor": "black", "width": 5, "headwidth": 14, "headlength": 12})
         save_figure_png(fig, path, dpi=dpi)
     return path
+
+
+def write_depth_png(depth: np.ndarray, ground: Raster, path: str | Path, *, outside: np.ndarray | None = None,
+                    river: np.ndarray | None = None, title: str = "", dpi: int = 110, lang: str = "en") -> Path:
+    """Write a depth grid over its ground as a PNG: hillshade, walls, water bodies, depth with a colour bar.
+
+    For a 2D surface run without a city (``twin flood2d``): the DEM is all there is to draw on.
+
+    Parameters
+    ----------
+    depth : ndarray
+        Water depth per cell, m (on ``ground``'s grid).
+    ground : Raster
+        Ground elevation, m.
+    path : str or Path
+        Output ``.png`` (written under a temporary name and renamed into place).
+    outside, river : ndarray of bool, optional
+        Walls (buildings, nodata) and water bodies, drawn grey and dark blue.
+    title : str
+        Figure title.
+    dpi : int
+    lang : str
+    """
+    import matplotlib
+    from matplotlib.colors import ListedColormap
+    from matplotlib.figure import Figure
+    from mpl_toolkits.axes_grid1.anchored_artists import AnchoredSizeBar
+
+    from twin.viz.geometry import nice_length
+    from twin.viz.map2d import _sans_fonts, hillshade_rgb, save_figure_png
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    xmin, ymin, xmax, ymax = ground.bounds
+    extent = (xmin, xmax, ymin, ymax)
+    d = np.asarray(depth, dtype=float)
+    aspect = (ymax - ymin) / max(xmax - xmin, 1e-9)
+    with matplotlib.rc_context({"font.family": "sans-serif", "font.sans-serif": _sans_fonts(lang)}):
+        fig = Figure(figsize=(10, max(3.0, min(10.0, 8.5 * aspect + 1.0))), dpi=dpi)
+        ax = fig.subplots()
+        ax.imshow(hillshade_rgb(ground), extent=extent, origin="upper", zorder=0)
+        for mask, colour in ((outside, "#868e96"), (river, "#1c4f8a")):
+            if mask is not None and np.any(mask):
+                ax.imshow(np.ma.masked_where(~np.asarray(mask, bool), np.ones(d.shape)), extent=extent,
+                          origin="upper", cmap=ListedColormap([colour]), vmin=0, vmax=1, zorder=1,
+                          interpolation="nearest")
+        vmax = max(float(np.nanmax(d)) if d.size else 0.0, 0.1)
+        im = ax.imshow(np.ma.masked_less(d, MIN_DEPTH_M), extent=extent, origin="upper", cmap=water_cmap(),
+                       vmin=0.0, vmax=vmax, alpha=0.9, zorder=2, interpolation="nearest")
+        cb = fig.colorbar(im, ax=ax, shrink=0.7, pad=0.02)
+        cb.set_label(t("flood.legend.depth", lang) + " (m)")
+        ax.set_title(title)
+        ax.set_xlim(xmin, xmax)
+        ax.set_ylim(ymin, ymax)
+        ax.set_aspect("equal")
+        ax.set_xlabel(t("map.easting", lang, crs=ground.crs))
+        ax.set_ylabel(t("map.northing", lang, crs=ground.crs))
+        ax.ticklabel_format(useOffset=False, style="plain")
+        bar = nice_length((xmax - xmin) / 5)
+        ax.add_artist(AnchoredSizeBar(ax.transData, bar, f"{bar:g} m", "lower left", pad=0.6, sep=4,
+                                      color="black", frameon=True, size_vertical=(ymax - ymin) / 150))
+        save_figure_png(fig, path, dpi=dpi)
+    return path

@@ -26,6 +26,7 @@ import pandas as pd
 import shapely
 
 from gisdata.city import CityTwin
+from gisdata.raster import Raster
 from twin.i18n import t
 
 MAP_LAYERS = ("terrain", "roads", "buildings", "pipes", "manholes", "depots", "sensors", "vendor_sites")
@@ -153,19 +154,20 @@ def _view(city: CityTwin):
     return pdk.ViewState(longitude=lon, latitude=lat, zoom=round(min(max(zoom, 1), 20), 2), pitch=40, bearing=0)
 
 
-def hillshade_rgb(city: CityTwin) -> np.ndarray:
-    """DEM hillshade coloured by elevation, as an (rows, cols, 3) float array in 0-1."""
+def hillshade_rgb(city: "CityTwin | Raster") -> np.ndarray:
+    """Hillshade of a city's DEM (or of a ground raster) coloured by elevation, (rows, cols, 3) floats in 0-1."""
     from matplotlib.colors import LightSource, LinearSegmentedColormap
 
     from twin.viz.scene import TERRAIN_COLORS
 
-    z = np.asarray(city.dem.values, dtype=float)
+    dem = city if isinstance(city, Raster) else city.dem
+    z = np.asarray(dem.values, dtype=float)
     z = np.where(np.isfinite(z), z, np.nanmin(z) if np.isfinite(z).any() else 0.0)
     cmap = LinearSegmentedColormap.from_list("citytwin_terrain", TERRAIN_COLORS)
     ls = LightSource(azdeg=315, altdeg=45)
     lo, hi = float(z.min()), float(z.max())
-    return ls.shade(z, cmap=cmap, blend_mode="soft", vert_exag=3.0, dx=city.dem.cell_size_m,
-                    dy=city.dem.cell_size_m, vmin=lo, vmax=hi if hi > lo else lo + 1)[..., :3]
+    return ls.shade(z, cmap=cmap, blend_mode="soft", vert_exag=3.0, dx=dem.cell_size_m,
+                    dy=dem.cell_size_m, vmin=lo, vmax=hi if hi > lo else lo + 1)[..., :3]
 
 
 def _terrain_layer(city: CityTwin):
