@@ -439,6 +439,7 @@ def run_dual_drainage(model: str | Path | InpModel, dem: str | Path | Domain, *,
                 acc = np.zeros(n)
                 to_surface = np.zeros(n)
                 to_network = np.zeros(n)
+                q_set = np.zeros(n)  # the lateral inflow each coupled node holds in the engine, m3/s
                 exchanged_cum = 0.0  # net volume the exchange put into SWMM, m3 (taken out of its ext. inflow)
 
                 def balance_row(t: float) -> dict:
@@ -470,13 +471,14 @@ def run_dual_drainage(model: str | Path | InpModel, dem: str | Path | Domain, *,
                 while t < total_s - 1e-6:
                     dt = float(min(step, total_s - t))
                     head = np.fromiter((get_node(i, head_key) for i in idx_list), float, n) * length
-                    node_depth = np.fromiter((get_node(i, depth_key) for i in idx_list), float, n) * length
-                    net_in = (np.fromiter((get_node(i, inflow_key) for i in idx_list), float, n)
-                              - np.fromiter((get_node(i, outflow_key) for i in idx_list), float, n)) * flow
-                    net_in += exchanger.flow_m3s  # what reaches the node besides the exchange itself
-                    shaft_m3 = np.maximum(node_depth - full_m, 0.0) * area
+                    spill_max = None
+                    if opts.limit_spill:
+                        node_depth = np.fromiter((get_node(i, depth_key) for i in idx_list), float, n) * length
+                        net_in = (np.fromiter((get_node(i, inflow_key) for i in idx_list), float, n)
+                                  - np.fromiter((get_node(i, outflow_key) for i in idx_list), float, n)) * flow
+                        net_in += exchanger.flow_m3s  # what reaches the node besides the exchange itself
+                        spill_max = net_in + np.maximum(node_depth - full_m, 0.0) * area / dt
                     depth = surface.depth_m[rows_, cols_]
-                    spill_max = net_in + shaft_m3 / dt if opts.limit_spill else None
                     q = exchanger.step(head, ground, depth, dt, spill_max_m3s=spill_max)
                     q[np.abs(q) < _Q_TOL_M3S] = 0.0
                     surface.set_exchange(rows_, cols_, q)
@@ -484,8 +486,10 @@ def run_dual_drainage(model: str | Path | InpModel, dem: str | Path | Domain, *,
                     moved = surface.exchange_volume_m3()
                     q_act = moved / dt
                     exchanger.applied(q_act)
-                    for i, qi in zip(idx_list, q_act):
-                        solver.node_set_total_inflow(i, float(-qi / flow))
+                    changed = np.flatnonzero(q_act != q_set)  # the engine holds a rate until it is set again
+                    for j in changed:
+                        solver.node_set_total_inflow(idx_list[j], float(-q_act[j] / flow))
+                    q_set[changed] = q_act[changed]
                     exchanged_cum -= float(moved.sum())
                     to_surface += np.maximum(moved, 0.0)
                     to_network += np.maximum(-moved, 0.0)
