@@ -389,12 +389,14 @@ class Surface2D:
         self._ex_volume = np.zeros(0)
         self._breaks = self._collect_breakpoints()
         self._step_acc = np.zeros(5)
-        self._wet_lo = np.zeros(rows, dtype=np.int64)
-        self._wet_hi = np.zeros(rows, dtype=np.int64)
-        self._rng_lo = np.zeros(rows, dtype=np.int64)
-        self._rng_hi = np.zeros(rows, dtype=np.int64)
+        n_blocks = -(-cols // kernel.BLOCK)
+        self._wet_blk = np.zeros((rows, n_blocks), dtype=np.uint8)
+        max_segs = n_blocks // 2 + 1
+        self._seg_lo = np.zeros((rows, max_segs), dtype=np.int64)
+        self._seg_hi = np.zeros((rows, max_segs), dtype=np.int64)
+        self._n_seg = np.zeros(rows, dtype=np.int64)
         # river cells count as wet: the banks next to them are always computed
-        kernel.wet_extents(np.where(self._active == kernel.RIVER, 1.0, self._h), self._wet_lo, self._wet_hi)
+        kernel.mark_wet_blocks(np.where(self._active == kernel.RIVER, 1.0, self._h), self._wet_blk)
         # a stage edge can push water onto dry cells anywhere along it: no skipping of dry cells then
         self._always_full = bool((self._bc_type == kernel.BC_STAGE).any())
         self.time_s = 0.0
@@ -543,11 +545,11 @@ class Surface2D:
             raise Surface2DInputError("set_exchange: rows, cols and flows must have the same length")
         if not np.all(np.isfinite(q)):
             raise Surface2DInputError("set_exchange: an exchange flow is NaN or infinite")
-        for r, c in zip(rows, cols):
-            self._check_cell("exchange point", int(r), int(c))
         same = rows.size == self._ex_rows.size and np.array_equal(rows, self._ex_rows) and np.array_equal(
             cols, self._ex_cols)
-        if not same:
+        if not same:  # the coupler sets the same points every exchange step: check them once
+            for r, c in zip(rows, cols):
+                self._check_cell("exchange point", int(r), int(c))
             self._ex_rows, self._ex_cols = rows, cols
             self._ex_volume = np.zeros(rows.size)
             self._ex_applied = np.zeros(rows.size)
@@ -597,15 +599,15 @@ class Surface2D:
         if self._rain is not None:
             rain_ms = self._rain.at(self.time_s) / 3.6e6  # held over the step: steps end at breakpoints
         # only cells near water are computed; rain wets everything
-        kernel.active_ranges(self._wet_lo, self._wet_hi, self.shape[1], self._always_full or rain_ms > 0,
-                             self._rng_lo, self._rng_hi)
+        kernel.active_segments(self._wet_blk, self.shape[1], self._always_full or rain_ms > 0, self._seg_lo,
+                               self._seg_hi, self._n_seg)
         if self._river_series is not None:
             self._level[self._active == kernel.RIVER] = self._river_series.at(t_mid)
         kernel.step(self._z, self._h, self._n, self._active, self._level, self._has_river, self._qx, self._qy,
                     self._qx_new, self._qy_new,
                     self._limiter, self._h_max, dt, self.cell_size_m, G, self.theta, self.h_min_m, self._bc_type,
-                    self._bc_stage, self._rng_lo, self._rng_hi, rain_ms, self.depth_limit_m, self._wet_lo,
-                    self._wet_hi, self._step_acc)
+                    self._bc_stage, self._seg_lo, self._seg_hi, self._n_seg, rain_ms, self.depth_limit_m,
+                    self._wet_blk, self._step_acc)
         h_max, boundary_out, clipped, bad = (float(self._step_acc[0]), float(self._step_acc[1]),
                                              float(self._step_acc[2]), int(self._step_acc[3]))
         self._qx, self._qx_new = self._qx_new, self._qx
@@ -636,7 +638,7 @@ class Surface2D:
             h_pts = self._h[pts_r, pts_c]
             np.maximum.at(self._h_max, (pts_r, pts_c), h_pts)
             h_max = max(h_max, float(h_pts.max()))
-            kernel.widen_extents(pts_r, pts_c, self._wet_lo, self._wet_hi)
+            kernel.mark_cells_wet(pts_r, pts_c, self._wet_blk)
         self.time_s += dt
         a.steps += 1
         a.dt_min_s = min(a.dt_min_s, dt)

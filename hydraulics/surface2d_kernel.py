@@ -42,6 +42,9 @@ BC_STAGE = 2
 EDGE_NORTH, EDGE_SOUTH, EDGE_WEST, EDGE_EAST = 0, 1, 2, 3
 """Index of each edge in the ``bc_type`` / ``bc_stage`` arrays."""
 
+BLOCK = 16
+"""Columns per block in the bookkeeping of where water is (:func:`active_segments`)."""
+
 OUTSIDE, LAND, RIVER = 0, 1, 2
 """Cell kinds in ``active``: a wall, the street surface, and a water body with a level (a boundary)."""
 
@@ -94,17 +97,17 @@ def _river_face_q(q0, q_cross, z_land, h_land, n_land, level, toward_river, dt, 
 
 @nb.njit(cache=True, inline="always")
 def _momentum_row(i, z, h, n, active, level, qx, qy, qx_new, qy_new, dt, dx, g, theta, h_min, bc_type,
-                  bc_stage, rng_lo, rng_hi):
-    """New discharges of the x faces of row i and of the y faces between rows i - 1 and i."""
+                  bc_stage, seg_lo, seg_hi, n_seg):
+    """New discharges of the x faces of row i and of the y faces between rows i - 1 and i.
+
+    Only the row's segments (cells near water, :func:`active_segments`) are computed; every other face is 0.
+    """
     rows, cols = h.shape
-    lo, hi = rng_lo[i], rng_hi[i]
-    if lo > hi:
-        qx_new[i, :] = 0.0
-        if i > 0:
-            qy_new[i, :] = 0.0
-    else:
-        qx_new[i, :lo + 1] = 0.0
-        qx_new[i, hi + 1:] = 0.0
+    qx_new[i, :] = 0.0
+    if i > 0:
+        qy_new[i, :] = 0.0
+    for s in range(n_seg[i]):
+        lo, hi = seg_lo[i, s], seg_hi[i, s]
         for j in range(max(lo, 1), min(hi + 1, cols - 1) + 1):
             a = j - 1
             ka, kb = active[i, a], active[i, j]
@@ -122,7 +125,6 @@ def _momentum_row(i, z, h, n, active, level, qx, qy, qx_new, qy_new, dt, dx, g, 
             eta_b = z[i, j] + h[i, j]
             hf = max(eta_a, eta_b) - max(z[i, a], z[i, j])
             if hf <= h_min:
-                qx_new[i, j] = 0.0
                 continue
             q_cross = 0.25 * (qy[i, a] + qy[i + 1, a] + qy[i, j] + qy[i + 1, j])
             qx_new[i, j] = _face_q(qx[i, j], qx[i, j - 1], qx[i, j + 1], q_cross, hf, eta_b - eta_a,
@@ -134,10 +136,8 @@ def _momentum_row(i, z, h, n, active, level, qx, qy, qx_new, qy_new, dt, dx, g, 
             qx_new[i, cols] = _edge_q(z, h, n, active, qx, qy, i, cols - 1, cols - 2, True, 1.0,
                                       bc_type[EDGE_EAST], bc_stage[EDGE_EAST], dt, dx, g, h_min, cols)
         if i > 0:
-            # the wet cells of rows i - 1 and i lie inside row i's range
+            # the wet cells of rows i - 1 and i lie inside row i's segments
             a = i - 1
-            qy_new[i, :lo] = 0.0
-            qy_new[i, hi + 1:] = 0.0
             for j in range(lo, hi + 1):
                 ka, kb = active[a, j], active[i, j]
                 if ka != LAND or kb != LAND:
@@ -154,40 +154,42 @@ def _momentum_row(i, z, h, n, active, level, qx, qy, qx_new, qy_new, dt, dx, g, 
                 eta_b = z[i, j] + h[i, j]
                 hf = max(eta_a, eta_b) - max(z[a, j], z[i, j])
                 if hf <= h_min:
-                    qy_new[i, j] = 0.0
                     continue
                 q_cross = 0.25 * (qx[a, j] + qx[a, j + 1] + qx[i, j] + qx[i, j + 1])
                 qy_new[i, j] = _face_q(qy[i, j], qy[i - 1, j], qy[i + 1, j], q_cross, hf, eta_b - eta_a,
                                        0.5 * (n[a, j] + n[i, j]), dt, dx, g, theta)
     if i == 0:
         qy_new[0, :] = 0.0
-        for j in range(lo, hi + 1):
-            qy_new[0, j] = _edge_q(z, h, n, active, qx, qy, 0, j, 1, False, -1.0, bc_type[EDGE_NORTH],
-                                   bc_stage[EDGE_NORTH], dt, dx, g, h_min, rows)
+        for s in range(n_seg[0]):
+            for j in range(seg_lo[0, s], seg_hi[0, s] + 1):
+                qy_new[0, j] = _edge_q(z, h, n, active, qx, qy, 0, j, 1, False, -1.0, bc_type[EDGE_NORTH],
+                                       bc_stage[EDGE_NORTH], dt, dx, g, h_min, rows)
     if i == rows - 1:
         qy_new[rows, :] = 0.0
-        for j in range(lo, hi + 1):
-            qy_new[rows, j] = _edge_q(z, h, n, active, qx, qy, rows - 1, j, rows - 2, False, 1.0,
-                                      bc_type[EDGE_SOUTH], bc_stage[EDGE_SOUTH], dt, dx, g, h_min, rows)
+        for s in range(n_seg[i]):
+            for j in range(seg_lo[i, s], seg_hi[i, s] + 1):
+                qy_new[rows, j] = _edge_q(z, h, n, active, qx, qy, rows - 1, j, rows - 2, False, 1.0,
+                                          bc_type[EDGE_SOUTH], bc_stage[EDGE_SOUTH], dt, dx, g, h_min, rows)
 
 
 @nb.njit(cache=True, inline="always")
-def _limiter_row(k, h, active, qx, qy, limiter, dt_dx, rng_lo, rng_hi):
+def _limiter_row(k, h, active, qx, qy, limiter, dt_dx, seg_lo, seg_hi, n_seg):
     """Share of each cell's outflow that it can supply: min(1, held / wanted); a river supplies any."""
-    for j in range(rng_lo[k], rng_hi[k] + 1):
-        if active[k, j] != LAND:
-            limiter[k, j] = 1.0
-            continue
-        out = (max(qx[k, j + 1], 0.0) + max(-qx[k, j], 0.0)
-               + max(qy[k + 1, j], 0.0) + max(-qy[k, j], 0.0))
-        wanted = out * dt_dx  # depth the outflow would take, m
-        # most cells hold enough: compare first, divide only when the cell runs short
-        limiter[k, j] = h[k, j] / wanted if wanted > h[k, j] else 1.0
+    for s in range(n_seg[k]):
+        for j in range(seg_lo[k, s], seg_hi[k, s] + 1):
+            if active[k, j] != LAND:
+                limiter[k, j] = 1.0
+                continue
+            out = (max(qx[k, j + 1], 0.0) + max(-qx[k, j], 0.0)
+                   + max(qy[k + 1, j], 0.0) + max(-qy[k, j], 0.0))
+            wanted = out * dt_dx  # depth the outflow would take, m
+            # most cells hold enough: compare first, divide only when the cell runs short
+            limiter[k, j] = h[k, j] / wanted if wanted > h[k, j] else 1.0
 
 
 @nb.njit(cache=True, inline="always")
-def _continuity_row(i, h, active, has_river, qx, qy, limiter, h_max_seen, dt, dx, rain_dh, depth_limit, rng_lo,
-                    rng_hi, wet_lo, wet_hi, acc):
+def _continuity_row(i, h, active, has_river, qx, qy, limiter, h_max_seen, dt, dx, rain_dh, depth_limit, seg_lo,
+                    seg_hi, n_seg, wet_blk, acc):
     """Update the depths of row i with the limited face flows.
 
     ``acc`` = [h_max, boundary_out, clipped, bad, to_river] (see :func:`step`).
@@ -195,14 +197,22 @@ def _continuity_row(i, h, active, has_river, qx, qy, limiter, h_max_seen, dt, dx
     rows, cols = h.shape
     dt_dx = dt / dx
     area = dx * dx
-    first, last = cols, -1
-    for j in range(rng_lo[i], rng_hi[i] + 1):
+    wet_blk[i, :] = 0
+    for s in range(n_seg[i]):
+        _continuity_segment(i, seg_lo[i, s], seg_hi[i, s], h, active, has_river, qx, qy, limiter, h_max_seen, dt,
+                            dx, dt_dx, area, rain_dh, depth_limit, wet_blk, acc)
+
+
+@nb.njit(cache=True, inline="always")
+def _continuity_segment(i, lo, hi, h, active, has_river, qx, qy, limiter, h_max_seen, dt, dx, dt_dx, area, rain_dh,
+                        depth_limit, wet_blk, acc):
+    """:func:`_continuity_row` over the cells lo..hi of row i."""
+    rows, cols = h.shape
+    for j in range(lo, hi + 1):
         kind = active[i, j]
         if kind != LAND:
             if kind == RIVER:  # counted as wet, so that the banks next to it are always computed
-                if first == cols:
-                    first = j
-                last = j
+                wet_blk[i, j // BLOCK] = 1
             continue
         # west and north faces are written back here (this cell owns them); the donor scales a flow
         qw = qx[i, j]
@@ -259,20 +269,16 @@ def _continuity_row(i, h, active, has_river, qx, qy, limiter, h_max_seen, dt, dx
                 acc[3] = i * cols + j
         h[i, j] = hn
         if hn > 0.0:
-            if first == cols:
-                first = j
-            last = j
+            wet_blk[i, j // BLOCK] = 1
         if hn > acc[0]:
             acc[0] = hn
         if hn > h_max_seen[i, j]:
             h_max_seen[i, j] = hn
-    wet_lo[i] = first
-    wet_hi[i] = last
 
 
 @nb.njit(cache=True)
 def step(z, h, n, active, level, has_river, qx, qy, qx_new, qy_new, limiter, h_max_seen, dt, dx, g, theta, h_min,
-         bc_type, bc_stage, rng_lo, rng_hi, rain_ms, depth_limit, wet_lo, wet_hi, acc):
+         bc_type, bc_stage, seg_lo, seg_hi, n_seg, rain_ms, depth_limit, wet_blk, acc):
     """One time step of the whole grid in a single sweep over the rows.
 
     Row i's momentum (its x faces and the y faces above it), then the outflow
@@ -306,15 +312,15 @@ def step(z, h, n, active, level, has_river, qx, qy, qx_new, qy_new, limiter, h_m
         Edge types (``BC_*``) in the order north, south, west, east.
     bc_stage : ndarray (4,), float64
         Water level outside each ``BC_STAGE`` edge at this step, m.
-    rng_lo, rng_hi : ndarray (rows,), int64
-        Cells of each row that may move water (:func:`active_ranges`); faces
+    seg_lo, seg_hi, n_seg : ndarray
+        The segments of cells of each row that may move water (:func:`active_segments`); faces
         outside are set to 0 and cells outside stay as they are (dry).
     rain_ms : float
-        Rain on every active cell during the step, m/s (ranges must be whole rows then).
+        Rain on every active cell during the step, m/s (the segments must cover whole rows then).
     depth_limit : float
         A depth above this (m) is taken as instability.
-    wet_lo, wet_hi : ndarray (rows,), int64
-        Output: first and last wet column of each updated row.
+    wet_blk : ndarray (rows, blocks), uint8
+        Output: which blocks of :data:`BLOCK` columns of each row hold water (or river).
     acc : ndarray (5,), float64
         Output: [largest depth (m), net volume out through the edges (m3),
         volume added by clipping round-off negative depths (m3), flat index
@@ -332,12 +338,12 @@ def step(z, h, n, active, level, has_river, qx, qy, qx_new, qy_new, limiter, h_m
     for i in range(rows + 2):
         if i < rows:
             _momentum_row(i, z, h, n, active, level, qx, qy, qx_new, qy_new, dt, dx, g, theta, h_min, bc_type,
-                          bc_stage, rng_lo, rng_hi)
+                          bc_stage, seg_lo, seg_hi, n_seg)
         if 1 <= i <= rows:
-            _limiter_row(i - 1, h, active, qx_new, qy_new, limiter, dt_dx, rng_lo, rng_hi)
+            _limiter_row(i - 1, h, active, qx_new, qy_new, limiter, dt_dx, seg_lo, seg_hi, n_seg)
         if i >= 2:
             _continuity_row(i - 2, h, active, has_river, qx_new, qy_new, limiter, h_max_seen, dt, dx, rain_dh,
-                            depth_limit, rng_lo, rng_hi, wet_lo, wet_hi, acc)
+                            depth_limit, seg_lo, seg_hi, n_seg, wet_blk, acc)
 
 
 @nb.njit(cache=True, inline="always")
@@ -380,57 +386,62 @@ def _edge_q(z, h, n, active, qx, qy, i, j, inner, along_x, outward, kind, stage,
 
 
 @nb.njit(cache=True)
-def active_ranges(wet_lo, wet_hi, cols, full, rng_lo, rng_hi):
-    """Cells of each row that may move water in the next step.
+def active_segments(wet_blk, cols, full, seg_lo, seg_hi, n_seg):
+    """Segments of cells of each row that may move water in the next step.
 
-    Water crosses at most one face per step, so a row's range is the span of
-    the wet cells in it and in the rows above and below, widened by one cell.
-    ``full`` (rain falling, or a stage edge that can push water in) makes
-    every row whole.
+    Water crosses at most one face per step, so a row needs the blocks that
+    hold water in it or in the rows above and below, widened by one block
+    each side; runs of such blocks are the row's segments.  ``full`` (rain
+    falling, or a stage edge that can push water in) makes every row one
+    whole segment.  Blocks rather than single cells: the bookkeeping stays a
+    few bytes a row, and scattered puddles (a city in a storm) do not make a
+    row's one span reach across the whole city.
     """
-    rows = wet_lo.shape[0]
+    rows, nblk = wet_blk.shape
+    near = np.zeros(nblk + 2, dtype=np.uint8)  # blocks with water in rows i-1..i+1, padded by one each side
     for i in range(rows):
         if full:
-            rng_lo[i] = 0
-            rng_hi[i] = cols - 1
+            seg_lo[i, 0] = 0
+            seg_hi[i, 0] = cols - 1
+            n_seg[i] = 1
             continue
-        lo, hi = wet_lo[i], wet_hi[i]
-        if i > 0:
-            lo = min(lo, wet_lo[i - 1])
-            hi = max(hi, wet_hi[i - 1])
-        if i + 1 < rows:
-            lo = min(lo, wet_lo[i + 1])
-            hi = max(hi, wet_hi[i + 1])
-        if lo > hi:
-            rng_lo[i] = cols
-            rng_hi[i] = -1
-        else:
-            rng_lo[i] = max(lo - 1, 0)
-            rng_hi[i] = min(hi + 1, cols - 1)
+        for b in range(nblk):
+            v = wet_blk[i, b]
+            if i > 0:
+                v |= wet_blk[i - 1, b]
+            if i + 1 < rows:
+                v |= wet_blk[i + 1, b]
+            near[b + 1] = v
+        k = 0
+        run_start = -1
+        for b in range(nblk + 1):
+            on = b < nblk and (near[b] | near[b + 1] | near[b + 2]) != 0
+            if on and run_start < 0:
+                run_start = b
+            elif not on and run_start >= 0:
+                seg_lo[i, k] = run_start * BLOCK
+                seg_hi[i, k] = min(b * BLOCK, cols) - 1
+                k += 1
+                run_start = -1
+        n_seg[i] = k
 
 
 @nb.njit(cache=True)
-def wet_extents(h, wet_lo, wet_hi):
-    """First and last wet column of each row of ``h`` (``lo > hi`` where a row is dry)."""
-    rows, cols = h.shape
+def mark_wet_blocks(wet, wet_blk):
+    """Blocks of :data:`BLOCK` columns of each row where ``wet`` (a bool or depth grid) is > 0."""
+    rows, cols = wet.shape
+    wet_blk[:, :] = 0
     for i in range(rows):
-        first, last = cols, -1
         for j in range(cols):
-            if h[i, j] > 0.0:
-                if first == cols:
-                    first = j
-                last = j
-        wet_lo[i] = first
-        wet_hi[i] = last
+            if wet[i, j] > 0:
+                wet_blk[i, j // BLOCK] = 1
 
 
 @nb.njit(cache=True)
-def widen_extents(rows, cols, wet_lo, wet_hi):
-    """Add point-source cells to the wet extents."""
+def mark_cells_wet(rows, cols, wet_blk):
+    """Mark the blocks of some cells (point sources) as wet."""
     for k in range(rows.shape[0]):
-        i = rows[k]
-        wet_lo[i] = min(wet_lo[i], cols[k])
-        wet_hi[i] = max(wet_hi[i], cols[k])
+        wet_blk[rows[k], cols[k] // BLOCK] = 1
 
 
 @nb.njit(cache=True)
