@@ -90,8 +90,10 @@ import pandas as pd
 from gisdata.errors import TwinError
 from hydraulics.exchange import ExchangeParams, Exchanger, inlet_capacity_m3s
 from hydraulics.inp import FT_TO_M, InpModel, replace_lines, resolve_file_refs
+from hydraulics.river import reach_from_cells
 from hydraulics.surface2d import Surface2D
 from hydraulics.surface2d_io import Domain, ResultFolder, read_domain, write_depth_tif
+from hydraulics.urban_surface import UrbanSurface
 
 MAX_EXCHANGE_STEP_S = 30
 """Longest exchange step, s."""
@@ -247,7 +249,23 @@ class DualDrainageResults:
         return out
 
 
-def _junction_cells(parsed: InpModel, domain: Domain, display: str):
+SNAP_CELLS = 2
+"""On a city's street surface, a manhole whose cell is a building or the river is moved to the nearest
+street cell within this many cells (its rasterised footprint can cover the pavement it sits on)."""
+
+
+def _nearest_open_cell(outside: np.ndarray, r: int, c: int, radius: int) -> tuple[int, int] | None:
+    rows, cols = outside.shape
+    r0, r1, c0, c1 = max(r - radius, 0), min(r + radius + 1, rows), max(c - radius, 0), min(c + radius + 1, cols)
+    free = np.argwhere(~outside[r0:r1, c0:c1])
+    if free.size == 0:
+        return None
+    d2 = (free[:, 0] + r0 - r) ** 2 + (free[:, 1] + c0 - c) ** 2
+    k = int(np.argmin(d2))
+    return int(free[k, 0] + r0), int(free[k, 1] + c0)
+
+
+def _junction_cells(parsed: InpModel, domain: Domain, display: str, *, snap_cells: int = 0):
     """(coupled frame indexed by node_id with x, y, row, col; list of uncoupled junction IDs)."""
     nodes = parsed.nodes()
     junctions = nodes.index[nodes["swmm_type"] == "junction"]
@@ -268,8 +286,11 @@ def _junction_cells(parsed: InpModel, domain: Domain, display: str):
         r, c = domain.dem.index_of(x, y)
         r, c = int(r), int(c)
         if domain.outside[r, c]:
-            uncoupled.append(nid)
-            continue
+            near = _nearest_open_cell(domain.outside, r, c, snap_cells) if snap_cells else None
+            if near is None:
+                uncoupled.append(nid)
+                continue
+            r, c = near
         rows.append((nid, x, y, r, c))
     if not rows:
         raise DualDrainageInputError(
@@ -279,9 +300,25 @@ def _junction_cells(parsed: InpModel, domain: Domain, display: str):
     return coupled, uncoupled
 
 
-def run_dual_drainage(model: str | Path | InpModel, dem: str | Path | Domain, *,
+def _outfalls_on_reach(parsed: InpModel, reach, solver, ObjectType, NodeType, n_nodes: int):
+    """Engine indices of the model's outfalls and their chainage on the reach (m)."""
+    coords = parsed.coordinates()
+    coords = coords[~coords.index.duplicated(keep="last")]
+    idx, chain = [], []
+    for k in range(n_nodes):
+        if solver.node_get_type(k) != NodeType.OUTFALL:
+            continue
+        nid = solver.project_get_id(ObjectType.NODE, k)
+        if nid in coords.index:
+            idx.append(k)
+            chain.append(float(reach.chainage_of([coords.at[nid, "x"]], [coords.at[nid, "y"]])[0]))
+    return idx, np.array(chain)
+
+
+def run_dual_drainage(model: str | Path | InpModel, dem: str | Path | Domain | UrbanSurface, *,
                       options: DualDrainageOptions | None = None,
-                      on_progress: Callable[[float], None] | None = None) -> DualDrainageResults:
+                      on_progress: Callable[[float], None] | None = None,
+                      on_report: Callable[[float, Surface2D], None] | None = None) -> DualDrainageResults:
     """Run a SWMM model coupled both ways with the 2D surface on a DEM.
 
     Parameters
@@ -289,13 +326,21 @@ def run_dual_drainage(model: str | Path | InpModel, dem: str | Path | Domain, *,
     model : str, Path or InpModel
         The SWMM model (``.inp`` path, text or parsed).  Node coordinates must
         be in the DEM's CRS (metres); elevations in the DEM's datum.
-    dem : str, Path or Domain
-        Ground GeoTIFF (projected CRS, m), or a domain read by
-        :func:`~hydraulics.surface2d_io.read_domain`.
+    dem : str, Path, Domain or UrbanSurface
+        Ground GeoTIFF (projected CRS, m), a domain read by
+        :func:`~hydraulics.surface2d_io.read_domain`, or a city's street
+        surface (:func:`~hydraulics.urban_surface.build_urban_surface`: its
+        own Manning grid, buildings as walls, and its water bodies as a river
+        whose level follows the outfalls' discharge, :mod:`hydraulics.river`;
+        manholes on a building or river cell move to the nearest street cell
+        within :data:`SNAP_CELLS`).
     options : DualDrainageOptions, optional
         Surface, exchange and reporting settings.
     on_progress : callable, optional
         Called with the fraction of simulated time done (0..1).
+    on_report : callable, optional
+        Called as ``on_report(t_s, surface)`` at 0 and at every report time, with the live
+        :class:`~hydraulics.surface2d.Surface2D` (read its ``depth_m``; do not step it).
 
     Returns
     -------
@@ -339,8 +384,12 @@ def run_dual_drainage(model: str | Path | InpModel, dem: str | Path | Domain, *,
 
     opts = options or DualDrainageOptions()
     parsed, text, display = _load(model, None)
-    domain = dem if isinstance(dem, Domain) else read_domain(dem)
-    coupled, uncoupled = _junction_cells(parsed, domain, display)
+    urban = dem if isinstance(dem, UrbanSurface) else None
+    if urban is not None:
+        domain = Domain(urban.ground, urban.outside | urban.river, "city street surface")
+    else:
+        domain = dem if isinstance(dem, Domain) else read_domain(dem)
+    coupled, uncoupled = _junction_cells(parsed, domain, display, snap_cells=SNAP_CELLS if urban is not None else 0)
     if uncoupled:
         shown = ", ".join(uncoupled[:10]) + (f" and {len(uncoupled) - 10} more" if len(uncoupled) > 10 else "")
         warnings.warn(f"{len(uncoupled)} of {len(uncoupled) + len(coupled)} junctions lie outside the DEM "
@@ -359,9 +408,17 @@ def run_dual_drainage(model: str | Path | InpModel, dem: str | Path | Domain, *,
                       f"ground {ground[k]:.2f} m); check that the model and the DEM share a vertical datum",
                       DatumWarning, stacklevel=2)
     capacity = inlet_capacity_m3s(opts.inlets_per_node, opts.inlet_capacity_m3s, n)
-    surface = Surface2D(domain.dem.values, cell_size_m=domain.dem.cell_size_m, manning=opts.manning,
-                        outside=domain.outside, boundary=opts.boundary, cfl=opts.cfl, dt_max_s=opts.dt_max_s,
-                        theta=opts.theta, h_min_m=opts.h_min_m)
+    solver_opts = dict(boundary=opts.boundary, cfl=opts.cfl, dt_max_s=opts.dt_max_s, theta=opts.theta,
+                       h_min_m=opts.h_min_m)
+    reach = None
+    if urban is not None:
+        surface = urban.surface2d(**solver_opts)
+        if urban.river.sum() >= 2:
+            reach = reach_from_cells(urban.river, urban.ground.values, urban.ground.transform)
+            river_cells = np.nonzero(urban.river)  # the order of reach.chainage_m
+    else:
+        surface = Surface2D(domain.dem.values, cell_size_m=domain.dem.cell_size_m, manning=opts.manning,
+                            outside=domain.outside, **solver_opts)
 
     work = Path(tempfile.mkdtemp(prefix="citytwin-dual-"))
     try:
@@ -412,6 +469,9 @@ def run_dual_drainage(model: str | Path | InpModel, dem: str | Path | Domain, *,
                 for k, a in zip(idx, area):  # the shaft above the rim: plan area = the manhole's
                     solver.node_set_parameter(int(k), NodeProperty.POND_AREA, float(a) / length ** 2)
                 exchanger = Exchanger(area, surface.cell_area_m2, capacity, opts.params)
+                if reach is not None:
+                    out_idx, out_chain = _outfalls_on_reach(parsed, reach, solver, ObjectType, NodeType, n_nodes)
+                    level_grid = np.zeros(surface.shape)
                 solver.swmm_start(True)
                 started = True
 
@@ -452,21 +512,32 @@ def run_dual_drainage(model: str | Path | InpModel, dem: str | Path | Domain, *,
                     initial = initial_swmm + initial_2d
                     surface_in = mb.rain_m3 + mb.inflow_m3
                     error = (sw_store + mb.stored_m3 + tot.outflow * vol + tot.flooding * vol + losses
-                             + mb.boundary_out_m3) - (initial + swmm_in + surface_in)
+                             + mb.boundary_out_m3 + mb.to_river_m3) - (initial + swmm_in + surface_in)
                     vin = initial + max(swmm_in, 0.0) + surface_in
                     # the engine's own share: SWMM's books against its storage, the exchange counted as inflow
                     swmm_error = (sw_store + (tot.outflow + tot.flooding) * vol + losses) - (
                         initial_swmm + swmm_in + exchanged_cum)
                     return {"time_s": t, "swmm_storage_m3": sw_store, "surface_m3": mb.stored_m3,
                             "outfall_m3": tot.outflow * vol, "flooding_m3": tot.flooding * vol, "losses_m3": losses,
-                            "boundary_out_m3": mb.boundary_out_m3, "initial_m3": initial, "swmm_inflow_m3": swmm_in,
+                            "boundary_out_m3": mb.boundary_out_m3, "bank_to_river_m3": mb.to_river_m3,
+                            "initial_m3": initial, "swmm_inflow_m3": swmm_in,
                             "surface_in_m3": surface_in, "to_surface_m3": float(to_surface.sum()),
                             "to_network_m3": float(to_network.sum()), "error_m3": error,
                             "error_rel": error / vin if vin > 0 else 0.0, "swmm_error_m3": swmm_error,
                             "coupling_error_m3": error - swmm_error,
                             "coupling_error_rel": (error - swmm_error) / vin if vin > 0 else 0.0}
 
+                def update_river() -> None:
+                    # the river's level along the reach from the outfalls' current discharge
+                    q_out = np.array([get_node(i, inflow_key) for i in out_idx], float) * flow
+                    level_grid[river_cells] = reach.levels_m(out_chain, q_out)
+                    surface.set_river_level(level_grid)
+
+                if reach is not None:
+                    update_river()
                 mb_rows.append(balance_row(0.0))
+                if on_report is not None:
+                    on_report(0.0, surface)
                 t, k_step, last_tick = 0.0, 0, 0.0
                 while t < total_s - 1e-6:
                     dt = float(min(step, total_s - t))
@@ -507,6 +578,10 @@ def run_dual_drainage(model: str | Path | InpModel, dem: str | Path | Domain, *,
                         ex_times.append(t)
                         acc = np.zeros(n)
                         mb_rows.append(balance_row(t))
+                        if on_report is not None:
+                            on_report(t, surface)
+                        if reach is not None:
+                            update_river()
                     if on_progress is not None and (_time.perf_counter() - last_tick > 0.2 or done):
                         last_tick = _time.perf_counter()
                         on_progress(min(t / total_s, 1.0))
@@ -552,7 +627,10 @@ def run_dual_drainage(model: str | Path | InpModel, dem: str | Path | Domain, *,
         "model": display, "input_sha256": sha256_text(text), "dem": str(domain.filled_from), "crs": domain.dem.crs,
         "rows": rows, "cols": cols, "cell_size_m": surface.cell_size_m,
         "bounds": [xmin, ymin, xmax, ymax], "domain_cells": int((~domain.outside).sum()),
-        "manning": opts.manning, "boundary": opts.boundary, "exchange_step_s": opts.exchange_step_s,
+        "manning": "per cell (city street surface)" if urban is not None else opts.manning,
+        "boundary": opts.boundary, "exchange_step_s": opts.exchange_step_s,
+        "to_river_m3": float(last["outfall_m3"] + last["bank_to_river_m3"]) if reach is not None else 0.0,
+        "bank_to_river_m3": float(last["bank_to_river_m3"]),
         "exchange_params": asdict(opts.params), "start": start.isoformat(), "end": end.isoformat(),
         "coupled_nodes": n, "uncoupled_nodes": list(uncoupled),
         "to_surface_m3": float(to_surface.sum()), "to_network_m3": float(to_network.sum()),

@@ -140,6 +140,95 @@ def _kth_deepest(depth: np.ndarray, labels: np.ndarray, k: np.ndarray, n_labels:
     return out
 
 
+class StreetFloodRecorder:
+    """Accumulates :class:`StreetFlood` from depth snapshots as a run goes (no snapshot is kept).
+
+    Parameters are those of :func:`street_flood`; call :meth:`add` with each
+    snapshot in time order, then :meth:`result`.
+    """
+
+    def __init__(self, surface: UrbanSurface, city, *, threshold_m: float = CLOSED_TO_CARS_M,
+                 min_length_m: float = MIN_LENGTH_M, min_duration_s: float = MIN_DURATION_S,
+                 lane_width_m: float = LANE_WIDTH_M):
+        check_range("threshold_m", threshold_m, 0.0, 10.0, "m", lo_inclusive=False)
+        check_range("min_length_m", min_length_m, 0.0, 1000.0, "m")
+        check_range("min_duration_s", min_duration_s, 0.0, 86_400.0, "s")
+        self.surface, self.city = surface, city
+        self.threshold_m, self.min_duration_s = float(threshold_m), float(min_duration_s)
+        roads, buildings = city.roads, city.buildings
+        self._cell_area = surface.ground.cell_size_m ** 2
+        self._road_lab = _road_labels(surface, roads, lane_width_m)
+        self._widths = roads["lanes"].clip(lower=1).to_numpy(float) * lane_width_m
+        self._k = np.maximum(1, np.ceil(min_length_m * self._widths / self._cell_area)).astype(int)
+        self._ent_lab = _entrance_labels(surface, buildings)
+        self._ent_sel = self._ent_lab >= 0
+        self._n_r, self._n_b = len(roads), len(buildings)
+        self._stats = {name: np.zeros(self._n_r) for name in ("max", "flooded", "cars", "all", "length")}
+        self._onset = np.full(self._n_r, np.nan)
+        self._ent_max = np.zeros(self._n_b)
+        self._ent_onset = np.full(self._n_b, np.nan)
+        self._district_of = _district_of(roads, city)
+        self._in_district = self._district_of >= 0
+        self._d_names = list(city.districts.index)
+        self._d_length = np.zeros(len(self._d_names))
+        self._d_share = np.zeros(len(self._d_names))
+        self._last: tuple[float, np.ndarray, np.ndarray, np.ndarray] | None = None  # t, eff, cars, all
+
+    def add(self, t_s: float, depth: np.ndarray) -> None:
+        """Take the depth grid (m) at time ``t_s`` (s); it holds until the next snapshot."""
+        depth = np.asarray(depth, dtype="float64")
+        if depth.shape != self.surface.shape:
+            raise StreetFloodError(f"depth snapshot at t={t_s} s has shape {depth.shape}; "
+                                   f"the surface is {self.surface.shape}")
+        st = self._stats
+        if self._last is not None:  # the previous state held from its time until now
+            t0, hit0, cars0, all0 = self._last
+            if t_s < t0:
+                raise StreetFloodError(f"depth snapshots out of time order: t={t_s} s follows t={t0} s")
+            dt = t_s - t0
+            st["flooded"] += hit0 * dt
+            st["cars"] += cars0 * dt
+            st["all"] += all0 * dt
+        eff = _kth_deepest(depth, self._road_lab, self._k, self._n_r)
+        lab = self._road_lab
+        wet_cells = np.bincount(lab[(lab >= 0) & (depth >= self.threshold_m)], minlength=self._n_r)
+        length = wet_cells * self._cell_area / self._widths
+        st["max"] = np.maximum(st["max"], eff)
+        st["length"] = np.maximum(st["length"], length)
+        hit = eff >= self.threshold_m
+        cars = eff >= CLOSED_TO_CARS_M
+        self._onset = np.where(hit & np.isnan(self._onset), t_s, self._onset)
+        self._last = (t_s, hit, cars, eff >= CLOSED_TO_ALL_M)
+        if self._n_b:
+            e = np.zeros(self._n_b)
+            np.maximum.at(e, self._ent_lab[self._ent_sel], depth[self._ent_sel])
+            self._ent_max = np.maximum(self._ent_max, e)
+            self._ent_onset = np.where((e >= self.threshold_m) & np.isnan(self._ent_onset), t_s, self._ent_onset)
+        if self._d_names:
+            d_of, sel, nd = self._district_of, self._in_district, len(self._d_names)
+            self._d_length = np.maximum(self._d_length, np.bincount(d_of[sel], weights=(length * hit)[sel],
+                                                                    minlength=nd))
+            n_in = np.bincount(d_of[sel], minlength=nd)
+            closed_in = np.bincount(d_of[sel], weights=cars[sel].astype(float), minlength=nd)
+            self._d_share = np.maximum(self._d_share,
+                                       np.divide(closed_in, n_in, out=np.zeros(nd), where=n_in > 0))
+
+    def result(self) -> StreetFlood:
+        """The flooding so far (the last snapshot adds no time)."""
+        st, roads, city = self._stats, self.city.roads, self.city
+        road_table = pd.DataFrame({
+            "max_depth_m": st["max"], "onset_s": self._onset, "flooded_s": st["flooded"],
+            "closed_to_cars_s": st["cars"], "closed_s": st["all"], "max_flooded_length_m": st["length"],
+            "is_risk_point": (st["max"] >= self.threshold_m) & (st["flooded"] >= self.min_duration_s),
+            "district_id": [self._d_names[i] if i >= 0 else "" for i in self._district_of],
+        }, index=roads.index)
+        entrances = pd.DataFrame({"max_depth_m": self._ent_max, "onset_s": self._ent_onset,
+                                  "is_risk_point": self._ent_max >= self.threshold_m}, index=city.buildings.index)
+        districts = pd.DataFrame({"flooded_road_length_m": self._d_length, "share_closed_to_cars": self._d_share},
+                                 index=pd.Index(self._d_names, name=city.districts.index.name))
+        return StreetFlood(road_table, entrances, districts, self.threshold_m)
+
+
 def street_flood(surface: UrbanSurface, city, snapshots: Iterable[tuple[float, np.ndarray]], *,
                  threshold_m: float = CLOSED_TO_CARS_M, min_length_m: float = MIN_LENGTH_M,
                  min_duration_s: float = MIN_DURATION_S, lane_width_m: float = LANE_WIDTH_M) -> StreetFlood:
@@ -167,70 +256,11 @@ def street_flood(surface: UrbanSurface, city, snapshots: Iterable[tuple[float, n
     -------
     StreetFlood
     """
-    check_range("threshold_m", threshold_m, 0.0, 10.0, "m", lo_inclusive=False)
-    check_range("min_length_m", min_length_m, 0.0, 1000.0, "m")
-    check_range("min_duration_s", min_duration_s, 0.0, 86_400.0, "s")
-    roads, buildings = city.roads, city.buildings
-    cell_area = surface.ground.cell_size_m ** 2
-    road_lab = _road_labels(surface, roads, lane_width_m)
-    widths = roads["lanes"].clip(lower=1).to_numpy(float) * lane_width_m
-    k = np.maximum(1, np.ceil(min_length_m * widths / cell_area)).astype(int)
-    ent_lab = _entrance_labels(surface, buildings)
-    n_r, n_b = len(roads), len(buildings)
-
-    stats = {name: np.zeros(n_r) for name in ("max", "flooded", "cars", "all", "length")}
-    onset = np.full(n_r, np.nan)
-    ent_max = np.zeros(n_b)
-    ent_onset = np.full(n_b, np.nan)
-    district_of = _district_of(roads, city)
-    d_names = list(city.districts.index)
-    d_length = np.zeros(len(d_names))
-    d_share = np.zeros(len(d_names))
-    frames = list(snapshots)
-    for idx, (t, depth) in enumerate(frames):
-        depth = np.asarray(depth, dtype="float64")
-        if depth.shape != surface.shape:
-            raise StreetFloodError(f"depth snapshot at t={t} s has shape {depth.shape}; the surface is {surface.shape}")
-        if idx and t < frames[idx - 1][0]:
-            raise StreetFloodError(f"depth snapshots out of time order: t={t} s follows t={frames[idx - 1][0]} s")
-        dt = (frames[idx + 1][0] - t) if idx + 1 < len(frames) else 0.0
-        eff = _kth_deepest(depth, road_lab, k, n_r)
-        wet_cells = np.bincount(road_lab[(road_lab >= 0) & (depth >= threshold_m)], minlength=n_r)
-        length = wet_cells * cell_area / widths
-        stats["max"] = np.maximum(stats["max"], eff)
-        stats["length"] = np.maximum(stats["length"], length)
-        hit = eff >= threshold_m
-        onset = np.where(hit & np.isnan(onset), t, onset)
-        stats["flooded"] += hit * dt
-        cars = eff >= CLOSED_TO_CARS_M
-        stats["cars"] += cars * dt
-        stats["all"] += (eff >= CLOSED_TO_ALL_M) * dt
-        if n_b:
-            e = np.zeros(n_b)
-            sel = ent_lab >= 0
-            np.maximum.at(e, ent_lab[sel], depth[sel])
-            ent_max = np.maximum(ent_max, e)
-            ent_onset = np.where((e >= threshold_m) & np.isnan(ent_onset), t, ent_onset)
-        if d_names:
-            d_length = np.maximum(d_length, np.bincount(district_of[district_of >= 0],
-                                                        weights=(length * hit)[district_of >= 0],
-                                                        minlength=len(d_names)))
-            n_in = np.bincount(district_of[district_of >= 0], minlength=len(d_names))
-            closed_in = np.bincount(district_of[district_of >= 0], weights=cars[district_of >= 0].astype(float),
-                                    minlength=len(d_names))
-            d_share = np.maximum(d_share, np.divide(closed_in, n_in, out=np.zeros(len(d_names)), where=n_in > 0))
-    road_table = pd.DataFrame({
-        "max_depth_m": stats["max"], "onset_s": onset, "flooded_s": stats["flooded"],
-        "closed_to_cars_s": stats["cars"], "closed_s": stats["all"],
-        "max_flooded_length_m": stats["length"],
-        "is_risk_point": (stats["max"] >= threshold_m) & (stats["flooded"] >= min_duration_s),
-        "district_id": [d_names[i] if i >= 0 else "" for i in district_of],
-    }, index=roads.index)
-    entrances = pd.DataFrame({"max_depth_m": ent_max, "onset_s": ent_onset,
-                              "is_risk_point": ent_max >= threshold_m}, index=buildings.index)
-    districts = pd.DataFrame({"flooded_road_length_m": d_length, "share_closed_to_cars": d_share},
-                             index=pd.Index(d_names, name=city.districts.index.name))
-    return StreetFlood(road_table, entrances, districts, float(threshold_m))
+    rec = StreetFloodRecorder(surface, city, threshold_m=threshold_m, min_length_m=min_length_m,
+                              min_duration_s=min_duration_s, lane_width_m=lane_width_m)
+    for t, depth in snapshots:
+        rec.add(t, depth)
+    return rec.result()
 
 
 def _district_of(roads: gpd.GeoDataFrame, city) -> np.ndarray:
