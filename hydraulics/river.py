@@ -9,8 +9,9 @@ flow plus every outfall upstream of it, at normal depth (Manning):
 
     h = (Q n / (W sqrt(S)))^(3/5)
 
-with ``W`` the channel width (river area / reach length), ``S`` the bed
-slope fitted along the reach and ``n`` Manning's n of the channel.  Chainage
+with ``W`` the channel width (river area / reach length), ``S`` the slope
+of the bed (the line through the lowest ground of each stretch of the
+reach) and ``n`` Manning's n of the channel.  Chainage
 is the position along the reach's main axis (the principal axis of its
 cells), downstream being the way the fitted bed falls.  This is steady and
 local: no travel time down the reach and no backwater, which is adequate
@@ -136,7 +137,14 @@ def reach_from_cells(river: np.ndarray, ground: np.ndarray, transform, *, mannin
     axis = vt[0]
     s = (xy - centre) @ axis
     z = ground[rows, cols]
-    fit = np.polyfit(s, z, 1)
+    # the bed is the lowest ground across each section (the river cells include the channel's sloping
+    # sides): fit the line through the minimum of every cell-long stretch of chainage
+    bins = np.floor((s - s.min()) / cell).astype(np.int64)
+    low = np.full(bins.max() + 1, np.inf)
+    np.minimum.at(low, bins, z)
+    centres = s.min() + (np.arange(low.size) + 0.5) * cell
+    ok = np.isfinite(low)
+    fit = np.polyfit(centres[ok], low[ok], 1) if ok.sum() >= 2 else np.polyfit(s, z, 1)
     if fit[0] > 0:  # downstream is the way the bed falls
         axis, s, fit = -axis, -s, np.array([-fit[0], fit[1]])
     origin = centre + axis * s.min()
