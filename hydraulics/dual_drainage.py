@@ -414,7 +414,7 @@ def run_dual_drainage(model: str | Path | InpModel, dem: str | Path | Domain | U
     if urban is not None:
         surface = urban.surface2d(**solver_opts)
         if urban.river.sum() >= 2:
-            reach = reach_from_cells(urban.river, urban.ground.values, urban.ground.transform)
+            reach = reach_from_cells(urban.river, urban.ground.values, urban.ground.transform, outside=urban.outside)
             river_cells = np.nonzero(urban.river)  # the order of reach.chainage_m
     else:
         surface = Surface2D(domain.dem.values, cell_size_m=domain.dem.cell_size_m, manning=opts.manning,

@@ -15,8 +15,12 @@ reach) and ``n`` Manning's n of the channel.  Chainage
 is the position along the reach's main axis (the principal axis of its
 cells), downstream being the way the fitted bed falls.  This is steady and
 local: no travel time down the reach and no backwater, which is adequate
-for a few-kilometre urban reach whose level changes over hours.  A user
-can give a stage series instead (:class:`~hydraulics.surface2d.TimeSeries`).
+for a few-kilometre urban reach whose level changes over hours.  The
+level is capped just below the lowest bank of each stretch: the river is
+where the city's water goes, and a river flood (the reach overtopping from
+upstream water this model does not know) is out of its scope; for that,
+give the street surface a stage series instead
+(:class:`~hydraulics.surface2d.TimeSeries`).
 """
 
 from __future__ import annotations
@@ -34,6 +38,8 @@ MIN_BED_SLOPE = 1e-4
 """Smallest bed slope used for the normal depth (flat fitted beds would give infinite depths)."""
 BASE_FLOW_CMS = 5.0
 """Default base flow of the reach before the storm, m3/s."""
+FREEBOARD_M = 0.05
+"""The computed level stays this far below the lowest bank of its stretch, m."""
 
 
 class RiverError(TwinError, ValueError):
@@ -62,6 +68,9 @@ class RiverReach:
         Map coordinates (m) of chainage 0.
     manning : float
         Channel roughness, s/m^(1/3).
+    bank_m : ndarray or None
+        Lowest bank ground along each river cell's stretch, m: the level is
+        kept :data:`FREEBOARD_M` below it (None: no cap).
     """
 
     chainage_m: np.ndarray
@@ -72,6 +81,7 @@ class RiverReach:
     axis: np.ndarray
     origin: np.ndarray
     manning: float = RIVER_MANNING
+    bank_m: np.ndarray | None = None
 
     def chainage_of(self, x, y) -> np.ndarray:
         """Chainage (m) of points in map coordinates (their projection on the reach axis)."""
@@ -102,10 +112,14 @@ class RiverReach:
         cum = np.concatenate([[0.0], np.cumsum(oq[order])])
         upstream = np.searchsorted(oc[order], self.chainage_m, side="right")  # outfalls at or above each cell
         flow = base_flow_cms + cum[upstream]
-        return self.bed_m + self.normal_depth_m(flow)
+        level = self.bed_m + self.normal_depth_m(flow)
+        if self.bank_m is not None:
+            level = np.minimum(level, np.maximum(self.bank_m - FREEBOARD_M, self.bed_m))
+        return level
 
 
-def reach_from_cells(river: np.ndarray, ground: np.ndarray, transform, *, manning: float = RIVER_MANNING) -> RiverReach:
+def reach_from_cells(river: np.ndarray, ground: np.ndarray, transform, *, outside: np.ndarray | None = None,
+                     manning: float = RIVER_MANNING) -> RiverReach:
     """Lay a reach on the river cells of a grid.
 
     Parameters
@@ -116,6 +130,9 @@ def reach_from_cells(river: np.ndarray, ground: np.ndarray, transform, *, mannin
         Ground (bed) elevation of every cell, m.
     transform : affine.Affine
         The grid's transform (north-up, square cells).
+    outside : ndarray of bool, optional
+        Walls (buildings): not banks.  The bank of a stretch is the lowest
+        other cell next to the river along it.
     manning : float
         Channel roughness, s/m^(1/3).
 
@@ -153,4 +170,25 @@ def reach_from_cells(river: np.ndarray, ground: np.ndarray, transform, *, mannin
     slope = max(MIN_BED_SLOPE, float(-fit[0]))
     bed = np.polyval(fit, s)
     width = rows.size * cell * cell / length
-    return RiverReach(chainage, bed, float(width), slope, length, axis, origin, manning)
+    bank = _banks(river, ground, transform, outside, centre, axis, s.min(), chainage, cell)
+    return RiverReach(chainage, bed, float(width), slope, length, axis, origin, manning, bank)
+
+
+def _banks(river, ground, transform, outside, centre, axis, s0, chainage, cell):
+    """Lowest ground next to the river in each cell-long stretch, at every river cell's chainage (m)."""
+    from scipy import ndimage
+
+    land = ndimage.binary_dilation(river) & ~river
+    if outside is not None:
+        land &= ~outside
+    r, c = np.nonzero(land)
+    if r.size == 0:
+        return None
+    xy = np.column_stack([transform.c + (c + 0.5) * transform.a, transform.f + (r + 0.5) * transform.e])
+    s = (xy - centre) @ axis - s0
+    bins = np.clip(np.floor(s / cell).astype(np.int64), 0, None)
+    low = np.full(max(bins.max(), int(chainage.max() // cell)) + 1, np.inf)
+    np.minimum.at(low, bins, ground[r, c])
+    ok = np.isfinite(low)
+    at = (np.arange(low.size) + 0.5) * cell
+    return np.interp(chainage, at[ok], low[ok])

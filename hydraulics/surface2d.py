@@ -371,6 +371,8 @@ class Surface2D:
         self._qy_new = np.zeros_like(self._qy)
         self._limiter = np.zeros(shape)
         self._n_active = int((self._active == kernel.LAND).sum())
+        self._bank_land, self._bank_river = self._bank_pairs()
+        self._river_head = 0.0
         self._bc_type, self._bc_stage = self._parse_boundary(boundary)
         self._rain = self._parse_rain(rain_mm_h)
         self._sources = list(sources)
@@ -400,6 +402,7 @@ class Surface2D:
         # a stage edge can push water onto dry cells anywhere along it: no skipping of dry cells then
         self._always_full = bool((self._bc_type == kernel.BC_STAGE).any())
         self.time_s = 0.0
+        self._update_river_head()
         self._dt_next = self._stable_dt(float(self._h.max()) if self._h.size else 0.0)
         self._acc = _Accumulators()
         self._initial_m3 = self.stored_volume_m3()
@@ -465,7 +468,32 @@ class Surface2D:
             return np.zeros(0)
         return np.unique(np.concatenate(times))
 
+    def _bank_pairs(self) -> tuple[np.ndarray, np.ndarray]:
+        """Flat indices of (land, river) cells that share a face."""
+        land = self._active == kernel.LAND
+        river = self._active == kernel.RIVER
+        pairs_l, pairs_r = [], []
+        cols = self.shape[1]
+        for a_land, a_river, step in ((land[:, :-1], river[:, 1:], 1), (river[:, :-1], land[:, 1:], -1),
+                                      (land[:-1, :], river[1:, :], cols), (river[:-1, :], land[1:, :], -cols)):
+            r, c = np.nonzero(a_land & a_river)
+            first = r * cols + c  # the west/north cell of each pair
+            if step in (1, cols):
+                pairs_l.append(first)
+                pairs_r.append(first + step)
+            else:
+                pairs_l.append(first - step)
+                pairs_r.append(first)
+        return np.concatenate(pairs_l).astype(np.int64), np.concatenate(pairs_r).astype(np.int64)
+
+    def _update_river_head(self) -> None:
+        # a river above its bank drives the bank faces with this head: the CFL step must see it
+        if self._bank_land.size:
+            head = self._level.ravel()[self._bank_river] - self._z.ravel()[self._bank_land]
+            self._river_head = max(0.0, float(head.max()))
+
     def _stable_dt(self, h_max: float) -> float:
+        h_max = max(h_max, self._river_head)
         if h_max <= 0:
             return self.dt_max_s
         return min(self.dt_max_s, self.cfl * self.cell_size_m / math.sqrt(G * h_max))
@@ -528,6 +556,9 @@ class Surface2D:
             raise Surface2DInputError(f"river level: expected a finite number or a finite {self.shape} grid at "
                                       f"the river cells, got shape {level.shape}")
         self._level[river] = level[river]
+        if _river is None:  # (during construction the bank pairs do not exist yet)
+            self._update_river_head()
+            self._dt_next = min(self._dt_next, self._stable_dt(0.0))
 
     # ------------------------------------------------------------------ exchange (sewer coupling)
 
@@ -603,6 +634,7 @@ class Surface2D:
                                self._seg_hi, self._n_seg)
         if self._river_series is not None:
             self._level[self._active == kernel.RIVER] = self._river_series.at(t_mid)
+            self._update_river_head()
         kernel.step(self._z, self._h, self._n, self._active, self._level, self._has_river, self._qx, self._qy,
                     self._qx_new, self._qy_new,
                     self._limiter, self._h_max, dt, self.cell_size_m, G, self.theta, self.h_min_m, self._bc_type,

@@ -45,3 +45,14 @@ def test_reach_of_the_small_city():
 def test_no_river_is_refused():
     with pytest.raises(RiverError, match="0 cell"):
         reach_from_cells(np.zeros((4, 4), bool), np.zeros((4, 4)), Affine(1, 0, 0, 0, -1, 4))
+
+
+def test_level_stays_below_the_bank():
+    z = np.full((20, 100), 10.0)
+    river = np.zeros(z.shape, bool)
+    river[8:12, :] = True
+    z[river] = 8.0
+    reach = reach_from_cells(river, z, Affine(5.0, 0, 0, 0, -5.0, 100.0))
+    assert np.allclose(reach.bank_m, 10.0)
+    huge = reach.levels_m([0.0], [1e4])
+    assert np.allclose(huge, 10.0 - 0.05)                             # a flood from upstream is out of scope
