@@ -165,9 +165,11 @@ def _format_results(res, label: str, surface_depth: tuple[float, str] | None) ->
               help="With --surface 2d: capacity of one inlet, m3/s (> 0); default no limit.")
 @click.option("--boundary", type=click.Choice(["closed", "open"]), default="closed", show_default=True,
               help="With --surface 2d: the grid edges.")
+@click.option("--cell-size", "cell_size_m", type=float, default=5.0, show_default=True,
+              help="With --city and --surface 2d: cell size of the city's street surface, m (2 for detail).")
 def run_command(model, city, storm, return_period, duration_s, idf, out_dir, coupling_s, save_at,
                 hotstart_out, hotstart, start, allow_read, progress, surface=None, dem=None, manning=0.03,
-                exchange_step_s=5, inlets=None, inlet_capacity=None, boundary="closed") -> None:
+                exchange_step_s=5, inlets=None, inlet_capacity=None, boundary="closed", cell_size_m=5.0) -> None:
     """Run MODEL.inp (or a city with a design storm) and print the flood summary.
 
     The model runs as a copy in a temporary folder; nothing is written beside it.
@@ -179,11 +181,16 @@ def run_command(model, city, storm, return_period, duration_s, idf, out_dir, cou
       twin swmm run Example1.inp --save-hotstart 12h --hotstart-out ex1.hsf
       twin swmm run Example1.inp --hotstart ex1.hsf --start 1998-01-01T12:00
       twin swmm run model.inp --surface 2d --dem dem.tif --manning 0.03 --out runs/dual
+      twin swmm run --city demo --surface 2d --return-period 100 --duration 3h --out runs/city
     """
     import tempfile
 
     if surface is None and dem is not None:
         raise TwinError("--dem is used with --surface 2d; add --surface 2d to couple the model with the 2D surface")
+    if surface == "2d" and city is not None:
+        _run_city_2d(city, model, dem, idf, return_period, duration_s, out_dir, exchange_step_s, inlets,
+                     inlet_capacity, cell_size_m, progress, bool(save_at or hotstart or hotstart_out or start))
+        return
     if surface == "2d":
         _run_surface_2d(model, city, dem, out_dir, manning, exchange_step_s, inlets, inlet_capacity, boundary,
                         allow_read, progress, bool(save_at or hotstart or hotstart_out or start))
@@ -274,6 +281,21 @@ def _run_surface_2d(model, city, dem, out_dir, manning, exchange_step_s, inlets,
     opts = DualDrainageOptions(manning=manning, exchange_step_s=exchange_step_s, inlets_per_node=inlets,
                                inlet_capacity_m3s=inlet_capacity, boundary=boundary,
                                allowed_inputs=tuple(allow_read))
+    on_progress, close = _progress_bar(progress, "SWMM + 2D")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            res = run_dual_drainage_to(model, dem, out_dir, options=opts, on_progress=on_progress)
+        finally:
+            close()
+    for w in caught:
+        click.echo(f"warning: {w.message}", err=True)
+    click.echo("\n".join(res.lines()))
+    click.echo(f"kept              {out_dir}")
+
+
+def _progress_bar(progress: bool, desc: str):
+    """(callback(fraction), close()) for a bar opened at the first report."""
     bar = None
 
     def on_progress(fraction: float) -> None:
@@ -281,21 +303,68 @@ def _run_surface_2d(model, city, dem, out_dir, manning, exchange_step_s, inlets,
         if bar is None:
             from tqdm import tqdm
 
-            bar = tqdm(total=1000, desc="SWMM + 2D", unit="‰", disable=not progress, leave=False,
+            bar = tqdm(total=1000, desc=desc, unit="‰", disable=not progress, leave=False,
                        bar_format="{l_bar}{bar}| {percentage:3.0f}% [{elapsed}<{remaining}]")
         bar.update(max(0, round(fraction * 1000) - bar.n))
 
+    def close() -> None:
+        if bar is not None:
+            bar.close()
+
+    return on_progress, close
+
+
+def _run_city_2d(city, model, dem, idf, return_period, duration_s, out_dir, exchange_step_s, inlets,
+                 inlet_capacity, cell_size_m, progress, hotstart_options) -> None:
+    """``--city ... --surface 2d``: the city's flood event on its sewer and street surface, coupled."""
+    import warnings
+
+    import numpy as np
+
+    from gisdata.city import load_city
+    from gisdata.limits import check_range
+    from gisdata.paths import check_out_dir
+    from hydraulics.city_flood import CITY_REPORT_STEP_S, run_city_flood, write_city_flood
+    from hydraulics.dual_drainage import DualDrainageOptions
+    from hydraulics.rainfall import chicago_storm
+    from twin.viz.flood_layers import write_depth_png
+
+    if model is not None or dem is not None:
+        raise TwinError("--city with --surface 2d builds the model and the street surface from the city; "
+                        "give no MODEL.inp and no --dem")
+    if out_dir is None:
+        raise TwinError("--surface 2d needs --out DIR (depth rasters, exchange series, closures, summary)")
+    if hotstart_options:
+        raise TwinError("--surface 2d does not take --save-hotstart, --hotstart, --hotstart-out or --start")
+    check_range("--cell-size", cell_size_m, 0.5, 100.0, "m")
+    check_range("--return-period", return_period, MIN_RETURN_PERIOD_YR, MAX_RETURN_PERIOD_YR, "yr")
+    check_range("--duration", duration_s / 60.0, 0, MAX_STORM_DURATION_MIN, "min", lo_inclusive=False)
+    check_out_dir(out_dir, "--out")
+    city_obj = load_city(city)
+    rain = chicago_storm(idf, return_period, duration_s / 60.0)
+    opts = DualDrainageOptions(exchange_step_s=exchange_step_s, inlets_per_node=inlets,
+                               inlet_capacity_m3s=inlet_capacity, report_step_s=CITY_REPORT_STEP_S)
+    on_progress, close = _progress_bar(progress, "SWMM + 2D")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
-            res = run_dual_drainage_to(model, dem, out_dir, options=opts, on_progress=on_progress)
+            res = run_city_flood(city_obj, rain, cell_size_m=cell_size_m, options=opts, on_progress=on_progress)
         finally:
-            if bar is not None:
-                bar.close()
+            close()
     for w in caught:
         click.echo(f"warning: {w.message}", err=True)
+    write_city_flood(res, out_dir)
+    surf = res.surface
+    write_depth_png(np.where(surf.outside | surf.river, 0.0, res.coupled.max_depth_m), surf.ground,
+                    Path(out_dir) / "max_depth.png", outside=surf.outside, river=surf.river,
+                    title=f"{city_obj.name}: maximum street depth, {storm_label(return_period, duration_s)}")
     click.echo("\n".join(res.lines()))
     click.echo(f"kept              {out_dir}")
+
+
+def storm_label(return_period: float, duration_s: float) -> str:
+    """'Chicago storm, 100-yr, 3 h'."""
+    return f"Chicago storm, {return_period:g}-yr, {duration_s / 3600:g} h"
 
 
 @group.command("import")
