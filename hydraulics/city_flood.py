@@ -21,7 +21,8 @@ from pathlib import Path
 from hydraulics.build import build_swmm
 from hydraulics.dual_drainage import DualDrainageOptions, DualDrainageResults, run_dual_drainage
 from hydraulics.street_flood import CLOSED_TO_CARS_M, StreetFlood, StreetFloodRecorder
-from hydraulics.surface2d_io import Domain, ResultFolder
+from gisdata.paths import StagedDir
+from hydraulics.surface2d_io import Domain
 from hydraulics.urban_surface import DEFAULT_CELL_M, UrbanSurface, build_urban_surface
 
 CITY_REPORT_STEP_S = 300.0
@@ -126,13 +127,13 @@ def write_city_flood(result: CityFloodResult, out: str | Path) -> Path:
     from hydraulics.dual_drainage import _write
 
     domain = Domain(result.surface.ground, result.surface.outside | result.surface.river, "city street surface")
-    folder = ResultFolder(out)
+    folder = StagedDir(out)
     try:
         _write(result.coupled, domain, folder)
-        result.streets.roads.to_csv(folder.path("roads.csv"), float_format="%.4f")
-        result.streets.risk_points().to_csv(folder.path("risk_points.csv"), index=False, float_format="%.4f")
-        result.streets.districts.to_csv(folder.path("districts.csv"), float_format="%.4f")
+        result.streets.roads.to_csv(folder.path / "roads.csv", float_format="%.4f")
+        result.streets.risk_points().to_csv(folder.path / "risk_points.csv", index=False, float_format="%.4f")
+        result.streets.districts.to_csv(folder.path / "districts.csv", float_format="%.4f")
     except BaseException:
-        folder.discard()
+        folder.abort()
         raise
     return folder.commit()

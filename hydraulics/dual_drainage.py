@@ -88,11 +88,12 @@ import numpy as np
 import pandas as pd
 
 from gisdata.errors import TwinError
+from gisdata.paths import StagedDir
 from hydraulics.exchange import ExchangeParams, Exchanger, inlet_capacity_m3s
 from hydraulics.inp import FT_TO_M, InpModel, replace_lines, resolve_file_refs
 from hydraulics.river import reach_from_cells
 from hydraulics.surface2d import Surface2D
-from hydraulics.surface2d_io import Domain, ResultFolder, read_domain, write_depth_tif
+from hydraulics.surface2d_io import Domain, read_domain, write_depth_tif
 from hydraulics.urban_surface import UrbanSurface
 
 MAX_EXCHANGE_STEP_S = 30
@@ -645,13 +646,13 @@ def run_dual_drainage(model: str | Path | InpModel, dem: str | Path | Domain | U
                                list(uncoupled), summary)
 
 
-def _write(results: DualDrainageResults, domain: Domain, folder: ResultFolder) -> None:
-    write_depth_tif(results.max_depth_m, domain, folder.path("max_depth.tif"))
-    write_depth_tif(results.final_depth_m, domain, folder.path("final_depth.tif"))
-    results.mass_balance.to_csv(folder.path("mass_balance.csv"), index=False, float_format="%.9g")
-    results.exchange_m3s.to_csv(folder.path("exchange.csv"), float_format="%.6g")
-    results.nodes.to_csv(folder.path("nodes.csv"), float_format="%.6f")
-    folder.path("summary.json").write_text(json.dumps({**results.summary, "out": str(folder.out)}, indent=2))
+def _write(results: DualDrainageResults, domain: Domain, folder: StagedDir) -> None:
+    write_depth_tif(results.max_depth_m, domain, folder.path / "max_depth.tif")
+    write_depth_tif(results.final_depth_m, domain, folder.path / "final_depth.tif")
+    results.mass_balance.to_csv(folder.path / "mass_balance.csv", index=False, float_format="%.9g")
+    results.exchange_m3s.to_csv(folder.path / "exchange.csv", float_format="%.6g")
+    results.nodes.to_csv(folder.path / "nodes.csv", float_format="%.6f")
+    (folder.path / "summary.json").write_text(json.dumps({**results.summary, "out": str(folder.out)}, indent=2))
 
 
 def write_dual_drainage(results: DualDrainageResults, domain: Domain, out: str | Path) -> Path:
@@ -662,11 +663,11 @@ def write_dual_drainage(results: DualDrainageResults, domain: Domain, out: str |
     ``exchange.csv`` (``time_s`` and one column per coupled node, m3/s,
     positive onto the surface), ``nodes.csv`` and ``summary.json``.
     """
-    folder = ResultFolder(out)
+    folder = StagedDir(out)
     try:
         _write(results, domain, folder)
     except BaseException:
-        folder.discard()
+        folder.abort()
         raise
     return folder.commit()
 
@@ -682,12 +683,12 @@ def run_dual_drainage_to(model: str | Path | InpModel, dem: str | Path, out: str
     --surface 2d --dem DEM.tif --out DIR``.
     """
     domain = read_domain(dem)
-    folder = ResultFolder(out)
+    folder = StagedDir(out)
     try:
         results = run_dual_drainage(model, domain, options=options, on_progress=on_progress)
         _write(results, domain, folder)
     except BaseException:
-        folder.discard()
+        folder.abort()
         raise
     folder.commit()
     return results

@@ -24,8 +24,9 @@ import numpy as np
 import pandas as pd
 
 from gisdata.limits import MAX_MANNING_N, MAX_SURFACE_HOURS, check_range
+from gisdata.paths import StagedDir
 from hydraulics.surface2d import Surface2D, Surface2DInputError
-from hydraulics.surface2d_io import (ResultFolder, read_cell_raster, read_domain, read_gauges_csv,
+from hydraulics.surface2d_io import (read_cell_raster, read_domain, read_gauges_csv,
                                      read_inflows_csv, read_rain_csv, write_depth_tif)
 
 MAX_REPORTS = 100_000
@@ -173,17 +174,17 @@ def run_flood2d(spec: Flood2DSpec, out: str | Path, *,
                         initial_depth_m=h0, outside=domain.outside, boundary=spec.boundary, rain_mm_h=rain,
                         sources=sources, cfl=spec.cfl, dt_max_s=spec.dt_max_s, theta=spec.theta,
                         h_min_m=spec.h_min_m)
-    folder = ResultFolder(out)
+    folder = StagedDir(out)
     try:
         summary = _run(spec, surface, domain, gauges, folder, on_progress)
     except BaseException:
-        folder.discard()
+        folder.abort()
         raise
     folder.commit()
     return summary
 
 
-def _run(spec, surface: Surface2D, domain, gauges, folder: ResultFolder, on_progress) -> Flood2DSummary:
+def _run(spec, surface: Surface2D, domain, gauges, folder: StagedDir, on_progress) -> Flood2DSummary:
     end_s = spec.hours * 3600.0
     n_reports = max(1, math.ceil(end_s / spec.report_step_s - 1e-9))
     report_times = np.minimum(np.arange(1, n_reports + 1) * spec.report_step_s, end_s)
@@ -216,12 +217,12 @@ def _run(spec, surface: Surface2D, domain, gauges, folder: ResultFolder, on_prog
             on_progress(float(t) / end_s)
     wall = time.perf_counter() - t0
 
-    write_depth_tif(surface.max_depth_m, domain, folder.path("max_depth.tif"))
-    write_depth_tif(surface.depth_m, domain, folder.path("final_depth.tif"))
-    pd.DataFrame(balance_rows).to_csv(folder.path("mass_balance.csv"), index=False, float_format="%.9g")
+    write_depth_tif(surface.max_depth_m, domain, folder.path / "max_depth.tif")
+    write_depth_tif(surface.depth_m, domain, folder.path / "final_depth.tif")
+    pd.DataFrame(balance_rows).to_csv(folder.path / "mass_balance.csv", index=False, float_format="%.9g")
     if gauges is not None:
         pd.DataFrame(gauge_rows, columns=["time_s", "name", "depth_m", "wse_m"]).to_csv(
-            folder.path("gauges.csv"), index=False, float_format="%.6f")
+            folder.path / "gauges.csv", index=False, float_format="%.6f")
     mb = surface.mass_balance()
     domain_cells = int((~domain.outside).sum())
     summary = Flood2DSummary(
@@ -232,5 +233,5 @@ def _run(spec, surface: Surface2D, domain, gauges, folder: ResultFolder, on_prog
         flooded_area_m2=float((surface.max_depth_m >= FLOODED_M).sum() * surface.cell_area_m2),
         initial_m3=mb.initial_m3, rain_m3=mb.rain_m3, inflow_m3=mb.inflow_m3, boundary_out_m3=mb.boundary_out_m3,
         stored_m3=mb.stored_m3, mass_balance_error_m3=mb.error_m3, mass_balance_error_rel=mb.error_rel)
-    folder.path("summary.json").write_text(json.dumps(asdict(summary), indent=2))
+    (folder.path / "summary.json").write_text(json.dumps(asdict(summary), indent=2))
     return summary

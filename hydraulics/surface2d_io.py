@@ -20,9 +20,6 @@ Inputs
 from __future__ import annotations
 
 import math
-import os
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -252,47 +249,6 @@ def read_gauges_csv(path: str | Path, domain: Domain) -> pd.DataFrame:
     df["row"] = [rc[0] for rc in cells]
     df["col"] = [rc[1] for rc in cells]
     return df.set_index("name")
-
-
-class ResultFolder:
-    """Write a run's files into a hidden temporary folder beside ``out`` and move them in at the end.
-
-    A run that fails leaves nothing at ``out`` that looks complete; an
-    existing ``out`` must be empty (its permissions are kept).
-
-    Parameters
-    ----------
-    out : str or Path
-        Final folder.
-    """
-
-    def __init__(self, out: str | Path):
-        self.out = Path(out)
-        if self.out.exists() and (not self.out.is_dir() or any(self.out.iterdir())):
-            raise Surface2DInputError(f"{self.out}: output folder exists and is not empty; choose a new --out")
-        parent = self.out.parent
-        parent.mkdir(parents=True, exist_ok=True)
-        if not os.access(parent, os.W_OK):
-            raise Surface2DInputError(f"{parent}: output folder is not writable")
-        self.tmp = Path(tempfile.mkdtemp(prefix=f".{self.out.name}.", dir=parent))
-
-    def path(self, name: str) -> Path:
-        """Where to write ``name`` for now."""
-        return self.tmp / name
-
-    def commit(self) -> Path:
-        """Move the files into ``out``; returns it."""
-        if self.out.exists():
-            for f in self.tmp.iterdir():
-                os.replace(f, self.out / f.name)
-            self.tmp.rmdir()
-        else:
-            os.replace(self.tmp, self.out)
-        return self.out
-
-    def discard(self) -> None:
-        """Remove the temporary folder (after a failure)."""
-        shutil.rmtree(self.tmp, ignore_errors=True)
 
 
 def write_depth_tif(depth: np.ndarray, domain: Domain, path: Path) -> Path:
