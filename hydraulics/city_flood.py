@@ -17,16 +17,23 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-
-from hydraulics.build import build_swmm
-from hydraulics.dual_drainage import DualDrainageOptions, DualDrainageResults, run_dual_drainage
-from hydraulics.street_flood import CLOSED_TO_CARS_M, StreetFlood, StreetFloodRecorder
 from gisdata.paths import StagedDir
+from hydraulics.build import build_swmm
+from hydraulics.dual_drainage import (
+    DualDrainageOptions,
+    DualDrainageResults,
+    run_dual_drainage,
+)
+from hydraulics.street_flood import CLOSED_TO_CARS_M, StreetFlood, StreetFloodRecorder
+from hydraulics.surface import INLET_RETURN_CMS
 from hydraulics.surface2d_io import Domain
 from hydraulics.urban_surface import DEFAULT_CELL_M, UrbanSurface, build_urban_surface
 
 CITY_REPORT_STEP_S = 300.0
 """Default interval of the exchange series, the mass balance and the street snapshots of a city run, s."""
+CITY_INLETS_PER_NODE = 1
+"""Gully inlet groups per manhole of a city run, each taking :data:`~hydraulics.surface.INLET_RETURN_CMS`
+(the project's one figure for what a manhole's gullies take back, 0.05 m3/s)."""
 
 
 @dataclass(frozen=True)
@@ -63,6 +70,14 @@ class CityFloodResult:
         ]
 
 
+def city_options(**changes) -> DualDrainageOptions:
+    """Coupling options of a city run: :data:`CITY_REPORT_STEP_S` and gully inlets at every manhole."""
+    base = dict(report_step_s=CITY_REPORT_STEP_S, inlets_per_node=CITY_INLETS_PER_NODE,
+                inlet_capacity_m3s=INLET_RETURN_CMS)
+    base.update(changes)
+    return DualDrainageOptions(**base)
+
+
 def run_city_flood(city, rain, *, cell_size_m: float = DEFAULT_CELL_M, drain_time_h: float = 3.0,
                    options: DualDrainageOptions | None = None, threshold_m: float = CLOSED_TO_CARS_M,
                    on_progress: Callable[[float], None] | None = None) -> CityFloodResult:
@@ -90,7 +105,7 @@ def run_city_flood(city, rain, *, cell_size_m: float = DEFAULT_CELL_M, drain_tim
     CityFloodResult
     """
     surface = build_urban_surface(city, cell_size_m=cell_size_m)
-    opts = options or DualDrainageOptions(report_step_s=CITY_REPORT_STEP_S)
+    opts = options or city_options()
     text = build_swmm(city, rain_gauges=rain, drain_time_h=drain_time_h, report="none")
     recorder = StreetFloodRecorder(surface, city, threshold_m=threshold_m)
     coupled = run_dual_drainage(text, surface, options=opts, on_progress=on_progress,

@@ -324,8 +324,7 @@ def _run_city_2d(city, model, dem, idf, return_period, duration_s, out_dir, exch
     from gisdata.city import load_city
     from gisdata.limits import check_range
     from gisdata.paths import check_out_dir
-    from hydraulics.city_flood import CITY_REPORT_STEP_S, run_city_flood, write_city_flood
-    from hydraulics.dual_drainage import DualDrainageOptions
+    from hydraulics.city_flood import city_options, run_city_flood, write_city_flood
     from hydraulics.rainfall import chicago_storm
     from twin.viz.flood_layers import write_depth_png
 
@@ -342,8 +341,9 @@ def _run_city_2d(city, model, dem, idf, return_period, duration_s, out_dir, exch
     check_out_dir(out_dir, "--out")
     city_obj = load_city(city)
     rain = chicago_storm(idf, return_period, duration_s / 60.0)
-    opts = DualDrainageOptions(exchange_step_s=exchange_step_s, inlets_per_node=inlets,
-                               inlet_capacity_m3s=inlet_capacity, report_step_s=CITY_REPORT_STEP_S)
+    limits = {} if inlets is None and inlet_capacity is None else {"inlets_per_node": inlets,
+                                                                     "inlet_capacity_m3s": inlet_capacity}
+    opts = city_options(exchange_step_s=exchange_step_s, **limits)
     on_progress, close = _progress_bar(progress, "SWMM + 2D")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
