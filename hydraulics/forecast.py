@@ -52,6 +52,7 @@ import pandas as pd
 
 from gisdata.city import CityTwin
 from gisdata.errors import InputFileNotFoundError, TwinError
+from gisdata.paths import atomic_path
 from hydraulics.ensemble import (
     MemberResult,
     MemberTask,
@@ -161,11 +162,10 @@ def write_issue_state(hotstart_bytes: bytes, path: str | Path, *, issue_time, mo
     meta = {"model_sha256": model_sha256, "issue_time": pd.Timestamp(issue_time).isoformat(),
             "city": city, "surface_m3": {k: float(v) for k, v in (surface_m3 or {}).items()},
             "format": "citytwin-issue-state/1"}
-    tmp_h, tmp_s = path.with_name(path.name + ".part"), side.with_name(side.name + ".part")
-    tmp_h.write_bytes(hotstart_bytes)
-    tmp_s.write_text(json.dumps(meta, indent=1))
-    tmp_h.replace(path)
-    tmp_s.replace(side)
+    with atomic_path(path) as tmp_h:
+        tmp_h.write_bytes(hotstart_bytes)
+    with atomic_path(side) as tmp_s:  # the sidecar last: a hotstart without one is refused
+        tmp_s.write_text(json.dumps(meta, indent=1))
     return IssueState(path, pd.Timestamp(issue_time), model_sha256, dict(meta["surface_m3"]), city)
 
 
@@ -753,9 +753,8 @@ def load_forecast(out_dir: str | Path, city: CityTwin, *, issue_time, horizon_h:
 
 
 def _write_table(df: pd.DataFrame, path: Path) -> None:
-    tmp = path.with_name(path.name + ".part")
-    df.to_csv(tmp, index=False)
-    tmp.replace(path)
+    with atomic_path(path) as tmp:
+        df.to_csv(tmp, index=False)
 
 
 def _write_member(folder: Path, name: str, s: pd.DataFrame, ctx: SurfaceContext, threshold_m: float,
@@ -765,6 +764,5 @@ def _write_member(folder: Path, name: str, s: pd.DataFrame, ctx: SurfaceContext,
     summ = summ[(summ["max_depth_m"] > 0)]
     summ.attrs = {}
     for df, path in ((summ, folder / f"member_{name}.parquet"), (s, folder / f"member_{name}_series.parquet")):
-        tmp = path.with_name(path.name + ".part")
-        df.to_parquet(tmp, index=False)
-        tmp.replace(path)
+        with atomic_path(path) as tmp:
+            df.to_parquet(tmp, index=False)

@@ -35,6 +35,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from gisdata.paths import atomic_path
 from hydraulics.errors import BinaryInpError, EmptyInpError, InpFileNotFoundError, InpParseError
 
 # Section keywords as the engine matches them (by prefix, case-insensitive;
@@ -619,9 +620,8 @@ def write_inp(model: InpModel, path: str | Path) -> Path:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(model.to_text(), encoding=model.encoding, errors="replace")
-    tmp.replace(path)
+    with atomic_path(path) as tmp:
+        tmp.write_text(model.to_text(), encoding=model.encoding, errors="replace")
     return path
 
 

@@ -42,6 +42,7 @@ import shapely
 
 from gisdata.city import CityTwin
 from gisdata.errors import TwinError
+from gisdata.paths import atomic_path
 from gisdata.schema import DEPARTMENTS
 
 
@@ -223,9 +224,8 @@ def _iso(t) -> str | None:
 def write_plan_json(plan: dict, path: str | Path) -> Path:
     """Write the plan as JSON (for department systems), renamed into place when complete."""
     path = Path(path)
-    tmp = path.with_name(path.name + ".part")
-    tmp.write_text(json.dumps(plan, indent=1, ensure_ascii=False))
-    tmp.replace(path)
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(plan, indent=1, ensure_ascii=False))
     return path
 
 
@@ -286,7 +286,6 @@ def plan_html(plan: dict, *, summary: str = "", hydrograph_png: str | None = Non
 def write_plan_html(plan: dict, path: str | Path, **kw) -> Path:
     """Write :func:`plan_html` to ``path``."""
     path = Path(path)
-    tmp = path.with_name(path.name + ".part")
-    tmp.write_text(plan_html(plan, **kw), encoding="utf-8")
-    tmp.replace(path)
+    with atomic_path(path) as tmp:
+        tmp.write_text(plan_html(plan, **kw), encoding="utf-8")
     return path

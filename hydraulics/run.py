@@ -69,6 +69,7 @@ from gisdata.limits import (
     LimitError,
     check_range,
 )
+from gisdata.paths import atomic_path
 from hydraulics.errors import HotstartError, MissingModelFileError, SwmmError
 from hydraulics.inp import (
     FLOW_TO_CMS,
@@ -668,8 +669,8 @@ def run_swmm(
                 raise HotstartError(f"hotstart time {opts.save_hotstart_at} was never reached; the run ended first")
             target = Path(opts.save_hotstart_to)
             target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(hs_tmp, target.with_name(target.name + ".tmp"))
-            target.with_name(target.name + ".tmp").replace(target)
+            with atomic_path(target) as tmp:  # unpredictable, exclusive temp name: no planted symlink is followed
+                shutil.copyfile(hs_tmp, tmp)
             files["hotstart"] = target
         if opts.keep_dir is not None:
             keep = Path(opts.keep_dir)
