@@ -329,6 +329,35 @@ def test_batch_launch_refuses_a_city_file_outside_the_workspace(app, workspace):
     assert not (root / "launched").exists()
 
 
+def test_replay_reads_no_city_file_outside_the_workspace(app, workspace):
+    """A manifest's city pointer is a path from a file: outside the workspace it is not read."""
+    import shutil
+
+    from conftest import make_tiny_city
+
+    from hydraulics.rainfall import chicago_storm
+    from twin.coupler import run_coupled
+    from twin.runstore import write_coupled_run
+
+    root, gpkg, outside = workspace
+    far_city = outside / "far.gpkg"
+    shutil.copy(gpkg, far_city)
+    city = make_tiny_city()
+
+    def go(event_sink, progress):
+        return run_coupled(city, hours=1, strategy="priority", seed=2, rain=chicago_storm("beijing", 50, 60),
+                           event_sink=event_sink, progress=progress, n_citizens=20, n_vendors=1)
+
+    write_coupled_run(root / "runs" / "far_city", go, params={"city": str(far_city), "hours": 1,
+                                                              "strategy": "priority", "seed": 2}, city=city)
+    app.sidebar.radio(key="page__en").set_value("replay").run()
+    app.selectbox(key="replay_run").set_value(root / "runs" / "far_city").run()
+    assert not app.exception, [e.value for e in app.exception]
+    warnings = [w.value for w in app.warning]
+    assert t("replay.no_city", "en", city="far.gpkg") in warnings      # the file name only, never its folder
+    assert not any(str(outside) in w for w in warnings)
+
+
 # ----------------------------------------------------------------------------- real browser
 
 

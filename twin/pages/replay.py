@@ -105,13 +105,15 @@ def render(lang: str) -> None:
     m5.metric(t("replay.metric.closed", lang), len(state.roads_closed))
     city_src = str(p.get("city") or "")
     try:
+        # the manifest's city is a file pointer: read only a preset, the built-in city or a workspace file
+        city_src = support.resolve_city_field(city_src)
         city = _city(city_src)
     except (TwinError, OSError):
         city = None
     col_map, col_kpi = st.columns([3, 2])
     with col_map:
         if city is None:
-            st.warning(t("replay.no_city", lang, city=city_src))
+            st.warning(t("replay.no_city", lang, city=Path(city_src).name))  # no server folders shown
         else:
             st.pydeck_chart(state_deck(state, city, lang=lang), height=560)
             st.caption(t("replay.legend", lang))
