@@ -177,3 +177,19 @@ def test_helpers(store, tmp_path):
     assert len(filter_results(res, {STRATEGY: ["siloed"], "seed": [1, 2]})) == 2
     with pytest.raises(ValueError, match="size='huge'"):
         reduced_sweep({}, "huge", city="small", name="x")
+
+
+def test_a_killed_sweep_is_not_listed_as_running(store, tmp_path):
+    """sweep.json of a batch killed outright still says running; the page tells what is on disk."""
+    import json
+    import shutil
+
+    _, runs = store
+    copy = tmp_path / "page_sweep"
+    shutil.copytree(runs / "page_sweep", copy)
+    shutil.rmtree(copy / sorted(p.name for p in copy.iterdir() if (p / "manifest.json").exists())[0])
+    data = json.loads((copy / "sweep.json").read_text())
+    data["status"] = "running"
+    (copy / "sweep.json").write_text(json.dumps(data))
+    row = list_sweeps(tmp_path).iloc[0]
+    assert row["status"] == "interrupted" and row["n_complete"] == 3 and row["n_runs"] == 4

@@ -76,15 +76,24 @@ def list_sweeps(root: str | Path, *, roots: list[Path] | None = None) -> pd.Data
                                                                  and not p.name.startswith("."))
     if roots is not None:  # a sweep folder that is a symbolic link out of the workspace is not listed
         folders = keep_inside_workspace(folders, roots=roots)
+    from gisdata.errors import TwinError
+    from scenarios.batch import sweep_state
+
     rows = []
     for p in folders:
         data = read_sweep_file(p)
         if data is None:
             continue
         runs = data.get("runs", [])
-        rows.append({"sweep": data.get("name", p.name), "status": data.get("status", "?"),
-                     "n_runs": int(data.get("n_runs", len(runs))), "n_complete": int(data.get("n_complete", 0)),
-                     "n_failed": int(data.get("n_failed", 0)), "parameters": ", ".join(data.get("parameters", [])),
+        try:  # what is on disk, not what sweep.json last said: a killed batch leaves "running" there
+            state = sweep_state(p)
+        except TwinError:
+            state = {}
+        rows.append({"sweep": data.get("name", p.name), "status": state.get("status", data.get("status", "?")),
+                     "n_runs": int(state.get("n_runs", data.get("n_runs", len(runs)))),
+                     "n_complete": int(state.get("n_complete", data.get("n_complete", 0))),
+                     "n_failed": int(state.get("n_failed", data.get("n_failed", 0))),
+                     "parameters": ", ".join(data.get("parameters", [])),
                      "updated": data.get("updated", data.get("created", "")), "path": str(p)})
     df = pd.DataFrame(rows, columns=cols)
     return df.sort_values("updated", ascending=False, kind="stable").reset_index(drop=True)
