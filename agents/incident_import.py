@@ -296,7 +296,9 @@ def read_service_requests(source: str | Path | pd.DataFrame, *, mapping: ColumnM
     col = lambda field: raw[cols[_norm(getattr(mapping, field))]]
     opt = {k: raw[cols[_norm(v)]] if _norm(v) in cols else None for k, v in mapping.optional().items()}
 
-    ids = col("incident_id").astype(str).str.strip()
+    ids = col("incident_id").fillna("").astype(str).str.strip()
+    # a record without an ID is named by its line, so the index stays unique (NaN IDs were repeated)
+    ids = ids.mask(ids == "", pd.Series([f"line-{n}" for n in range(2, len(raw) + 2)], index=raw.index))
     times, n_time_out_of_range = parse_record_times(col("time"))
     if times.notna().sum() == 0:
         raise ImportFormatError(f"{name}: no readable time in column '{mapping.time}' (between "

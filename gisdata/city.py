@@ -8,6 +8,7 @@ dtypes, geometries, the DEM grid and the metadata come back identical.
 
 from __future__ import annotations
 
+import math
 import os
 import sqlite3
 import tempfile
@@ -22,6 +23,7 @@ import pandas as pd
 from gisdata.errors import (
     CorruptFileError,
     CRSError,
+    GeometryError,
     InputFileNotFoundError,
     MissingLayerError,
     TwinError,
@@ -309,23 +311,41 @@ def read_city_gpkg(path: str | Path, *, dem: str | Path | Raster | None = None) 
     )
 
 
+MAX_FALLBACK_DEM_CELLS = 1_000_000
+"""Most cells of a fallback DEM (10 m cells over 10 x 10 km; coarser cells beyond)."""
+
+
 def dem_from_nodes(nodes: gpd.GeoDataFrame, crs: str, *, cell_m: float = 10.0) -> Raster:
-    """Fallback DEM: interpolate manhole rim elevations onto a grid of ``cell_m`` metres."""
+    """Fallback DEM: interpolate manhole rim elevations onto a grid of ``cell_m`` metres.
+
+    The cell doubles until the grid holds at most :data:`MAX_FALLBACK_DEM_CELLS`
+    cells, so nodes far apart (a typo in a coordinate) never cost gigabytes.
+    """
     import numpy as np
     from affine import Affine
     from scipy.interpolate import griddata
+    from scipy.spatial import QhullError
 
     if len(nodes) < 3:
         raise TwinError("cannot build a fallback DEM: fewer than 3 nodes with rim elevations")
     x, y = nodes.geometry.x.to_numpy(), nodes.geometry.y.to_numpy()
     z = nodes["rim_elev_m"].to_numpy()
+    with np.errstate(over="ignore", invalid="ignore"):
+        span = max(float(x.max() - x.min()), float(y.max() - y.min()))
+    if not (np.isfinite(x).all() and np.isfinite(y).all() and np.isfinite(z).all() and math.isfinite(span)):
+        raise GeometryError("cannot build a fallback DEM: node coordinates or rim elevations are not finite")
+    while ((x.max() - x.min()) / cell_m + 12) * ((y.max() - y.min()) / cell_m + 12) > MAX_FALLBACK_DEM_CELLS:
+        cell_m *= 2
     pad = 5 * cell_m
     x0, y1 = np.floor((x.min() - pad) / cell_m) * cell_m, np.ceil((y.max() + pad) / cell_m) * cell_m
     cols = int(np.ceil((x.max() + pad - x0) / cell_m))
     rows = int(np.ceil((y1 - (y.min() - pad)) / cell_m))
     transform = Affine(cell_m, 0, x0, 0, -cell_m, y1)
     cx, cy = np.meshgrid(x0 + (np.arange(cols) + 0.5) * cell_m, y1 - (np.arange(rows) + 0.5) * cell_m)
-    lin = griddata((x, y), z, (cx, cy), method="linear")
+    try:
+        lin = griddata((x, y), z, (cx, cy), method="linear")
+    except QhullError:  # nodes on one line (or one point): no triangles, nearest only
+        lin = np.full(cx.shape, np.nan)
     near = griddata((x, y), z, (cx, cy), method="nearest")
     return Raster(np.where(np.isnan(lin), near, lin), transform, crs)
 

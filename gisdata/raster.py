@@ -10,6 +10,7 @@ import numpy as np
 from affine import Affine
 
 from gisdata.errors import ColumnValueError, CorruptFileError, CRSError, InputFileNotFoundError
+from gisdata.limits import MAX_GRID_CELLS
 
 
 @dataclass(frozen=True, eq=False)
@@ -123,6 +124,9 @@ def read_geotiff(path: str | Path, *, band: int = 1) -> Raster:
         raise InputFileNotFoundError(f"{path}: DEM file not found (expected a GeoTIFF)")
     try:
         with rasterio.open(path) as src:
+            if src.width * src.height > MAX_GRID_CELLS:  # a sparse file of a few bytes may claim any size
+                raise CorruptFileError(f"{path}: {src.height} x {src.width} = {src.width * src.height:,} cells; "
+                                       f"expected at most {MAX_GRID_CELLS:,} (MAX_GRID_CELLS)")
             values = src.read(band).astype("float64")
             transform = src.transform
             crs = src.crs

@@ -324,7 +324,8 @@ class InpModel:
 
     def subcatchments(self) -> pd.DataFrame:
         """``[SUBCATCHMENTS]``: index ``subcatchment_id``; raingage, outlet, area, imperv_pct, width, slope_pct."""
-        rows = [(r[0], r[1], r[2], _f(r, 3), _f(r, 4), _f(r, 5), _f(r, 6)) for r in self.rows("SUBCATCHMENTS")]
+        rows = [(r[0], r[1] if len(r) > 1 else "", r[2] if len(r) > 2 else "", _f(r, 3), _f(r, 4), _f(r, 5), _f(r, 6))
+                for r in self.rows("SUBCATCHMENTS")]
         cols = ["subcatchment_id", "raingage", "outlet", "area", "imperv_pct", "width", "slope_pct"]
         return pd.DataFrame(rows, columns=cols).set_index("subcatchment_id")
 
@@ -724,7 +725,11 @@ def resolve_file_refs(model: InpModel, work_dir: Path, *,
                     f"{display}:{ref.line}: [{ref.section}] file '{ref.path}' resolves to {resolved}, outside the "
                     f"model's folder {base}; refused (put it beside the model or name it explicitly, e.g. --allow-read)",
                     file=display, line=ref.line, path=ref.path)
-            if not resolved.exists():
+            try:
+                exists = resolved.exists()
+            except OSError:  # a name too long for the file system names no file
+                exists = False
+            if not exists:
                 missing.append(ref)
             tokens[ref.token] = str(resolved)
         elif ref.kind == "dir":

@@ -112,3 +112,21 @@ def make_tiny_city() -> CityTwin:
 def tiny_city() -> CityTwin:
     """A 6-manhole city (see :func:`make_tiny_city`)."""
     return make_tiny_city()
+
+
+# ----------------------------------------------------------------------------- fuzzing summary (issue #12)
+
+FUZZ_STATS = pytest.StashKey[dict]()
+"""Counters of ``tests/test_fuzz_readers.py`` (examples, peak memory), printed at the end of the run."""
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    stats = config.stash.get(FUZZ_STATS, None)
+    if not stats or not stats.get("examples"):
+        return
+    failed = [r for r in terminalreporter.stats.get("failed", []) if "test_fuzz_readers" in r.nodeid]
+    terminalreporter.write_line(
+        f"fuzz readers (profile {stats['profile']}): {stats['examples']} examples tried, {len(failed)} failures, "
+        f"peak memory {stats['peak_bytes'] / 2**20:.1f} MB per example ({stats['peak_reader']}; tracemalloc, "
+        f"budget 200 MB); {stats['returned']} read, {stats['twin_errors']} refused with a TwinError; "
+        f"{stats.get('elapsed_s', 0.0):.0f} s")
