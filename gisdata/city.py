@@ -331,10 +331,11 @@ def dem_from_nodes(nodes: gpd.GeoDataFrame, crs: str, *, cell_m: float = 10.0) -
     x, y = nodes.geometry.x.to_numpy(), nodes.geometry.y.to_numpy()
     z = nodes["rim_elev_m"].to_numpy()
     with np.errstate(over="ignore", invalid="ignore"):
-        span = max(float(x.max() - x.min()), float(y.max() - y.min()))
-    if not (np.isfinite(x).all() and np.isfinite(y).all() and np.isfinite(z).all() and math.isfinite(span)):
+        width, height = float(x.max() - x.min()), float(y.max() - y.min())
+    if not (np.isfinite(x).all() and np.isfinite(y).all() and np.isfinite(z).all()
+            and math.isfinite(width) and math.isfinite(height)):
         raise GeometryError("cannot build a fallback DEM: node coordinates or rim elevations are not finite")
-    while ((x.max() - x.min()) / cell_m + 12) * ((y.max() - y.min()) / cell_m + 12) > MAX_FALLBACK_DEM_CELLS:
+    while (width / cell_m + 12) * (height / cell_m + 12) > MAX_FALLBACK_DEM_CELLS:  # Python floats: inf, no warning
         cell_m *= 2
     pad = 5 * cell_m
     x0, y1 = np.floor((x.min() - pad) / cell_m) * cell_m, np.ceil((y.max() + pad) / cell_m) * cell_m
