@@ -20,6 +20,7 @@ What does not fit the city schema is kept as extra columns (``swmm_type``,
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import geopandas as gpd
@@ -161,7 +162,8 @@ def inp_to_gis(model: InpModel | str | Path, crs) -> dict[str, gpd.GeoDataFrame]
     sub_geoms, sub_ids = [], []
     for sid in subs.index:
         pts = polys.get(sid, [])
-        geom = _polygonal(Polygon(pts)) if len(pts) >= 3 else None
+        finite = all(math.isfinite(x) and math.isfinite(y) for x, y in pts)  # GEOS raises on NaN/inf rings
+        geom = _polygonal(Polygon(pts)) if len(pts) >= 3 and finite else None
         if geom is None or geom.is_empty:
             skipped.setdefault("subcatchments", []).append(sid)
             continue

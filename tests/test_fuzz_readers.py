@@ -410,6 +410,8 @@ def inp_far_coordinates(draw) -> bytes:
 @given(data=st.one_of(inp_far_coordinates(), near_valid_or_raw(_INP, sep="")))
 @example(data="\n".join(_INP).replace("J2 500080 3400040", "J2 5000000 34000000").encode())  # 10 TiB grid
 @example(data="\n".join(_INP).replace("J2 500080 3400040", "J2 500080 3400000").encode())  # collinear: Qhull
+@example(data="\n".join(_INP).replace("S1 499990 3399990", "S1 499990 1e999").encode())  # GEOS: NaN/Inf ring
+@example(data="\n".join(_INP).replace("S1 499990 3399990", "S1 499990 3399990x").encode())  # GEOS: not closed
 def test_fuzz_inp_import_as_city(data):
     guarded("inp_city", {"model.inp": data}, _import_inp_city, _check_city)
 
