@@ -413,10 +413,21 @@ def _open_page(page, name: str) -> None:
 
 def _hover_tooltips(page, *, want: set[str], step_px: int = 30) -> dict[str, tuple[str, str]]:
     """Move the mouse over the map on a grid; the first tooltip of each title: (text, inner HTML)."""
-    deck = page.locator("[data-testid=stDeckGlJsonChart]").first
-    deck.scroll_into_view_if_needed()
-    page.wait_for_timeout(2000)  # let deck.gl draw
-    box = deck.bounding_box()
+    from playwright.sync_api import Error as PlaywrightError
+
+    for attempt in range(5):  # after a page switch the old page's map can still be there, then detach
+        deck = page.locator("[data-testid=stDeckGlJsonChart]").first
+        try:
+            deck.scroll_into_view_if_needed(timeout=10_000)
+            page.wait_for_timeout(2000)  # let deck.gl draw
+            box = deck.bounding_box()
+        except PlaywrightError:
+            if attempt == 4:
+                raise
+            page.wait_for_timeout(1500)
+            continue
+        if box is not None:
+            break
     seen: dict[str, tuple[str, str]] = {}
     tip = page.locator(".deck-tooltip").first
     for y in range(int(box["y"]) + 10, int(box["y"] + box["height"]) - 5, step_px):

@@ -105,8 +105,12 @@ def render(lang: str) -> None:
     m5.metric(t("replay.metric.closed", lang), len(state.roads_closed))
     city_src = str(p.get("city") or "")
     try:
-        # the manifest's city is a file pointer: read only a preset, the built-in city or a workspace file
-        city_src = support.resolve_city_field(city_src)
+        # the manifest's city is a file pointer: read only a preset, the built-in city, a workspace file, or a
+        # file in the folder that holds the server's configured run store (the operator's, not a visitor's)
+        roots = list(support.workspace_roots())
+        if os.environ.get("CITYTWIN_RUNS_DIR", "").strip():
+            roots.append(runs_root().resolve().parent)
+        city_src = support.resolve_city_field(city_src, roots=roots)
         city = _city(city_src)
     except (TwinError, OSError):
         city = None
