@@ -884,6 +884,7 @@ def event_logs(draw) -> bytes:
 @fuzz("eventlog")
 @given(data=event_logs())
 @example(data=b'{"sha256": "' + b"0" * 64 + b'", "x": 1e999}\n')
+@example(data=b'{"actor": "\\ud800", "seq": 0}\n')  # a lone surrogate escape: UnicodeEncodeError in read_log
 def test_fuzz_event_log_verify_and_read(data):
     guarded("eventlog", {"events.jsonl": data}, _verify_log)
 
@@ -920,6 +921,7 @@ def _run_files(manifest: bytes) -> dict[str, bytes]:
     st.sampled_from(_JSON_LITERALS)))
 @example(data=b'{"status": "complete", "params": {}, "events": {"file": "../../../etc/passwd"}, "tables": {}}')
 @example(data=b'{"status": "complete", "params": {}, "events": {}, "tables": {"../x": {}}}')
+@example(data=b'{"status": "complete", "params": {"a": "\\udfff"}, "events": {}, "tables": {}}')  # lone surrogate
 def test_fuzz_run_manifest_reader(data):
     guarded("manifest", _run_files(data), _read_run, lambda man: isinstance(man, dict) or pytest.fail("not a dict"))
 

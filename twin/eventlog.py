@@ -140,9 +140,15 @@ def parse_json_strict(data: bytes | str) -> Any:
         return v
 
     try:
-        return json.loads(text, parse_constant=_reject_constant, parse_float=finite)
+        value = json.loads(text, parse_constant=_reject_constant, parse_float=finite)
     except RecursionError:
         raise ValueError("JSON nested too deep") from None
+    if "\\u" in text:  # an escaped lone surrogate ("\ud800") parses, then breaks hashing and Parquet as UTF-8
+        try:
+            json.dumps(value, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValueError("JSON holds a lone surrogate escape (\\ud800-\\udfff); not valid Unicode") from None
+    return value
 
 
 def canonical_json(record: Mapping[str, Any]) -> str:
