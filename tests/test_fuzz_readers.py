@@ -21,7 +21,9 @@ Profiles (environment variable ``CITYTWIN_FUZZ_PROFILE``):
 
 The run ends with one line (``tests/conftest.py``)::
 
-    fuzz readers (profile ci): 2000 examples tried, 0 failures, peak memory 40.1 MB per example ...
+    fuzz readers (profile ci): 2146 examples tried, 0 failures, peak memory 64.6 MB per example (inp_city; ...
+
+(about 105 s on the 2-core machine; the nightly profile about 20 minutes).
 
 Nightly command::
 
