@@ -32,6 +32,7 @@ Nightly command::
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import math
@@ -829,11 +830,11 @@ def mutated_json(draw, doc: dict) -> bytes:
         op = draw(st.sampled_from(["set", "set", "del", "add"]))
         if op == "set" or not isinstance(parent, dict):
             if isinstance(parent, list) and isinstance(key, int) and key < len(parent) or isinstance(parent, dict):
-                parent[key] = draw(_JSON_HOSTILE)
+                parent[key] = copy.deepcopy(draw(_JSON_HOSTILE))  # sampled lists/dicts are shared: never edit them
         elif op == "del":
             parent.pop(key, None)
         else:
-            parent[draw(st.text(max_size=6))] = draw(_JSON_HOSTILE)
+            parent[draw(st.text(max_size=6))] = copy.deepcopy(draw(_JSON_HOSTILE))
     text = json.dumps(doc, ensure_ascii=draw(st.booleans()))
     if draw(st.integers(0, 4)) == 0:  # splice a literal json.dumps cannot produce
         lit = draw(st.sampled_from(_JSON_LITERALS)).decode("latin-1")
