@@ -20,6 +20,7 @@ Inputs
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -161,8 +162,15 @@ def _read_csv(path: str | Path, what: str, columns: dict[str, str]) -> pd.DataFr
     """A CSV with exactly the named columns (extra columns are ignored); numeric ones are checked."""
     path = _check_file(Path(path), what, MAX_CSV_BYTES)
     try:
-        df = pd.read_csv(path, dtype=str, keep_default_na=False, nrows=MAX_CSV_ROWS + 1,
-                         skipinitialspace=True, encoding="utf-8")
+        with warnings.catch_warnings():
+            # a row with more fields than the header: refused (pandas would otherwise make the extra fields a
+            # many-level index, which takes minutes for a few thousand fields, or drop them silently)
+            warnings.simplefilter("error", pd.errors.ParserWarning)
+            df = pd.read_csv(path, dtype=str, keep_default_na=False, nrows=MAX_CSV_ROWS + 1, index_col=False,
+                             skipinitialspace=True, encoding="utf-8")
+    except pd.errors.ParserWarning:
+        raise Surface2DInputError(f"{path}: {what} has a row with more fields than its header "
+                                  f"(expected columns {','.join(columns)})") from None
     except UnicodeDecodeError:
         raise Surface2DInputError(f"{path}: {what} is not UTF-8 text") from None
     except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:

@@ -160,3 +160,10 @@ def test_non_empty_out_is_refused(tmp_path):
     code, output = _twin("flood2d", "--dem", _tiny_dem(tmp_path), "--hours", 0.01, "--quiet", "--out", out)
     assert code == 2 and "not empty" in output
     assert (out / "keep.txt").read_text() == "mine"
+
+
+def test_a_row_wider_than_the_header_is_refused(tmp_path):
+    """pandas would make thousands of extra fields an index (minutes); the reader refuses the row instead."""
+    csv = _inflow_csv(tmp_path, "name,x,y,time_s,q_m3s\n" + ",".join(["1"] * 5000) + "\nA,1005,1995,0,0.1\n")
+    line = _bad(tmp_path, "--dem", _tiny_dem(tmp_path), "--inflow", csv)
+    assert "more fields than its header" in line and "inflows.csv" in line
