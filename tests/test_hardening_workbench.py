@@ -348,10 +348,12 @@ def test_replay_reads_no_city_file_outside_the_workspace(app, workspace):
         return run_coupled(city, hours=1, strategy="priority", seed=2, rain=chicago_storm("beijing", 50, 60),
                            event_sink=event_sink, progress=progress, n_citizens=20, n_vendors=1)
 
-    write_coupled_run(root / "runs" / "far_city", go, params={"city": str(far_city), "hours": 1,
-                                                              "strategy": "priority", "seed": 2}, city=city)
+    # a store of its own: the module's workspace (runs/) is shared with the browser test
+    write_coupled_run(root / "far_runs" / "far_city", go, params={"city": str(far_city), "hours": 1,
+                                                                  "strategy": "priority", "seed": 2}, city=city)
     app.sidebar.radio(key="page__en").set_value("replay").run()
-    app.selectbox(key="replay_run").set_value(root / "runs" / "far_city").run()
+    app.text_input(key="replay_root").set_value("far_runs").run()
+    app.selectbox(key="replay_run").set_value(root / "far_runs" / "far_city").run()
     assert not app.exception, [e.value for e in app.exception]
     warnings = [w.value for w in app.warning]
     assert t("replay.no_city", "en", city="far.gpkg") in warnings      # the file name only, never its folder
