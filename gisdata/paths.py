@@ -310,7 +310,7 @@ def clean_stale_staging(parent: str | os.PathLike, *, name: str | None = None, f
                     p.unlink()
                     n += 1
             continue
-        if _lock_held(p):
+        if flock_held(p):
             continue  # a live writer
         shutil.rmtree(p, ignore_errors=True)
         n += 1
@@ -324,11 +324,23 @@ def _lock_dir(folder: Path) -> int:
     return fd
 
 
-def _lock_held(folder: Path) -> bool:
+def flock_held(path: str | os.PathLike, *, directory: bool = True, if_unopenable: bool = False) -> bool:
+    """True while another process holds an exclusive ``flock`` on ``path`` (a live writer or batch).
+
+    Parameters
+    ----------
+    path : path
+        A folder (``directory=True``) or a lock file; never followed through a symlink.
+    directory : bool
+        Whether ``path`` is a folder.
+    if_unopenable : bool
+        The answer when ``path`` cannot be opened (gone, a symlink, the wrong kind).
+    """
+    flags = os.O_RDONLY | os.O_NOFOLLOW | (os.O_DIRECTORY if directory else 0)
     try:
-        fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+        fd = os.open(path, flags)
     except OSError:
-        return False
+        return if_unopenable
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:

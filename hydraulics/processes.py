@@ -31,6 +31,9 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+
+from gisdata.paths import flock_held
+
 PARENT_POLL_S = 1.0
 """Seconds between looks at the parent pid, s."""
 
@@ -127,17 +130,8 @@ def watch_parent(parent_pid: int, every_s: float = PARENT_POLL_S, *,
 
 
 def _lock_held(folder: Path) -> bool:
-    try:
-        fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
-    except OSError:
-        return True  # not ours to judge (a file, a symlink, gone): leave it
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return True
-    finally:
-        os.close(fd)
-    return False
+    # a folder that cannot be opened (a file, a symlink, gone) is not ours to judge: leave it
+    return flock_held(folder, if_unopenable=True)
 
 
 def clean_stale_tempdirs(base: str | os.PathLike | None = None, *, min_age_s: float = 10.0) -> int:

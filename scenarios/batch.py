@@ -211,19 +211,9 @@ def _locked(directory: Path):
 
 def _lock_is_held(directory: Path) -> bool:
     """True while a batch holds the sweep's lock (it is running)."""
-    import fcntl
+    from gisdata.paths import flock_held
 
-    try:
-        fd = os.open(directory / ".lock", os.O_RDONLY | os.O_NOFOLLOW)
-    except OSError:
-        return False
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return True
-    finally:
-        os.close(fd)
-    return False
+    return flock_held(directory / ".lock", directory=False)
 
 
 def sweep_state(directory: str | Path) -> dict:
