@@ -41,7 +41,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -201,7 +201,6 @@ class _Accumulators:
     clipped_m3: float = 0.0
     steps: int = 0
     dt_min_s: float = math.inf
-    extra: dict = field(default_factory=dict)
 
 
 def _as_grid(name: str, value, shape: tuple[int, int], *, unit: str) -> np.ndarray:
@@ -646,11 +645,8 @@ class Surface2D:
         self._qy, self._qy_new = self._qy_new, self._qy
         a = self._acc
         a.rain_m3 += rain_ms * dt * self.cell_area_m2 * self._n_active
-        if boundary_out >= 0:
-            a.boundary_out_m3 += boundary_out
-        else:
-            a.boundary_out_m3 += boundary_out
-            a.boundary_in_m3 -= boundary_out
+        a.boundary_out_m3 += boundary_out
+        a.boundary_in_m3 += max(0.0, -boundary_out)  # a stage edge can push water in
         a.clipped_m3 += clipped
         a.to_river_m3 += float(self._step_acc[4])
         if self._sources:
