@@ -89,6 +89,7 @@ import pandas as pd
 
 from gisdata.errors import TwinError
 from gisdata.paths import StagedDir
+from hydraulics.engine_batch import read_node_results, set_node_inflows
 from hydraulics.exchange import ExchangeParams, Exchanger, inlet_capacity_m3s
 from hydraulics.inp import FT_TO_M, InpModel, replace_lines, resolve_file_refs
 from hydraulics.river import reach_from_cells
@@ -487,13 +488,14 @@ def run_dual_drainage(model: str | Path | InpModel, dem: str | Path | Domain | U
 
                 get_node, get_link = _solver.node_get_result, _solver.link_get_result
 
+                all_nodes = np.arange(n_nodes)
+
                 def swmm_storage_m3() -> float:
-                    return (sum(get_node(i, node_volume) for i in range(n_nodes))
+                    return (float(read_node_results(all_nodes, node_volume).sum())
                             + sum(get_link(i, link_volume) for i in range(n_links))) * vol
 
                 initial_swmm = swmm_storage_m3()
                 initial_2d = surface.stored_volume_m3()
-                idx_list = [int(k) for k in idx]
                 step = opts.exchange_step_s
                 report_every = max(1, int(round(opts.report_step_s / step)))
                 ex_rows, ex_times, mb_rows = [], [], []
@@ -542,12 +544,11 @@ def run_dual_drainage(model: str | Path | InpModel, dem: str | Path | Domain | U
                 t, k_step, last_tick = 0.0, 0, 0.0
                 while t < total_s - 1e-6:
                     dt = float(min(step, total_s - t))
-                    head = np.fromiter((get_node(i, head_key) for i in idx_list), float, n) * length
+                    head = read_node_results(idx, head_key) * length
                     spill_max = None
                     if opts.limit_spill:
-                        node_depth = np.fromiter((get_node(i, depth_key) for i in idx_list), float, n) * length
-                        net_in = (np.fromiter((get_node(i, inflow_key) for i in idx_list), float, n)
-                                  - np.fromiter((get_node(i, outflow_key) for i in idx_list), float, n)) * flow
+                        node_depth = read_node_results(idx, depth_key) * length
+                        net_in = (read_node_results(idx, inflow_key) - read_node_results(idx, outflow_key)) * flow
                         net_in += exchanger.flow_m3s  # what reaches the node besides the exchange itself
                         spill_max = net_in + np.maximum(node_depth - full_m, 0.0) * area / dt
                     depth = surface.depth_m[rows_, cols_]
@@ -559,8 +560,7 @@ def run_dual_drainage(model: str | Path | InpModel, dem: str | Path | Domain | U
                     q_act = moved / dt
                     exchanger.applied(q_act)
                     changed = np.flatnonzero(q_act != q_set)  # the engine holds a rate until it is set again
-                    for j in changed:
-                        solver.node_set_total_inflow(idx_list[j], float(-q_act[j] / flow))
+                    set_node_inflows(idx[changed], -q_act[changed] / flow)
                     q_set[changed] = q_act[changed]
                     exchanged_cum -= float(moved.sum())
                     to_surface += np.maximum(moved, 0.0)

@@ -666,7 +666,8 @@ class Surface2D:
             h_pts = self._h[pts_r, pts_c]
             np.maximum.at(self._h_max, (pts_r, pts_c), h_pts)
             h_max = max(h_max, float(h_pts.max()))
-            kernel.mark_cells_wet(pts_r, pts_c, self._wet_blk)
+            wet = h_pts > self.h_min_m  # an idle manhole must not keep its block computed
+            kernel.mark_cells_wet(pts_r[wet], pts_c[wet], self._wet_blk)
         self.time_s += dt
         a.steps += 1
         a.dt_min_s = min(a.dt_min_s, dt)

@@ -188,8 +188,8 @@ def _limiter_row(k, h, active, qx, qy, limiter, dt_dx, seg_lo, seg_hi, n_seg):
 
 
 @nb.njit(cache=True, inline="always")
-def _continuity_row(i, h, active, has_river, qx, qy, limiter, h_max_seen, dt, dx, rain_dh, depth_limit, seg_lo,
-                    seg_hi, n_seg, wet_blk, acc):
+def _continuity_row(i, h, active, has_river, qx, qy, limiter, h_max_seen, dt, dx, rain_dh, depth_limit, h_min,
+                    seg_lo, seg_hi, n_seg, wet_blk, acc):
     """Update the depths of row i with the limited face flows.
 
     ``acc`` = [h_max, boundary_out, clipped, bad, to_river] (see :func:`step`).
@@ -200,12 +200,12 @@ def _continuity_row(i, h, active, has_river, qx, qy, limiter, h_max_seen, dt, dx
     wet_blk[i, :] = 0
     for s in range(n_seg[i]):
         _continuity_segment(i, seg_lo[i, s], seg_hi[i, s], h, active, has_river, qx, qy, limiter, h_max_seen, dt,
-                            dx, dt_dx, area, rain_dh, depth_limit, wet_blk, acc)
+                            dx, dt_dx, area, rain_dh, depth_limit, h_min, wet_blk, acc)
 
 
 @nb.njit(cache=True, inline="always")
 def _continuity_segment(i, lo, hi, h, active, has_river, qx, qy, limiter, h_max_seen, dt, dx, dt_dx, area, rain_dh,
-                        depth_limit, wet_blk, acc):
+                        depth_limit, h_min, wet_blk, acc):
     """:func:`_continuity_row` over the cells lo..hi of row i."""
     rows, cols = h.shape
     for j in range(lo, hi + 1):
@@ -268,7 +268,9 @@ def _continuity_segment(i, lo, hi, h, active, has_river, qx, qy, limiter, h_max_
             if acc[3] < 0:
                 acc[3] = i * cols + j
         h[i, j] = hn
-        if hn > 0.0:
+        # a face between two cells at or below h_min carries nothing, so only deeper cells keep a block awake
+        # (films left behind by drained water would otherwise keep the whole city computed)
+        if hn > h_min:
             wet_blk[i, j // BLOCK] = 1
         if hn > acc[0]:
             acc[0] = hn
@@ -343,7 +345,7 @@ def step(z, h, n, active, level, has_river, qx, qy, qx_new, qy_new, limiter, h_m
             _limiter_row(i - 1, h, active, qx_new, qy_new, limiter, dt_dx, seg_lo, seg_hi, n_seg)
         if i >= 2:
             _continuity_row(i - 2, h, active, has_river, qx_new, qy_new, limiter, h_max_seen, dt, dx, rain_dh,
-                            depth_limit, seg_lo, seg_hi, n_seg, wet_blk, acc)
+                            depth_limit, h_min, seg_lo, seg_hi, n_seg, wet_blk, acc)
 
 
 @nb.njit(cache=True, inline="always")
