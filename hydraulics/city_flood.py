@@ -19,6 +19,8 @@ from pathlib import Path
 
 from gisdata.paths import StagedDir
 from hydraulics.build import build_swmm
+from hydraulics.depth_series import FILE_NAME as DEPTH_SERIES_FILE
+from hydraulics.depth_series import DepthSeries, DepthSeriesRecorder
 from hydraulics.dual_drainage import (
     DualDrainageOptions,
     DualDrainageResults,
@@ -48,6 +50,8 @@ class CityFloodResult:
         Roads, entrances and districts.
     surface : UrbanSurface
         The street surface the depths are on.
+    depths : DepthSeries
+        Street water depth at every report time (``depth_series.tif``).
     summary : dict
         The coupled run's summary plus ``roads_closed_cars``, ``roads_closed_all``,
         ``risk_points``, ``bridges_closed`` and the surface's cell size.
@@ -56,6 +60,7 @@ class CityFloodResult:
     coupled: DualDrainageResults
     streets: StreetFlood
     surface: UrbanSurface
+    depths: DepthSeries
     summary: dict
 
     def lines(self) -> list[str]:
@@ -108,8 +113,14 @@ def run_city_flood(city, rain, *, cell_size_m: float = DEFAULT_CELL_M, drain_tim
     opts = options or city_options()
     text = build_swmm(city, rain_gauges=rain, drain_time_h=drain_time_h, report="none")
     recorder = StreetFloodRecorder(surface, city, threshold_m=threshold_m)
-    coupled = run_dual_drainage(text, surface, options=opts, on_progress=on_progress,
-                                on_report=lambda t, s: recorder.add(t, s.depth_m))
+    frames = DepthSeriesRecorder(surface.ground.transform, surface.ground.crs,
+                                 ~(surface.outside | surface.river), every_s=opts.report_step_s)
+
+    def on_report(t, s) -> None:
+        recorder.add(t, s.depth_m)
+        frames.add(t, s.depth_m)
+
+    coupled = run_dual_drainage(text, surface, options=opts, on_progress=on_progress, on_report=on_report)
     streets = recorder.result()
     risk = streets.risk_points()
     bridges = _bridges(city, surface)
@@ -120,7 +131,7 @@ def run_city_flood(city, rain, *, cell_size_m: float = DEFAULT_CELL_M, drain_tim
                "risk_entrances": int((risk["kind"] == "entrance").sum()),
                "bridges_closed": int((closed & bridges).sum()), "surface_cell_m": float(cell_size_m)}
     coupled = replace(coupled, summary=summary)
-    return CityFloodResult(coupled, streets, surface, summary)
+    return CityFloodResult(coupled, streets, surface, frames.result(), summary)
 
 
 def _bridges(city, surface: UrbanSurface):
@@ -137,7 +148,9 @@ def write_city_flood(result: CityFloodResult, out: str | Path) -> Path:
     """Write a city flood event into ``out`` (new or empty), all or nothing.
 
     The coupled run's files (:func:`~hydraulics.dual_drainage.write_dual_drainage`) plus
-    ``roads.csv`` (closures, effective depths, risk), ``risk_points.csv`` and ``districts.csv``.
+    ``roads.csv`` (closures, effective depths, risk), ``risk_points.csv``, ``districts.csv``,
+    ``node_depth.csv`` (every node's depth at the report times, m) and ``depth_series.tif``
+    (:mod:`hydraulics.depth_series`).
     """
     from hydraulics.dual_drainage import _write
 
@@ -148,6 +161,8 @@ def write_city_flood(result: CityFloodResult, out: str | Path) -> Path:
         result.streets.roads.to_csv(folder.path / "roads.csv", float_format="%.4f")
         result.streets.risk_points().to_csv(folder.path / "risk_points.csv", index=False, float_format="%.4f")
         result.streets.districts.to_csv(folder.path / "districts.csv", float_format="%.4f")
+        result.coupled.node_depth_m.to_csv(folder.path / "node_depth.csv", float_format="%.4f")
+        result.depths.write(folder.path / DEPTH_SERIES_FILE)
     except BaseException:
         folder.abort()
         raise

@@ -216,6 +216,9 @@ class DualDrainageResults:
         Junctions left uncoupled (no coordinates, or outside the DEM's domain).
     summary : dict
         Headline figures (also ``summary.json``).
+    node_depth_m : DataFrame, optional
+        Water depth above the invert of every node of the model (coupled or
+        not) at 0 and every report time, m; index ``time_s``, one column per node ID.
     """
 
     exchange_m3s: pd.DataFrame
@@ -225,6 +228,7 @@ class DualDrainageResults:
     nodes: pd.DataFrame
     uncoupled: list
     summary: dict
+    node_depth_m: pd.DataFrame | None = None
 
     def lines(self) -> list[str]:
         """The printed summary, with the coupled mass balance."""
@@ -450,6 +454,7 @@ def run_dual_drainage(model: str | Path | InpModel, dem: str | Path | Domain | U
                                                  f"{_MAX_REPORTS:,} rows over {total_s / 3600:g} h")
                 n_nodes = solver.project_get_count(ObjectType.NODE)
                 n_links = solver.project_get_count(ObjectType.LINK)
+                all_node_ids = [solver.project_get_id(ObjectType.NODE, k) for k in range(n_nodes)]
                 idx = np.array([solver.project_get_index(ObjectType.NODE, nid) for nid in coupled.index])
                 for k in idx:
                     if solver.node_get_type(int(k)) != NodeType.JUNCTION:  # the .inp said junction; trust the engine
@@ -539,6 +544,7 @@ def run_dual_drainage(model: str | Path | InpModel, dem: str | Path | Domain | U
                 if reach is not None:
                     update_river()
                 mb_rows.append(balance_row(0.0))
+                node_depth_rows = [read_node_results(all_nodes, depth_key) * length]
                 if on_report is not None:
                     on_report(0.0, surface)
                 t, k_step, last_tick = 0.0, 0, 0.0
@@ -579,6 +585,7 @@ def run_dual_drainage(model: str | Path | InpModel, dem: str | Path | Domain | U
                         ex_times.append(t)
                         acc = np.zeros(n)
                         mb_rows.append(balance_row(t))
+                        node_depth_rows.append(read_node_results(all_nodes, depth_key) * length)
                         if on_report is not None:
                             on_report(t, surface)
                         if reach is not None:
@@ -642,8 +649,10 @@ def run_dual_drainage(model: str | Path | InpModel, dem: str | Path | Domain | U
         "coupling_error_m3": float(last["coupling_error_m3"]), "coupling_error_rel": float(last["coupling_error_rel"]), "surface_error_rel": float(surface.mass_balance().error_rel),
         "surface_steps": surface.steps, "wall_time_s": wall,
     }
+    node_depth = pd.DataFrame(np.array(node_depth_rows), index=pd.Index([0.0] + ex_times, name="time_s"),
+                              columns=pd.Index(all_node_ids, name="node_id"))
     return DualDrainageResults(exchange, surface.max_depth_m.copy(), surface.depth_m.copy(), mass, nodes,
-                               list(uncoupled), summary)
+                               list(uncoupled), summary, node_depth)
 
 
 def _write(results: DualDrainageResults, domain: Domain, folder: StagedDir) -> None:
