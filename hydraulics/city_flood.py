@@ -69,7 +69,7 @@ class CityFloodResult:
         return self.coupled.lines() + [
             f"to the river      {s['to_river_m3']:,.1f} m3 (outfalls and banks; never counted as waterlogging)",
             f"roads closed      {s['roads_closed_cars']} to cars (>= 0.15 m), {s['roads_closed_all']} to everyone "
-            f"(>= 0.30 m) over >= 20 m of carriageway",
+            f"(>= 0.30 m) over >= 20 m of carriageway; {s['bridges_closed']} of them bridges",
             f"risk points       {s['risk_points']} ({s['risk_roads']} road segments, {s['risk_entrances']} "
             f"building entrances)",
         ]

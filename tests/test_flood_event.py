@@ -1,9 +1,10 @@
 """The flood event library (twin.flood_event) and its map layers, with real SWMM runs in their own process.
 
 One event on the tiny city (a 50-year, 60-minute Chicago storm; five of its
-six manholes overflow) is run once per module and checked against the engine:
-the surface spread conserves the engine's flood volume, road states follow
-their thresholds, and every table uses the city's IDs.
+six manholes spill onto the street) is run once per module on the coupled
+sewer and street model: the street holds what the manholes spilled less what
+went back, road states follow their thresholds, and every table uses the
+city's IDs.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import pytest
 from hydraulics.build import ModelBuildError
 from hydraulics.errors import SwmmError
 from hydraulics.rainfall import RainFileError, RainSeries
-from hydraulics.surface import ROAD_STATUSES, road_max_depth
+from hydraulics.surface import ROAD_STATUSES
 from conftest import make_tiny_city
 from twin import flood_event as fe
 
@@ -39,42 +40,46 @@ def event(city, storm):
     return result, seen
 
 
-def test_surface_spread_conserves_the_engine_flood_volume(event, city):
+def test_coupled_event_balances_its_water(event, city):
     result, _ = event
     s = result.summary
-    engine_total = float(result.flood_summary["volume_m3"].sum())
-    assert s["flooded_nodes"] == 5 and engine_total > 100  # the storm really floods the tiny city
-    assert s["flood_volume_m3"] == pytest.approx(engine_total)
-    # Every m3 the engine lost at the manholes is on the ground (the DEM edge is a wall).
-    on_grid = float(result.depth.values.sum()) * result.depth.cell_size_m ** 2
-    assert on_grid == pytest.approx(engine_total, rel=1e-9)
-    assert s["surface_volume_m3"] + s["surface_outflow_m3"] == pytest.approx(engine_total, rel=1e-9)
-    # ... and the engine's own routing continuity books the same flooding loss.
-    assert result.continuity["flooding_m3"] == pytest.approx(engine_total, rel=1e-3)
-    assert abs(s["runoff_error_pct"]) < 1 and abs(s["flow_routing_error_pct"]) < 1
+    spilled = float(result.flood_summary["volume_m3"].sum())
+    assert s["flooded_nodes"] == 5 and spilled > 100  # the storm really floods the tiny city
+    assert s["flood_volume_m3"] == pytest.approx(spilled) == pytest.approx(s["to_surface_m3"])
+    # The street holds what the manholes spilled minus what the gullies took back and what left it.
+    mb = result.mass_balance.iloc[-1]
+    assert s["surface_volume_m3"] == pytest.approx(
+        s["to_surface_m3"] - s["to_network_m3"] - mb["boundary_out_m3"] - mb["bank_to_river_m3"], rel=1e-9)
+    # ... and the last depth frame is that water, cell by cell (float32 frames).
+    last = result.depths.depth_m[-1].astype(float).sum() * result.depths.cell_size_m ** 2
+    assert last == pytest.approx(s["surface_volume_m3"], rel=1e-4)
+    # The coupled system's books: SWMM's own routing error on the tiny city is ~1 %, and it is most of it.
+    assert abs(s["mass_balance_error_rel"]) < 0.02 and abs(s["flow_routing_error_pct"]) < 2
     assert s["max_surface_depth_m"] == pytest.approx(float(result.depth.values.max()))
     assert 0.05 < s["max_surface_depth_m"] < 2.0
+    assert s["surface_cell_m"] > 0 and "2D street surface" in result.metadata["surface"]
 
 
-def test_hydrographs_match_the_engine_statistics(event):
+def test_hydrographs_match_the_exchange(event):
     result, _ = event
     vol = result.node_flood_volume_m3
-    assert (vol.diff().dropna() >= -1e-9).all().all()  # cumulative overflow never falls
+    assert (vol.diff().dropna() >= -1e-9).all().all()  # cumulative spill never falls
     final = vol.iloc[-1]
     fs = result.flood_summary
-    assert np.allclose(final[fs.index].to_numpy(), fs["volume_m3"].to_numpy(), rtol=1e-9)
+    # The series nets each interval's spill and take-back; the summary counts every m3 that spilled.
+    assert (final[fs.index] <= fs["volume_m3"] + 1e-6).all() and (final[fs.index] > 0.5 * fs["volume_m3"]).all()
     assert (final.drop(fs.index) == 0).all()
-    # Without ponding, a manhole that overflows is full to its rim at that moment.
+    # A manhole spills only when its head stands above its rim; the 5-minute samples catch most of them there.
     flooded = result.nodes.loc[fs.index]
-    assert np.allclose(flooded["peak_depth_m"], flooded["max_depth_m"], atol=1e-3)
+    assert (flooded["peak_depth_m"] > flooded["max_depth_m"]).sum() >= 3
     assert (result.node_flooding_cms[fs.index].max() > 0).all()
     worst = result.worst_node
     assert worst == fs["volume_m3"].idxmax()
     h = result.hydrograph(worst)
     assert list(h.columns) == ["depth_m", "flooding_cms", "flood_volume_m3"]
-    assert h.index.is_monotonic_increasing and h.index[0] > 0
-    # Snapshots every coupling step (60 s) through rain (60 min) and drain time (1 h).
-    assert len(h) == pytest.approx(120, abs=2) and h.index[-1] == pytest.approx(120, abs=0.5)
+    assert h.index.is_monotonic_increasing and h.index[0] == 0
+    # Snapshots every report step (5 min) through rain (60 min) and drain time (1 h), plus the start.
+    assert len(h) == 25 and h.index[-1] == pytest.approx(120, abs=0.5)
     with pytest.raises(KeyError, match="'nope'"):
         result.hydrograph("nope")
 
@@ -88,10 +93,9 @@ def test_road_closures_follow_the_thresholds(event, city):
                         np.where(roads["depth_m"] >= car_m, "closed_to_cars", "open"))
     assert roads["status"].astype(str).tolist() == expected.tolist()
     assert list(roads["status"].cat.categories) == list(ROAD_STATUSES)
-    # Depths are the maximum of the event's depth raster along each road.
-    again = road_max_depth(city.roads, result.depth)
-    assert np.allclose(roads["depth_m"].to_numpy(), again.to_numpy(), equal_nan=True)
-    assert set(roads["status"].astype(str)) > {"open"}  # the event closes something
+    # Effective carriageway depths: water on the roads, never deeper than the deepest street cell.
+    assert (roads["depth_m"] > 0.02).any()
+    assert (roads["depth_m"] <= result.summary["max_surface_depth_m"] + 1e-9).all()
     s = result.summary
     assert s["roads_closed"] == int((roads["status"] == "closed").sum())
     assert s["roads_closed_to_cars"] == int((roads["status"] == "closed_to_cars").sum())
@@ -109,8 +113,8 @@ def test_result_ids_line_up_with_the_city(event, city):
     assert set(result.flood_summary.index) <= set(node_ids)
     assert result.roads.index.tolist() == city.roads.index.tolist()
     assert set(result.buildings.index) <= set(city.buildings.index)
-    assert result.depth.shape == city.dem.shape
-    assert tuple(result.depth.transform) == tuple(city.dem.transform) and result.depth.crs == city.crs
+    assert result.depth.shape == result.depths.shape
+    assert tuple(result.depth.transform) == tuple(result.depths.transform) and result.depth.crs == city.crs
     assert result.city_name == city.name
     # Nodes sorted worst first: flood volume descending.
     vols = result.nodes["flood_volume_m3"].to_numpy()
@@ -126,7 +130,7 @@ def test_progress_runs_through_the_stages_in_order(event):
     fractions = [p.fraction for p in seen]
     assert fractions == sorted(fractions) and fractions[-1] == 1.0
     runs = [p for p in seen if p.stage == "run"]
-    assert len(runs) >= 10  # the engine reports back while it runs
+    assert len(runs) >= 2  # the run reports back while it runs (at most every 0.2 s of wall time)
     assert runs[-1].simulated_s == pytest.approx(runs[-1].total_s)
     assert len(seen) < 120  # throttled to about one call per percent
 
@@ -147,20 +151,24 @@ def test_engine_runs_in_its_own_process(city, monkeypatch):
     result = fe.run_flood_event(city, rain, drain_time_h=0.5, coupling_step_s=300)
     assert result.summary["flooded_nodes"] == 0 and result.summary["max_surface_depth_m"] == 0.0
     assert (result.roads["status"] == "open").all()
-    assert len(result.node_depth_m) == 12  # 60 min of 5-minute snapshots
+    assert len(result.node_depth_m) == 13  # the start and 60 min of 5-minute snapshots
     assert result.node_depth_m.max().max() > 0  # but water did flow in the pipes
 
 
 def test_errors_reach_the_caller(city):
+    from gisdata.errors import TwinError
+
     two_gauges = RainSeries(pd.DataFrame({"A": [10.0, 20.0], "B": [5.0, 5.0]}, index=[0, 300]), step_s=300)
     with pytest.raises(ModelBuildError, match="rain gauges"):
         fe.run_flood_event(city, two_gauges)
     with pytest.raises(fe.FloodEventError, match="coupling_step_s"):
         fe.run_flood_event(city, two_gauges, coupling_step_s=0)
-    # An engine error in the worker comes back with its type and code.
-    with pytest.raises(SwmmError) as info:
-        fe._run_in_process("[TITLE]\nbroken\n", 60.0, lambda s: None)
-    assert info.value.code is not None
+    with pytest.raises(fe.FloodEventError, match="boundary='sea'"):
+        fe.run_flood_event(city, two_gauges, boundary="sea")
+    # An error raised in the worker comes back with its type and message.
+    rain = fe.StormSpec("block", intensity_mm_h=5.0, duration_min=30).build()
+    with pytest.raises(TwinError, match="cell"):
+        fe.run_flood_event(city, rain, cell_size_m=-5)
 
 
 def test_storm_specs_and_keys(storm):

@@ -389,15 +389,15 @@ def flood_progress_text(progress, lang: str = "en") -> str:
 
 
 def flood_metrics(result, lang: str = "en") -> list[tuple[str, str]]:
-    """The four headline figures of a flood event as (label, value): flooded manholes,
-    flood volume, maximum surface depth and the continuity errors."""
+    """The four headline figures of a flood event as (label, value): manholes that spilled,
+    spilled volume, maximum street depth and the mass balance errors (coupled system, SWMM routing)."""
     s = result.summary
     return [
         (t("flood.summary.flooded_nodes", lang), f"{s['flooded_nodes']:,}"),
         (t("flood.summary.flood_volume_m3", lang), f"{s['flood_volume_m3']:,.1f}"),
         (t("flood.summary.max_surface_depth_m", lang), f"{s['max_surface_depth_m']:.2f}"),
         (t("flood.summary.continuity", lang),
-         t("flood.summary.continuity_value", lang, runoff=f"{s['runoff_error_pct']:.2f}",
+         t("flood.summary.continuity_value", lang, coupled=f"{100 * s['mass_balance_error_rel']:.3f}",
            routing=f"{s['flow_routing_error_pct']:.2f}")),
     ]
 
@@ -406,14 +406,15 @@ _SUMMARY_ROWS = (
     ("flooded_nodes", "{:,}"), ("flood_volume_m3", "{:,.1f}"), ("surface_volume_m3", "{:,.1f}"),
     ("surface_outflow_m3", "{:,.1f}"), ("max_surface_depth_m", "{:.3f}"), ("flooded_area_m2", "{:,.0f}"),
     ("roads_closed", "{:,}"), ("roads_closed_to_cars", "{:,}"), ("buildings_exposed", "{:,}"),
-    ("rain_depth_mm", "{:.1f}"), ("rain_peak_mm_h", "{:.1f}"), ("runoff_error_pct", "{:.3f}"),
-    ("flow_routing_error_pct", "{:.3f}"), ("wall_time_s", "{:.1f}"),
+    ("risk_points", "{:,}"), ("to_surface_m3", "{:,.1f}"), ("to_network_m3", "{:,.1f}"), ("to_river_m3", "{:,.1f}"),
+    ("rain_depth_mm", "{:.1f}"), ("rain_peak_mm_h", "{:.1f}"), ("mass_balance_error_pct", "{:.4f}"),
+    ("flow_routing_error_pct", "{:.3f}"), ("surface_cell_m", "{:g}"), ("wall_time_s", "{:.1f}"),
 )
 
 
 def flood_summary_table(result, lang: str = "en") -> pd.DataFrame:
     """Every figure of :attr:`FloodEventResult.summary` as a two-column table (item, value)."""
-    s = result.summary
+    s = {**result.summary, "mass_balance_error_pct": 100.0 * result.summary["mass_balance_error_rel"]}
     return pd.DataFrame({
         t("stats.item", lang): [t(f"flood.summary.{k}", lang) for k, _ in _SUMMARY_ROWS],
         t("stats.value", lang): [fmt.format(s[k]) for k, fmt in _SUMMARY_ROWS],

@@ -1,10 +1,9 @@
-"""A flood event on a city: rain in, SWMM run in its own process, surface flood and road closures out.
+"""A flood event on a city: rain in, sewer and streets coupled in their own process, flooded places out.
 
-:func:`run_flood_event` chains the library pieces the CLI's ``twin swmm run
---city`` uses (:func:`hydraulics.build.build_swmm`, :func:`hydraulics.run.run_swmm`,
-:func:`hydraulics.surface.max_surface_depth`, :func:`~hydraulics.surface.road_closures`)
-and returns a frozen :class:`FloodEventResult` of plain tables, ready for maps,
-hydrographs and the 3D scene.
+:func:`run_flood_event` runs :func:`hydraulics.city_flood.run_city_flood` (the
+city's SWMM model coupled both ways with its 2D street surface, the same run
+``twin swmm run --city`` makes) and returns a frozen :class:`FloodEventResult`
+of plain tables, ready for maps, hydrographs, the depth animation and the 3D scene.
 
 Why a separate process
 ----------------------
@@ -21,9 +20,9 @@ the process is ended instead of being waited for.
 Node time series
 ----------------
 The generated model reports no node time series (``[REPORT] NODES NONE``
-keeps the binary output small), so the hydrographs are collected from the
-run's :class:`~hydraulics.run.FloodState` snapshots, every
-``coupling_step_s`` of simulated time, for every node of the city.
+keeps the binary output small), so the hydrographs are the coupled run's
+report-time reads of every node's depth and of each manhole's exchange with
+the street, every ``coupling_step_s`` of simulated time.
 """
 
 from __future__ import annotations
@@ -44,6 +43,7 @@ import pandas as pd
 from gisdata.city import CityTwin
 from gisdata.errors import TwinError
 from gisdata.raster import Raster
+from hydraulics.depth_series import DepthSeries
 
 STORM_KINDS = ("chicago", "block", "nrcs")
 """Design storms :class:`StormSpec` can build (observed rain comes from :func:`read_rain_upload`)."""
@@ -225,35 +225,46 @@ class FloodEventResult:
         Water depth above the invert per node, m; index ``time`` (simulated
         date-time, every ``coupling_step_s``), one column per node.
     node_flooding_cms : DataFrame
-        Overflow rate per node, m3/s (same shape).
+        Rate at which each node spills onto the street, m3/s: the positive part
+        of its net exchange over each interval (same shape).
     node_flood_volume_m3 : DataFrame
-        Volume that has overflowed at each node since the start, m3 (same shape).
+        Cumulative of that net spill since the start, m3 (same shape).
     flood_summary : DataFrame
-        Per node that flooded at all (the engine's Node Flooding Summary):
-        ``hours_flooded``, ``peak_rate_cms``, ``volume_m3``.
+        Per node that spilled at all: ``hours_flooded``, ``peak_rate_cms`` and
+        ``volume_m3``, every m3 it spilled (gross: a node can spill and take
+        water back within one interval, so this is at least the series' total).
     nodes : DataFrame
         Per node of the city: ``node_type``, ``max_depth_m`` (rim - invert),
         ``peak_depth_m``, ``peak_flooding_cms``, ``flood_volume_m3``, and the
         surface ``surface_depth_m`` at the node's DEM cell; sorted worst first
         (flood volume, then peak depth as a share of the shaft).
     depth : Raster
-        Maximum surface water depth, m, on the DEM grid: every node's flood
-        volume spread over the DEM by fill-and-spill.
+        Maximum street water depth, m, on the street surface's grid (0 on
+        buildings and the river).
     roads : DataFrame
-        Per road: ``depth_m`` (maximum along it) and ``status``
-        (``open`` / ``closed_to_cars`` / ``closed``); thresholds in ``.attrs``.
+        Per road: ``depth_m`` (largest effective depth on its carriageway,
+        :mod:`hydraulics.street_flood`) and ``status`` (``open`` /
+        ``closed_to_cars`` / ``closed``); thresholds in ``.attrs``.
     buildings : DataFrame
-        Buildings with at least ``building_threshold_m`` of water against them, deepest first.
+        Buildings with at least ``building_threshold_m`` of water at their entrances, deepest first.
     continuity : Mapping[str, float]
-        ``runoff_error_pct``, ``flow_routing_error_pct``, ``flooding_m3``, ``outflow_m3``.
+        ``flow_routing_error_pct`` (SWMM's own), ``mass_balance_error_rel`` (the
+        coupled system's), ``to_surface_m3``, ``to_network_m3``, ``to_river_m3``.
     summary : Mapping[str, float]
         Headline figures: ``flooded_nodes``, ``flood_volume_m3``, ``surface_volume_m3``,
         ``max_surface_depth_m``, ``flooded_area_m2``, ``roads_closed``,
         ``roads_closed_to_cars``, ``buildings_exposed``, ``rain_depth_mm``,
-        ``rain_peak_mm_h``, ``runoff_error_pct``, ``flow_routing_error_pct``,
-        ``wall_time_s``.
+        ``rain_peak_mm_h``, ``flow_routing_error_pct``, ``mass_balance_error_rel``,
+        ``to_surface_m3``, ``to_network_m3``, ``to_river_m3``, ``risk_points``,
+        ``surface_cell_m``, ``wall_time_s``.
     metadata : Mapping[str, str]
-        The run's metadata (input hash, versions, start and end) and options.
+        The run's metadata (input hash, start and end, surface grid, warnings) and options.
+    depths : DepthSeries
+        Street water depth at every report time.
+    mass_balance : DataFrame
+        The coupled mass balance at every report time (:mod:`hydraulics.dual_drainage`).
+    risk_points : DataFrame
+        Road segments and entrances that are risk points (:meth:`~hydraulics.street_flood.StreetFlood.risk_points`).
     """
 
     city_name: str
@@ -269,6 +280,9 @@ class FloodEventResult:
     continuity: Mapping[str, float]
     summary: Mapping[str, float]
     metadata: Mapping[str, str] = field(default_factory=dict)
+    depths: DepthSeries | None = None
+    mass_balance: pd.DataFrame | None = None
+    risk_points: pd.DataFrame | None = None
 
     @property
     def worst_node(self) -> str:
@@ -312,49 +326,32 @@ def _rebuild_result(state: dict) -> FloodEventResult:
 # ----------------------------------------------------------------------------- the worker
 
 
-def _simulate(inp_text: str, coupling_step_s: float, on_elapsed: Callable[[float], None] | None = None) -> dict:
-    """Run the model and collect node snapshots; plain data out (runs in the engine's own process)."""
-    from hydraulics.run import RunOptions, run_swmm
+def _simulate(request: dict, on_fraction: Callable[[float], None] | None = None):
+    """The coupled city run (:func:`hydraulics.city_flood.run_city_flood`); runs in the engine's own process."""
+    import warnings
 
-    times, depth, flooding, volume = [], [], [], []
-    ids: list = []
+    from hydraulics.city_flood import city_options, run_city_flood
 
-    def on_step(state) -> None:
-        if not ids:
-            ids.extend(str(i) for i in state.node_ids)
-        times.append(state.time)
-        depth.append(np.array(state.depth_m))
-        flooding.append(np.array(state.flooding_rate_cms))
-        volume.append(np.array(state.flood_volume_m3))
-        if on_elapsed is not None:
-            on_elapsed(float(state.elapsed_s))
-
-    res = run_swmm(inp_text, options=RunOptions(coupling_step_s=coupling_step_s), on_step=on_step)
-    index = pd.DatetimeIndex(times, name="time")
-
-    def frame(rows: list) -> pd.DataFrame:
-        values = np.vstack(rows) if rows else np.zeros((0, len(ids)))
-        return pd.DataFrame(values, index=index, columns=pd.Index(ids, name="node_id"))
-
-    return {
-        "depth_m": frame(depth), "flooding_cms": frame(flooding), "flood_volume_m3": frame(volume),
-        "flood_summary": res.flood_summary, "continuity": dict(res.continuity), "metadata": dict(res.metadata),
-    }
+    opts = city_options(report_step_s=request["report_step_s"], boundary=request["boundary"])
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = run_city_flood(request["city"], request["rain"], cell_size_m=request["cell_size_m"],
+                                drain_time_h=request["drain_time_h"], options=opts, threshold_m=request["car_m"],
+                                on_progress=on_fraction)
+    return result, [str(w.message) for w in caught]
 
 
-def _simulate_job(request: tuple[str, float], report: Callable[[float], None]) -> dict:
-    """The engine process's work (:func:`twin.job_process.run_in_process`): simulated seconds reported."""
-    inp_text, coupling_step_s = request
-    return _simulate(inp_text, coupling_step_s, report)
+def _simulate_job(request: dict, report: Callable[[float], None]):
+    """The engine process's work (:func:`twin.job_process.run_in_process`): the fraction done is reported."""
+    return _simulate(request, report)
 
 
-def _run_in_process(inp_text: str, coupling_step_s: float, on_progress: Callable[[float], None],
-                    *, poll_s: float = 0.1) -> dict:
-    """:func:`_simulate` in a fresh process; ``on_progress`` gets the simulated seconds reached, here."""
+def _run_in_process(request: dict, on_progress: Callable[[float], None], *, poll_s: float = 0.1):
+    """:func:`_simulate` in a fresh process; ``on_progress`` gets the fraction of simulated time done, here."""
     from twin.job_process import run_in_process
 
-    return run_in_process(_simulate_job, (inp_text, coupling_step_s), on_report=on_progress, poll_s=poll_s,
-                          what="SWMM", error_type=FloodEventError)
+    return run_in_process(_simulate_job, request, on_report=on_progress, poll_s=poll_s,
+                          what="SWMM + 2D", error_type=FloodEventError)
 
 
 # ----------------------------------------------------------------------------- the event
@@ -363,38 +360,42 @@ def _run_in_process(inp_text: str, coupling_step_s: float, on_progress: Callable
 def run_flood_event(city: CityTwin, rain, *, progress: Callable[[FloodProgress], None] | None = None,
                     drain_time_h: float = 2.0, coupling_step_s: float | None = None, car_m: float = 0.15,
                     all_m: float = 0.30, building_threshold_m: float = 0.10,
-                    boundary: Literal["wall", "outflow"] = "wall") -> FloodEventResult:
-    """Run one rain event on a city and reduce it to surface flooding and road closures.
+                    boundary: Literal["wall", "outflow"] = "wall", cell_size_m: float | None = None) -> FloodEventResult:
+    """Run one rain event on a city's sewer and streets, coupled both ways, and reduce it to flooded places.
 
-    The city is built into a SWMM model with the rain
-    (:func:`hydraulics.build.build_swmm`), run in a fresh process
-    (one simulation per process), and each node's flooded volume is spread over
-    the DEM (:func:`hydraulics.surface.max_surface_depth`); roads get their
-    maximum depth and a closure state (:func:`hydraulics.surface.road_closures`).
+    The city's SWMM model and its street surface run together
+    (:func:`hydraulics.city_flood.run_city_flood`: manholes spill onto the 2D
+    streets and take water back through their gullies; the river is a
+    boundary) in a fresh process (one simulation per process).  The result
+    keeps the node hydrographs, the street depth at every report time
+    (:class:`~hydraulics.depth_series.DepthSeries`), road closures from the
+    depth on the carriageway, and the coupled mass balance.
 
     Parameters
     ----------
     city : CityTwin
-        The city (nodes, conduits, subcatchments, roads, buildings, DEM).
+        The city (nodes, conduits, subcatchments, roads, buildings, water, DEM).
     rain : RainSeries
         Rain in mm/h: a design storm (:meth:`StormSpec.build`) or an observed
         series (:func:`read_rain_upload`); one column for all gauges or one per
         rain gauge of the city.
     progress : callable, optional
         Called in this thread with a :class:`FloodProgress` at each stage and
-        as the engine advances (at most about once per percent).
+        as the run advances (at most about once per percent).
     drain_time_h : float
         Simulated time after the rain ends, h.
     coupling_step_s : float, optional
-        Interval of the node snapshots (hydrographs), s of simulated time; default
-        60 s, lengthened in whole minutes so that a long event keeps at most
-        about :data:`MAX_SNAPSHOTS` snapshots (a 24 h storm: every 4 min).
+        Interval of the node snapshots, street depth frames and mass balance, s of
+        simulated time; default 300 s, lengthened in whole minutes so that a long
+        event keeps at most about :data:`MAX_SNAPSHOTS` snapshots.
     car_m, all_m : float
-        Road depths at which a road is closed to cars and closed to everyone, m.
+        Effective carriageway depths at which a road is closed to cars and to everyone, m.
     building_threshold_m : float
-        Water depth against a building that counts it as exposed, m.
+        Water depth at a building's entrance that counts it as exposed, m.
     boundary : {"wall", "outflow"}
-        Edge of the DEM for the surface spread (see :func:`hydraulics.surface.spread_flood`).
+        Edge of the street surface: closed, or water leaves the city there.
+    cell_size_m : float, optional
+        Street surface cell size, m (default :data:`hydraulics.urban_surface.DEFAULT_CELL_M`).
 
     Returns
     -------
@@ -408,53 +409,69 @@ def run_flood_event(city: CityTwin, rain, *, progress: Callable[[FloodProgress],
         The engine failed.
     FloodEventError
         The worker process died, or an option is out of range.
-
-    Examples
-    --------
-    >>> from conftest import make_tiny_city                          # doctest: +SKIP
-    >>> ev = run_flood_event(make_tiny_city(), StormSpec(duration_min=60).build())  # doctest: +SKIP
-    >>> ev.summary["flooded_nodes"] > 0                                     # doctest: +SKIP
-    True
     """
-    from hydraulics.build import build_swmm
-    from hydraulics.surface import exposed_buildings, max_surface_depth, road_closures, road_max_depth
+    from hydraulics.surface import road_closures
+    from hydraulics.urban_surface import DEFAULT_CELL_M
 
-    if coupling_step_s is not None and not (isinstance(coupling_step_s, (int, float)) and coupling_step_s > 0
+    if coupling_step_s is not None and not (isinstance(coupling_step_s, (int, float)) and coupling_step_s >= 5
                                             and math.isfinite(coupling_step_s)):
-        raise FloodEventError(f"coupling_step_s={coupling_step_s!r} must be a finite number > 0 s")
+        raise FloodEventError(f"coupling_step_s={coupling_step_s!r} must be a finite number >= 5 s")
     if not (drain_time_h >= 0 and math.isfinite(drain_time_h)):
         raise FloodEventError(f"drain_time_h={drain_time_h!r} must be a finite number >= 0 h")
+    if boundary not in ("wall", "outflow"):
+        raise FloodEventError(f"boundary={boundary!r}: expected 'wall' or 'outflow'")
+    if not 0 <= car_m <= all_m:
+        raise FloodEventError(f"car_m={car_m}, all_m={all_m}: need 0 <= car_m <= all_m (m)")
+    cell = float(cell_size_m or DEFAULT_CELL_M)
     report = progress or (lambda p: None)
     t0 = time.perf_counter()
     report(FloodProgress("build", 0.0))
-    text = build_swmm(city, rain_gauges=rain, drain_time_h=drain_time_h)
     total_s = float(rain.duration_s) + drain_time_h * 3600.0
     if coupling_step_s is None:
-        coupling_step_s = 60.0 * max(1, math.ceil(total_s / MAX_SNAPSHOTS / 60.0))
+        coupling_step_s = 60.0 * max(5, math.ceil(total_s / MAX_SNAPSHOTS / 60.0))
     report(FloodProgress("start", 0.01, 0.0, total_s))
-
     last = [0.0]
 
-    def on_engine(elapsed_s: float) -> None:
-        frac = 0.01 + (_RUN_SHARE - 0.01) * min(elapsed_s / total_s, 1.0) if total_s > 0 else _RUN_SHARE
-        if frac - last[0] >= 0.01 or elapsed_s >= total_s:
+    def on_fraction(done: float) -> None:
+        frac = 0.01 + (_RUN_SHARE - 0.01) * min(done, 1.0)
+        if frac - last[0] >= 0.01 or done >= 1.0:
             last[0] = frac
-            report(FloodProgress("run", frac, elapsed_s, total_s))
+            report(FloodProgress("run", frac, done * total_s, total_s))
 
-    raw = _run_in_process(text, float(coupling_step_s), on_engine)
-
+    request = {"city": city, "rain": rain, "drain_time_h": float(drain_time_h), "report_step_s": float(coupling_step_s),
+               "boundary": "closed" if boundary == "wall" else "open", "cell_size_m": cell, "car_m": float(car_m)}
+    res, warned = _run_in_process(request, on_fraction)
     report(FloodProgress("surface", _RUN_SHARE, total_s, total_s))
-    ids = city.nodes.index.astype(str)
-    depth_t = raw["depth_m"].reindex(columns=ids)
-    flooding_t = raw["flooding_cms"].reindex(columns=ids)
-    volume_t = raw["flood_volume_m3"].reindex(columns=ids)
-    fs = raw["flood_summary"]
-    fs.index = fs.index.astype(str)
-    node_vol = fs["volume_m3"].reindex(ids).fillna(0.0)
-    surface = max_surface_depth(city.dem, city.nodes, node_vol, boundary=boundary)
-    closures = road_closures(road_max_depth(city.roads, surface.depth), car_m=car_m, all_m=all_m)
-    exposed = exposed_buildings(city.buildings, surface.depth, threshold_m=building_threshold_m)
 
+    cpl, s = res.coupled, res.summary
+    ids = city.nodes.index.astype(str)
+    start = pd.Timestamp(s["start"])
+    times = pd.DatetimeIndex(start + pd.to_timedelta(cpl.node_depth_m.index, unit="s"), name="time")
+    depth_t = pd.DataFrame(cpl.node_depth_m.to_numpy(), index=times,
+                           columns=cpl.node_depth_m.columns.astype(str)).reindex(columns=ids).fillna(0.0)
+    # a node's overflow is what it spills onto the street (the exchange's positive part); 0 at the start
+    spill = cpl.exchange_m3s.clip(lower=0.0)
+    spill.columns = spill.columns.astype(str)
+    spill = pd.concat([pd.DataFrame(0.0, index=[0.0], columns=spill.columns), spill])
+    spans = np.diff(spill.index.to_numpy(float), prepend=0.0)
+    volume = spill.mul(spans, axis=0).cumsum()
+    flooding_t = pd.DataFrame(spill.to_numpy(), index=times, columns=spill.columns).reindex(columns=ids).fillna(0.0)
+    volume_t = pd.DataFrame(volume.to_numpy(), index=times, columns=spill.columns).reindex(columns=ids).fillna(0.0)
+    spilled = cpl.nodes["to_surface_m3"]
+    spilled.index = spilled.index.astype(str)
+    spilled = spilled[spilled > 0]
+    fs = pd.DataFrame({
+        "hours_flooded": [(flooding_t[n].to_numpy()[1:] > 0).dot(spans[1:]) / 3600.0 for n in spilled.index],
+        "peak_rate_cms": [float(flooding_t[n].max()) for n in spilled.index],
+        "volume_m3": spilled.to_numpy(float)}, index=pd.Index(spilled.index, name="node_id"))
+    fs = fs.sort_values("volume_m3", ascending=False, kind="stable")
+
+    surf = res.surface
+    street = ~(surf.outside | surf.river)
+    max_depth = np.where(street, cpl.max_depth_m, 0.0)
+    depth_raster = Raster(max_depth, surf.ground.transform, surf.ground.crs)
+    at_node = pd.Series(max_depth[cpl.nodes["row"].to_numpy(int), cpl.nodes["col"].to_numpy(int)],
+                        index=cpl.nodes.index.astype(str))
     full = city.nodes["max_depth_m"].to_numpy(dtype=float)
     peak = depth_t.max().to_numpy(dtype=float) if len(depth_t) else np.zeros(len(ids))
     nodes = pd.DataFrame({
@@ -462,39 +479,60 @@ def run_flood_event(city: CityTwin, rain, *, progress: Callable[[FloodProgress],
         "max_depth_m": full,
         "peak_depth_m": peak,
         "peak_flooding_cms": flooding_t.max().to_numpy(dtype=float) if len(flooding_t) else np.zeros(len(ids)),
-        "flood_volume_m3": node_vol.to_numpy(),
-        "surface_depth_m": surface.nodes["depth_m"].reindex(ids).to_numpy(),
+        "flood_volume_m3": spilled.reindex(ids).fillna(0.0).to_numpy(),
+        "surface_depth_m": at_node.reindex(ids).fillna(0.0).to_numpy(),
     }, index=pd.Index(ids, name="node_id"))
     fill = np.divide(peak, full, out=np.zeros_like(peak), where=full > 0)
     order = np.lexsort((nodes.index.to_numpy(), -np.nan_to_num(fill), -nodes["flood_volume_m3"].to_numpy()))
     nodes = nodes.iloc[order]
 
-    cont = raw["continuity"]
-    status_counts = closures["status"].value_counts()
+    roads_eff = res.streets.roads["max_depth_m"]
+    closures = road_closures(roads_eff, car_m=car_m, all_m=all_m)
+    closures.index.name = "road_id"
+    ent = res.streets.entrances
+    exposed = ent.loc[ent["max_depth_m"] >= building_threshold_m, ["max_depth_m"]].rename(
+        columns={"max_depth_m": "depth_m"})
+    for col in ("residents", "use"):
+        if col in city.buildings.columns:
+            exposed[col] = city.buildings[col].reindex(exposed.index).to_numpy()
+    exposed = exposed.sort_values("depth_m", ascending=False, kind="stable")
+
+    status_counts = closures["status"].astype(str).value_counts()
+    cont = {"flow_routing_error_pct": float(s["swmm_routing_error_pct"]),
+            "mass_balance_error_rel": float(s["mass_balance_error_rel"]),
+            "to_surface_m3": float(s["to_surface_m3"]), "to_network_m3": float(s["to_network_m3"]),
+            "to_river_m3": float(s["to_river_m3"])}
+    last_mb = cpl.mass_balance.iloc[-1]
     summary = {
         "flooded_nodes": len(fs),
         "flood_volume_m3": float(fs["volume_m3"].sum()),
-        "surface_volume_m3": float(surface.volume_stored_m3),
-        "surface_outflow_m3": float(surface.outflow_m3),
-        "max_surface_depth_m": float(surface.max_depth_m),
-        "flooded_area_m2": float(surface.flooded_area_m2(0.02)),
+        "surface_volume_m3": float(last_mb["surface_m3"]),
+        "surface_outflow_m3": float(last_mb["boundary_out_m3"]),
+        "max_surface_depth_m": float(max_depth.max()) if max_depth.size else 0.0,
+        "flooded_area_m2": float((max_depth >= 0.02).sum() * surf.ground.cell_size_m ** 2),
         "roads_closed": int(status_counts.get("closed", 0)),
         "roads_closed_to_cars": int(status_counts.get("closed_to_cars", 0)),
         "buildings_exposed": len(exposed),
         "rain_depth_mm": float(rain.max_depth_mm),
         "rain_peak_mm_h": float(rain.max_peak_mm_h),
-        "runoff_error_pct": float(cont.get("runoff_error_pct", math.nan)),
-        "flow_routing_error_pct": float(cont.get("flow_routing_error_pct", math.nan)),
+        "flow_routing_error_pct": float(s["swmm_routing_error_pct"]),
+        "mass_balance_error_rel": float(s["mass_balance_error_rel"]),
+        "to_surface_m3": float(s["to_surface_m3"]), "to_network_m3": float(s["to_network_m3"]),
+        "to_river_m3": float(s["to_river_m3"]), "risk_points": int(s["risk_points"]),
+        "surface_cell_m": cell,
         "wall_time_s": round(time.perf_counter() - t0, 3),
     }
-    meta = {**{k: str(v) for k, v in raw["metadata"].items()},
+    meta = {"input_sha256": str(s.get("input_sha256", "")), "start": str(s["start"]), "end": str(s["end"]),
+            "surface": f"2D street surface, {surf.shape[0]} x {surf.shape[1]} cells of {cell:g} m, coupled both ways",
             "drain_time_h": str(drain_time_h), "coupling_step_s": str(coupling_step_s), "car_m": str(car_m),
-            "all_m": str(all_m), "boundary": boundary, "rain": getattr(rain, "label", "")}
+            "all_m": str(all_m), "boundary": boundary, "rain": getattr(rain, "label", ""),
+            "warnings": " | ".join(warned)}
     result = FloodEventResult(
         city_name=city.name, rain=rain, node_depth_m=depth_t, node_flooding_cms=flooding_t,
-        node_flood_volume_m3=volume_t, flood_summary=fs, nodes=nodes, depth=surface.depth, roads=closures,
-        buildings=exposed, continuity=MappingProxyType(dict(cont)), summary=MappingProxyType(summary),
-        metadata=MappingProxyType(meta),
+        node_flood_volume_m3=volume_t, flood_summary=fs, nodes=nodes, depth=depth_raster, roads=closures,
+        buildings=exposed, continuity=MappingProxyType(cont), summary=MappingProxyType(summary),
+        metadata=MappingProxyType(meta), depths=res.depths, mass_balance=cpl.mass_balance,
+        risk_points=res.streets.risk_points(),
     )
     report(FloodProgress("done", 1.0, total_s, total_s))
     return result

@@ -151,8 +151,10 @@ def _format_results(res, label: str, surface_depth: tuple[float, str] | None) ->
               help="A file or folder outside the model's folder that the model may read (rain or "
                    "time-series file); repeatable. Other paths outside the model's folder are refused.")
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Show a progress bar.")
-@click.option("--surface", type=click.Choice(["2d"]), default=None,
-              help="Couple MODEL.inp both ways with the 2D street surface on --dem (dual drainage).")
+@click.option("--surface", type=click.Choice(["2d", "screening"]), default=None,
+              help="2d: the sewer coupled both ways with the 2D street surface (the default with --city; "
+                   "MODEL.inp needs --dem). screening: --city only, a quick screening that spreads each "
+                   "manhole's overflow volume over the DEM by fill-and-spill (no flow, no drain-back).")
 @click.option("--dem", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="With --surface 2d: ground GeoTIFF in the model's CRS (m).")
 @click.option("--manning", type=float, default=0.03, show_default=True,
@@ -165,28 +167,39 @@ def _format_results(res, label: str, surface_depth: tuple[float, str] | None) ->
               help="With --surface 2d: capacity of one inlet, m3/s (> 0); default no limit.")
 @click.option("--boundary", type=click.Choice(["closed", "open"]), default="closed", show_default=True,
               help="With --surface 2d: the grid edges.")
-@click.option("--cell-size", "cell_size_m", type=float, default=5.0, show_default=True,
-              help="With --city and --surface 2d: cell size of the city's street surface, m (2 for detail).")
+@click.option("--cell-size", "cell_size_m", type=float, default=None,
+              help="With --city: cell size of the city's street surface, m (default 10; 5 or 2 for detailed "
+                   "studies, slower).")
 def run_command(model, city, storm, return_period, duration_s, idf, out_dir, coupling_s, save_at,
                 hotstart_out, hotstart, start, allow_read, progress, surface=None, dem=None, manning=0.03,
-                exchange_step_s=5, inlets=None, inlet_capacity=None, boundary="closed", cell_size_m=5.0) -> None:
+                exchange_step_s=5, inlets=None, inlet_capacity=None, boundary="closed", cell_size_m=None) -> None:
     """Run MODEL.inp (or a city with a design storm) and print the flood summary.
 
-    The model runs as a copy in a temporary folder; nothing is written beside it.
+    A city runs on its sewer coupled both ways with its 2D street surface and
+    prints the coupled mass balance, the road segments closed and the water
+    that reached the river.  MODEL.inp runs in SWMM alone, or coupled with
+    --surface 2d --dem.  The model runs as a copy in a temporary folder;
+    nothing is written beside it.
 
     \b
     Examples:
       twin swmm run Example1.inp --out runs/ex1
-      twin swmm run --city demo --storm chicago --return-period 20 --duration 2h
+      twin swmm run --city demo --storm chicago --return-period 100 --duration 3h --out runs/city
+      twin swmm run --city demo --surface screening --return-period 20 --duration 2h
       twin swmm run Example1.inp --save-hotstart 12h --hotstart-out ex1.hsf
       twin swmm run Example1.inp --hotstart ex1.hsf --start 1998-01-01T12:00
       twin swmm run model.inp --surface 2d --dem dem.tif --manning 0.03 --out runs/dual
-      twin swmm run --city demo --surface 2d --return-period 100 --duration 3h --out runs/city
     """
     import tempfile
 
+    if surface is None and city is not None and model is None:
+        surface = "2d"  # a city always has its street surface
     if surface is None and dem is not None:
         raise TwinError("--dem is used with --surface 2d; add --surface 2d to couple the model with the 2D surface")
+    if surface == "screening" and city is None:
+        raise TwinError("--surface screening spreads a city's overflow over its DEM; it needs --city")
+    if surface != "2d" and cell_size_m is not None:
+        raise TwinError("--cell-size sets the 2D street surface of --city; it has no use here")
     if surface == "2d" and city is not None:
         _run_city_2d(city, model, dem, idf, return_period, duration_s, out_dir, exchange_step_s, inlets,
                      inlet_capacity, cell_size_m, progress, bool(save_at or hotstart or hotstart_out or start))
@@ -252,7 +265,8 @@ def run_command(model, city, storm, return_period, duration_s, idf, out_dir, cou
             max_surface_depth = None
         if max_surface_depth is not None:
             flood = max_surface_depth(city_obj.dem, city_obj.nodes, res.flood_summary["volume_m3"])
-            surface = (flood.max_depth_m, "flood volumes spread over the DEM")
+            surface = (flood.max_depth_m, "quick screening: overflow volumes spread over the DEM by "
+                                          "fill-and-spill, no street flow")
     click.echo(_format_results(res, label, surface))
     if out_dir is not None:
         res.flood_summary.to_csv(Path(out_dir) / "flood_summary.csv")
@@ -331,14 +345,16 @@ def _run_city_2d(city, model, dem, idf, return_period, duration_s, out_dir, exch
     if model is not None or dem is not None:
         raise TwinError("--city with --surface 2d builds the model and the street surface from the city; "
                         "give no MODEL.inp and no --dem")
-    if out_dir is None:
-        raise TwinError("--surface 2d needs --out DIR (depth rasters, exchange series, closures, summary)")
     if hotstart_options:
         raise TwinError("--surface 2d does not take --save-hotstart, --hotstart, --hotstart-out or --start")
+    from hydraulics.urban_surface import DEFAULT_CELL_M
+
+    cell_size_m = DEFAULT_CELL_M if cell_size_m is None else cell_size_m
     check_range("--cell-size", cell_size_m, 0.5, 100.0, "m")
     check_range("--return-period", return_period, MIN_RETURN_PERIOD_YR, MAX_RETURN_PERIOD_YR, "yr")
     check_range("--duration", duration_s / 60.0, 0, MAX_STORM_DURATION_MIN, "min", lo_inclusive=False)
-    check_out_dir(out_dir, "--out")
+    if out_dir is not None:
+        check_out_dir(out_dir, "--out")
     city_obj = load_city(city)
     rain = chicago_storm(idf, return_period, duration_s / 60.0)
     limits = {} if inlets is None and inlet_capacity is None else {"inlets_per_node": inlets,
@@ -353,12 +369,14 @@ def _run_city_2d(city, model, dem, idf, return_period, duration_s, out_dir, exch
             close()
     for w in caught:
         click.echo(f"warning: {w.message}", err=True)
+    click.echo("\n".join(res.lines()))
+    if out_dir is None:
+        return
     write_city_flood(res, out_dir)
     surf = res.surface
     write_depth_png(np.where(surf.outside | surf.river, 0.0, res.coupled.max_depth_m), surf.ground,
                     Path(out_dir) / "max_depth.png", outside=surf.outside, river=surf.river,
                     title=f"{city_obj.name}: maximum street depth, {storm_label(return_period, duration_s)}")
-    click.echo("\n".join(res.lines()))
     click.echo(f"kept              {out_dir}")
 
 
