@@ -159,6 +159,13 @@ class DualDrainageOptions:
         inflow read at the end of the last routing step, when the head has already answered the
         previous spill) cuts the spill short (EA 8B: 3,631 instead of 3,874 m3, NSE against itzi
         0.978 instead of 0.999 at a 5 s step, 0.905 instead of 0.999 at 30 s).
+    river_backs_outfalls : bool, default True
+        On a city's street surface with a river: at every river update, each outfall's stage is set to the
+        river level at its nearest river cell (``outfall_set_stage``; the engine then treats it as a stage
+        outfall), so a high river backs up into the sewer.  No effect without a river.
+    drain_after_stop : bool, default True
+        After ``stop_when`` ends the engine, the street water keeps draining into the inlets (2D alone,
+        the nodes taken as free outfalls for it) up to the end of the run window; False: the run ends there.
     """
 
     manning: float = 0.03
@@ -175,6 +182,8 @@ class DualDrainageOptions:
     h_min_m: float = 0.001
     allowed_inputs: tuple = ()
     limit_spill: bool = False
+    river_backs_outfalls: bool = True
+    drain_after_stop: bool = True
 
     def __post_init__(self) -> None:
         if not (isinstance(self.exchange_step_s, (int, np.integer)) or float(self.exchange_step_s).is_integer()) \
@@ -219,6 +228,10 @@ class DualDrainageResults:
     node_depth_m : DataFrame, optional
         Water depth above the invert of every node of the model (coupled or
         not) at 0 and every report time, m; index ``time_s``, one column per node ID.
+    saved : SavedState, optional
+        The state saved at ``save_state_at_s`` (engine hotstart and street depths).
+    stopped_at_s : float, optional
+        Time at which ``stop_when`` ended the engine, s (None: it ran the whole window).
     """
 
     exchange_m3s: pd.DataFrame
@@ -229,6 +242,8 @@ class DualDrainageResults:
     uncoupled: list
     summary: dict
     node_depth_m: pd.DataFrame | None = None
+    saved: SavedState | None = None
+    stopped_at_s: float | None = None
 
     def lines(self) -> list[str]:
         """The printed summary, with the coupled mass balance."""
@@ -254,6 +269,78 @@ class DualDrainageResults:
         ]
         return out
 
+
+@dataclass(frozen=True, eq=False)
+class SavedState:
+    """A coupled model's state at one time: what a later run starts from.
+
+    Parameters
+    ----------
+    time_s : float
+        Run time of the state, s.
+    hotstart : bytes
+        The engine's hotstart file (node depths, link flows, runoff state).
+    depth_m : ndarray
+        Street water depth on every cell of the surface grid, m.
+    """
+
+    time_s: float
+    hotstart: bytes
+    depth_m: np.ndarray
+
+
+@dataclass(frozen=True, eq=False)
+class CouplingState:
+    """What a ``stop_when`` callable sees at each report time.
+
+    Parameters
+    ----------
+    t_s : float
+        Run time, s.
+    surface : Surface2D
+        The live street surface (read only).
+    last_spill_s : float
+        Run time of the end of the last exchange step in which a node put water onto the street, s
+        (-inf: none yet).
+    stored_m3, previous_stored_m3 : float
+        Street water now and at the previous report time, m3.
+    """
+
+    t_s: float
+    surface: Surface2D
+    last_spill_s: float
+    stored_m3: float
+    previous_stored_m3: float
+
+
+@dataclass(frozen=True)
+class QuietStop:
+    """Stop the engine once the storm is over: a ``stop_when`` for :func:`run_dual_drainage`.
+
+    From run time ``after_s`` (the last rain), once no node has spilled onto the
+    street for ``quiet_s`` seconds and the street water is not growing, the
+    sewer has nothing more to give the street; with ``drain_after_stop`` the
+    street water then drains back into the inlets without the engine.
+
+    Parameters
+    ----------
+    after_s : float
+        Earliest stop, s (run time).
+    quiet_s : float
+        Spill-free time that ends the engine, s.
+    """
+
+    after_s: float
+    quiet_s: float = 1800.0
+
+    def __call__(self, state: CouplingState) -> bool:
+        return (state.t_s >= self.after_s - 1e-9 and state.t_s - state.last_spill_s >= self.quiet_s - 1e-9
+                and state.stored_m3 <= state.previous_stored_m3 * (1 + 1e-9) + 1e-9)
+
+
+STATIC_DEPTH_M = 1e-4
+"""After a stop, once no cell's depth changes by more than this over a report interval and nothing drains,
+the street water is still (ponds without an inlet) and is held as it is to the end of the window, m."""
 
 SNAP_CELLS = 2
 """On a city's street surface, a manhole whose cell is a building or the river is moved to the nearest
@@ -306,25 +393,31 @@ def _junction_cells(parsed: InpModel, domain: Domain, display: str, *, snap_cell
     return coupled, uncoupled
 
 
-def _outfalls_on_reach(parsed: InpModel, reach, solver, ObjectType, NodeType, n_nodes: int):
-    """Engine indices of the model's outfalls and their chainage on the reach (m)."""
+def _outfalls_on_reach(parsed: InpModel, reach, solver, ObjectType, NodeType, n_nodes: int, river_xy: np.ndarray):
+    """Engine indices of the model's outfalls, their chainage on the reach (m) and their nearest river cell
+    (position in ``river_xy``, the centres of the river cells)."""
     coords = parsed.coordinates()
     coords = coords[~coords.index.duplicated(keep="last")]
-    idx, chain = [], []
+    idx, chain, near = [], [], []
     for k in range(n_nodes):
         if solver.node_get_type(k) != NodeType.OUTFALL:
             continue
         nid = solver.project_get_id(ObjectType.NODE, k)
         if nid in coords.index:
+            x, y = float(coords.at[nid, "x"]), float(coords.at[nid, "y"])
             idx.append(k)
-            chain.append(float(reach.chainage_of([coords.at[nid, "x"]], [coords.at[nid, "y"]])[0]))
-    return idx, np.array(chain)
+            chain.append(float(reach.chainage_of([x], [y])[0]))
+            near.append(int(np.argmin((river_xy[:, 0] - x) ** 2 + (river_xy[:, 1] - y) ** 2)))
+    return idx, np.array(chain), np.array(near, dtype=np.int64)
 
 
 def run_dual_drainage(model: str | Path | InpModel, dem: str | Path | Domain | UrbanSurface, *,
                       options: DualDrainageOptions | None = None,
                       on_progress: Callable[[float], None] | None = None,
-                      on_report: Callable[[float, Surface2D], None] | None = None) -> DualDrainageResults:
+                      on_report: Callable[[float, Surface2D], None] | None = None,
+                      hotstart: str | Path | bytes | None = None, initial_depth_m: np.ndarray | None = None,
+                      save_state_at_s: float | None = None,
+                      stop_when: Callable[[CouplingState], bool] | None = None) -> DualDrainageResults:
     """Run a SWMM model coupled both ways with the 2D surface on a DEM.
 
     Parameters
@@ -346,7 +439,19 @@ def run_dual_drainage(model: str | Path | InpModel, dem: str | Path | Domain | U
         Called with the fraction of simulated time done (0..1).
     on_report : callable, optional
         Called as ``on_report(t_s, surface)`` at 0 and at every report time, with the live
-        :class:`~hydraulics.surface2d.Surface2D` (read its ``depth_m``; do not step it).
+        :class:`~hydraulics.surface2d.Surface2D` (read its ``depth_m``; do not step it).  It may raise
+        :class:`hydraulics.run.StopRun` to end the run there (no drain after it).
+    hotstart : str, Path or bytes, optional
+        Start the engine from this hotstart file (or its bytes), e.g. a :class:`SavedState`'s.
+    initial_depth_m : ndarray, optional
+        Street water on every cell at the start, m (the surface grid's shape).  Its volume and the
+        hotstart's network storage are the run's initial storage in the mass balance.
+    save_state_at_s : float, optional
+        Keep the state at the first exchange step ending at or after this run time, s
+        (``results.saved``: the engine's hotstart and the street depths).
+    stop_when : callable, optional
+        Called at every report time with a :class:`CouplingState`; True ends the engine there (e.g.
+        :class:`QuietStop`).  With ``options.drain_after_stop`` the street then drains alone to the end.
 
     Returns
     -------
@@ -378,7 +483,10 @@ def run_dual_drainage(model: str | Path | InpModel, dem: str | Path | Domain | U
         TimeProperty,
     )
 
+    from swmm.toolkit.shared_enum import HotstartFile
+
     from hydraulics.run import (
+        StopRun,
         _engine_error,
         _engine_slot,
         _flow_factor,
@@ -417,11 +525,19 @@ def run_dual_drainage(model: str | Path | InpModel, dem: str | Path | Domain | U
     solver_opts = dict(boundary=opts.boundary, cfl=opts.cfl, dt_max_s=opts.dt_max_s, theta=opts.theta,
                        h_min_m=opts.h_min_m)
     reach = None
+    if initial_depth_m is not None:
+        h0 = np.asarray(initial_depth_m, dtype="float64")
+        if h0.shape != domain.dem.shape:
+            raise DualDrainageInputError(f"initial depth grid {h0.shape} does not fit the surface "
+                                         f"{domain.dem.shape}")
+        solver_opts["initial_depth_m"] = np.where(domain.outside, 0.0, h0)
     if urban is not None:
         surface = urban.surface2d(**solver_opts)
         if urban.river.sum() >= 2:
             reach = reach_from_cells(urban.river, urban.ground.values, urban.ground.transform, outside=urban.outside)
             river_cells = np.nonzero(urban.river)  # the order of reach.chainage_m
+            tr = urban.ground.transform
+            river_xy = np.column_stack([tr.c + (river_cells[1] + 0.5) * tr.a, tr.f + (river_cells[0] + 0.5) * tr.e])
     else:
         surface = Surface2D(domain.dem.values, cell_size_m=domain.dem.cell_size_m, manning=opts.manning,
                             outside=domain.outside, **solver_opts)
@@ -434,6 +550,13 @@ def run_dual_drainage(model: str | Path | InpModel, dem: str | Path | Domain | U
         # a later [OPTIONS] row wins in the engine; appended, so no line of the user's file moves
         inp.write_text(replace_lines(text, changes, ["[OPTIONS]", "ALLOW_PONDING YES"]), encoding=parsed.encoding,
                        errors="replace")
+        if isinstance(hotstart, (bytes, bytearray)):
+            (work / "start.hsf").write_bytes(bytes(hotstart))
+            hotstart = work / "start.hsf"
+        elif hotstart is not None and not Path(hotstart).is_file():
+            raise DualDrainageInputError(f"{hotstart}: hotstart file not found")
+        saved = None
+        stopped_at = None
         t_wall = _time.perf_counter()
         with _engine_slot():
             opened = started = False
@@ -477,8 +600,11 @@ def run_dual_drainage(model: str | Path | InpModel, dem: str | Path | Domain | U
                     solver.node_set_parameter(int(k), NodeProperty.POND_AREA, float(a) / length ** 2)
                 exchanger = Exchanger(area, surface.cell_area_m2, capacity, opts.params)
                 if reach is not None:
-                    out_idx, out_chain = _outfalls_on_reach(parsed, reach, solver, ObjectType, NodeType, n_nodes)
+                    out_idx, out_chain, out_cell = _outfalls_on_reach(parsed, reach, solver, ObjectType, NodeType,
+                                                                      n_nodes, river_xy)
                     level_grid = np.zeros(surface.shape)
+                if hotstart is not None:
+                    solver.swmm_hotstart(HotstartFile.USE, str(Path(hotstart).resolve()))
                 solver.swmm_start(True)
                 started = True
 
@@ -510,13 +636,20 @@ def run_dual_drainage(model: str | Path | InpModel, dem: str | Path | Domain | U
                 q_set = np.zeros(n)  # the lateral inflow each coupled node holds in the engine, m3/s
                 exchanged_cum = 0.0  # net volume the exchange put into SWMM, m3 (taken out of its ext. inflow)
 
+                frozen = None  # after a stop: the engine's totals, storage and exchange at that time
+
                 def balance_row(t: float) -> dict:
-                    tot = solver.system_get_routing_totals()
+                    if frozen is None:
+                        tot, sw_store, ex_cum, after = solver.system_get_routing_totals(), swmm_storage_m3(), \
+                            exchanged_cum, 0.0
+                    else:  # the drain after a stop puts water into a network the engine no longer routes
+                        tot, sw_store, ex_cum = frozen
+                        after = drained_after
+                        sw_store = sw_store + after
                     mb = surface.mass_balance()
                     swmm_in = (tot.dwInflow + tot.wwInflow + tot.gwInflow + tot.iiInflow + tot.exInflow) * vol \
-                        - exchanged_cum
+                        - ex_cum
                     losses = (tot.evapLoss + tot.seepLoss) * vol
-                    sw_store = swmm_storage_m3()
                     initial = initial_swmm + initial_2d
                     surface_in = mb.rain_m3 + mb.inflow_m3
                     error = (sw_store + mb.stored_m3 + tot.outflow * vol + tot.flooding * vol + losses
@@ -524,7 +657,7 @@ def run_dual_drainage(model: str | Path | InpModel, dem: str | Path | Domain | U
                     vin = initial + max(swmm_in, 0.0) + surface_in
                     # the engine's own share: SWMM's books against its storage, the exchange counted as inflow
                     swmm_error = (sw_store + (tot.outflow + tot.flooding) * vol + losses) - (
-                        initial_swmm + swmm_in + exchanged_cum)
+                        initial_swmm + swmm_in + ex_cum + after)
                     return {"time_s": t, "swmm_storage_m3": sw_store, "surface_m3": mb.stored_m3,
                             "outfall_m3": tot.outflow * vol, "flooding_m3": tot.flooding * vol, "losses_m3": losses,
                             "boundary_out_m3": mb.boundary_out_m3, "bank_to_river_m3": mb.to_river_m3,
@@ -535,11 +668,23 @@ def run_dual_drainage(model: str | Path | InpModel, dem: str | Path | Domain | U
                             "coupling_error_m3": error - swmm_error,
                             "coupling_error_rel": (error - swmm_error) / vin if vin > 0 else 0.0}
 
+                stage_set = None
+
                 def update_river() -> None:
                     # the river's level along the reach from the outfalls' current discharge
+                    nonlocal stage_set
                     q_out = np.array([get_node(i, inflow_key) for i in out_idx], float) * flow
-                    level_grid[river_cells] = reach.levels_m(out_chain, q_out)
+                    levels = reach.levels_m(out_chain, q_out)
+                    level_grid[river_cells] = levels
                     surface.set_river_level(level_grid)
+                    if opts.river_backs_outfalls and len(out_idx):
+                        # the river's stage at each outfall (a stage below the outfall's critical depth
+                        # leaves it a free outfall: the engine takes the higher of the two)
+                        stage = levels[out_cell] / length
+                        if stage_set is None or not np.array_equal(stage, stage_set):
+                            for k_out, st in zip(out_idx, stage):
+                                solver.outfall_set_stage(int(k_out), float(st))
+                            stage_set = stage
 
                 if reach is not None:
                     update_river()
@@ -548,6 +693,11 @@ def run_dual_drainage(model: str | Path | InpModel, dem: str | Path | Domain | U
                 if on_report is not None:
                     on_report(0.0, surface)
                 t, k_step, last_tick = 0.0, 0, 0.0
+                last_spill = -math.inf
+                stored_prev = surface.stored_volume_m3()
+                save_at = None if save_state_at_s is None else float(save_state_at_s)
+                drain = False
+                drained_after = 0.0
                 while t < total_s - 1e-6:
                     dt = float(min(step, total_s - t))
                     head = read_node_results(idx, head_key) * length
@@ -575,10 +725,18 @@ def run_dual_drainage(model: str | Path | InpModel, dem: str | Path | Domain | U
                     elapsed = solver.swmm_stride(int(round(dt)))
                     t = t + dt
                     k_step += 1
+                    if (moved > 0).any():
+                        last_spill = t
                     if elapsed > 0 and abs(elapsed * 86400.0 - t) > 0.01:
                         raise DualDrainageError(f"SWMM clock {elapsed * 86400.0:.3f} s out of step with the "
                                                      f"exchange clock {t:.3f} s")
+                    if save_at is not None and t >= save_at - 1e-6:
+                        hs = work / "save.hsf"
+                        solver.swmm_hotstart(HotstartFile.SAVE, str(hs))
+                        saved = SavedState(t, hs.read_bytes(), surface.depth_m.copy())
+                        save_at = None
                     done = t >= total_s - 1e-6
+                    stop = False
                     if k_step % report_every == 0 or done:
                         span = t - (ex_times[-1] if ex_times else 0.0)
                         ex_rows.append(acc / span)
@@ -587,14 +745,69 @@ def run_dual_drainage(model: str | Path | InpModel, dem: str | Path | Domain | U
                         mb_rows.append(balance_row(t))
                         node_depth_rows.append(read_node_results(all_nodes, depth_key) * length)
                         if on_report is not None:
-                            on_report(t, surface)
+                            try:
+                                on_report(t, surface)
+                            except StopRun:
+                                stop = True
                         if reach is not None:
                             update_river()
+                        stored = surface.stored_volume_m3()
+                        if not stop and not done and stop_when is not None and stop_when(
+                                CouplingState(t, surface, last_spill, stored, stored_prev)):
+                            stop = drain = True
+                        stored_prev = stored
                     if on_progress is not None and (_time.perf_counter() - last_tick > 0.2 or done):
                         last_tick = _time.perf_counter()
                         on_progress(min(t / total_s, 1.0))
+                    if stop:
+                        stopped_at = t
+                        break
                     if elapsed <= 0:
                         break
+                if save_at is not None:  # the state was asked for beyond where the engine ran
+                    raise DualDrainageError(f"state at {save_state_at_s:g} s was never reached: the run ended "
+                                            f"at {t:g} s")
+                frozen = (solver.system_get_routing_totals(), swmm_storage_m3(), exchanged_cum)
+                node_depth_last = node_depth_rows[-1]
+                if drain and opts.drain_after_stop:
+                    # the sewer gave the street nothing for a while: the street drains into the inlets alone
+                    far = ground - 1e3  # heads far below the street: each node takes what its inlets can
+                    prev_depth = surface.depth_m.copy()
+                    still = False
+                    while t < total_s - 1e-6:
+                        dt = float(min(step, total_s - t))
+                        if not still:
+                            q = exchanger.step(far, ground, surface.depth_m[rows_, cols_], dt)
+                            q[np.abs(q) < _Q_TOL_M3S] = 0.0
+                            surface.set_exchange(rows_, cols_, q)
+                            surface.run_until(t + dt)
+                            moved = surface.exchange_volume_m3()
+                            exchanger.applied(moved / dt)
+                            drained_after -= float(moved.sum())
+                            to_network += np.maximum(-moved, 0.0)
+                            acc += moved
+                        t += dt
+                        k_step += 1
+                        done = t >= total_s - 1e-6
+                        if k_step % report_every == 0 or done:
+                            span = t - ex_times[-1]
+                            ex_rows.append(acc / span)
+                            ex_times.append(t)
+                            if not still:  # still water with nothing draining: held as it is from now on
+                                still = (not acc.any()) and float(np.abs(surface.depth_m - prev_depth).max(
+                                    initial=0.0)) < STATIC_DEPTH_M
+                                prev_depth = surface.depth_m.copy()
+                            acc = np.zeros(n)
+                            mb_rows.append(balance_row(t))
+                            node_depth_rows.append(node_depth_last)
+                            if on_report is not None:
+                                try:
+                                    on_report(t, surface)
+                                except StopRun:
+                                    break
+                        if on_progress is not None and (_time.perf_counter() - last_tick > 0.2 or done):
+                            last_tick = _time.perf_counter()
+                            on_progress(min(t / total_s, 1.0))
                 totals = solver.system_get_routing_totals()
                 routing_error_pct = float(totals.pctError)
                 solver.swmm_end()
@@ -648,11 +861,13 @@ def run_dual_drainage(model: str | Path | InpModel, dem: str | Path | Domain | U
         "swmm_routing_error_pct": routing_error_pct, "swmm_error_m3": float(last["swmm_error_m3"]),
         "coupling_error_m3": float(last["coupling_error_m3"]), "coupling_error_rel": float(last["coupling_error_rel"]), "surface_error_rel": float(surface.mass_balance().error_rel),
         "surface_steps": surface.steps, "wall_time_s": wall,
+        "hotstart_used": hotstart is not None, "stopped_at_s": stopped_at,
+        "outfall_stage_from_river": bool(reach is not None and opts.river_backs_outfalls),
     }
     node_depth = pd.DataFrame(np.array(node_depth_rows), index=pd.Index([0.0] + ex_times, name="time_s"),
                               columns=pd.Index(all_node_ids, name="node_id"))
     return DualDrainageResults(exchange, surface.max_depth_m.copy(), surface.depth_m.copy(), mass, nodes,
-                               list(uncoupled), summary, node_depth)
+                               list(uncoupled), summary, node_depth, saved, stopped_at)
 
 
 def _write(results: DualDrainageResults, domain: Domain, folder: StagedDir) -> None:
