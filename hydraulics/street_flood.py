@@ -140,6 +140,21 @@ def _kth_deepest(depth: np.ndarray, labels: np.ndarray, k: np.ndarray, n_labels:
     return out
 
 
+def road_depth_reader(surface: UrbanSurface, city, *, min_length_m: float = MIN_LENGTH_M,
+                      lane_width_m: float = LANE_WIDTH_M):
+    """A function ``depth grid (m) -> effective depth of each road segment (m, city.roads order)``.
+
+    The effective depth is the one rule of this module: the depth that at least
+    ``min_length_m`` of the segment's carriageway stands under.  The labels are
+    computed once, so a coupled run can ask at every report time.
+    """
+    labels = _road_labels(surface, city.roads, lane_width_m)
+    widths = city.roads["lanes"].clip(lower=1).to_numpy(float) * lane_width_m
+    k = np.maximum(1, np.ceil(min_length_m * widths / surface.ground.cell_size_m ** 2)).astype(int)
+    n = len(city.roads)
+    return lambda depth: _kth_deepest(np.asarray(depth, dtype="float64"), labels, k, n)
+
+
 class StreetFloodRecorder:
     """Accumulates :class:`StreetFlood` from depth snapshots as a run goes (no snapshot is kept).
 
