@@ -7,9 +7,17 @@ status), the closed roads, a time label and the legend.  Everything comes
 from the stored run through :func:`twin.replay.state_at`; nothing here
 simulates.
 
-The water at ``t`` is the surface volume the coupler stored for each wet
-manhole at its last coupling step (table ``flood_nodes``), spread over the
-DEM by :func:`hydraulics.surface.spread_flood`, the coupler's own call.
+The water at ``t`` is the run's street water when its folder holds a depth
+series (``depth_series.tif``, :mod:`hydraulics.depth_series`: the frame at or
+before ``t``, in the fixed depth classes of :mod:`twin.viz.depth_map`);
+otherwise the surface volume the coupler stored for each wet manhole at its
+last coupling step (table ``flood_nodes``), spread over the DEM by
+:func:`hydraulics.surface.spread_flood`, the coupler's own call.
+
+With a depth series, :func:`render_animation` draws 2D top views of the
+street water by default (:func:`twin.viz.depth_map.render_depth_frames`;
+a folder with a depth series but no stored run, such as ``twin swmm run
+--city``'s, animates too).
 
 - :func:`build_replay_scene` -> a :class:`pyvista.Plotter` of one time (the
   Replay page exports it as HTML);
@@ -50,6 +58,12 @@ MIN_WATER_DEPTH_M = 0.02
 WATER_COLORS = ["#74c0fc", "#1c7ed6", "#0b2e6b"]
 """Shallow to deep water: even 2 cm shows blue (matplotlib's Blues starts at white)."""
 SHORT_LEGEND_KEYS = ("scene.legend.terrain", "scene.legend.buildings")
+MAX_ANIMATION_FRAMES = 1000
+"""Most frames of one animation (a 72 h run every 5 min is 865)."""
+MAX_ANIMATION_BYTES = 2 * 1024 ** 3
+"""Most raw image bytes (frames x width x height x 3) an animation may hold in memory."""
+VIEWS = ("auto", "2d", "3d")
+"""Animation views: 2D street water map, 3D scene, or ``auto`` (2D when the folder has a depth series)."""
 
 
 class AnimationError(TwinError, ValueError):
@@ -80,6 +94,20 @@ def surface_depth(city, state) -> Raster | None:
         return None
     nodes = city.nodes.set_axis(city.nodes.index.astype(str)).loc[vols.index]
     return spread_flood(city.dem, nodes, vols).depth
+
+
+def run_depth_series(run_dir: str | Path):
+    """The folder's street depth series (``depth_series.tif``), or None if it has none.
+
+    Raises
+    ------
+    DepthSeriesError
+        The file is there but cannot be read.
+    """
+    from hydraulics.depth_series import FILE_NAME, read_depth_series
+
+    path = Path(run_dir) / FILE_NAME
+    return read_depth_series(path) if path.is_file() else None
 
 
 def incident_status(run_dir: str | Path, state) -> pd.Series:
@@ -176,11 +204,14 @@ class ReplayScene:
     short_legend : bool
         Leave the static layers other than terrain and buildings out of the picture's
         legend (roads, pipes, manholes), to keep it readable in small frames.
+    street_water : bool
+        The water will come from a depth series (``update(..., street=...)``): its fixed
+        depth classes are in the legend, and the blue scale and its colour bar are left out.
     """
 
     def __init__(self, city, *, depth_max_m: float = 0.5, departments: Sequence[str] = tuple(DEPARTMENT_COLORS),
                  lang: str = "en", window_size: tuple[int, int] = FRAME_SIZE, vertical_exaggeration: float = 1.0,
-                 short_legend: bool = False):
+                 short_legend: bool = False, street_water: bool = False):
         import pyvista as pv
         from matplotlib.colors import LinearSegmentedColormap
 
@@ -206,6 +237,9 @@ class ReplayScene:
         self.depth_max_m = max(float(depth_max_m), 0.1)
         self.departments = list(departments)
         self._dynamic: list[str] = []
+        self.water = None
+        if street_water:
+            return
         # The water keeps one actor (and so one colour bar); each time only its mesh changes.
         seed = pv.PolyData(np.zeros((3, 3)), faces=np.array([3, 0, 1, 2]))
         seed.point_data["depth_m"] = np.zeros(3)
@@ -226,8 +260,13 @@ class ReplayScene:
 
     # -- one time
 
-    def update(self, state, *, depth: Raster | None = None, status: pd.Series | None = None) -> ReplayScene:
-        """Show the run at ``state.time_s``: water ``depth`` (m), crews, incidents (``status``), closed roads."""
+    def update(self, state, *, depth: Raster | None = None, status: pd.Series | None = None,
+               street=None) -> ReplayScene:
+        """Show the run at ``state.time_s``: water, crews, incidents (``status``), closed roads.
+
+        The water is ``street`` = (DepthSeries, frame index or None) when given (the street
+        water in its fixed depth classes; None draws nothing), else ``depth`` (m, blue scale).
+        """
         from twin.viz import geometry as geo
 
         pl, city, frame, r = self.pl, self.city, self.frame, self.glyph_r
@@ -237,16 +276,30 @@ class ReplayScene:
         legend = list(self.base_legend)
 
         # water
-        water = geo.build_water_surface(depth, city.dem, frame, min_depth_m=MIN_WATER_DEPTH_M) \
-            if depth is not None else None
-        wet = water is not None and water.n_points > 0
-        if wet:
-            # Above the road lines (drawn lift_m over the ground), which would hide street-sized pools.
-            water = water.translate((0.0, 0.0, 3 * self.lift), inplace=False)
-            water.set_active_scalars("depth_m")
-            self.water.mapper.SetInputData(water)
-        self.water.SetVisibility(bool(wet))
-        legend.append(("scene.legend.water", {}, WATER_COLORS[1]))
+        if street is not None:
+            from twin.viz.scene import SceneInfo, add_street_water
+
+            series, k = street
+            if self.water is not None:
+                self.water.SetVisibility(False)
+            if k is not None and add_street_water(pl, SceneInfo(), series, k, city.dem, frame,
+                                                  lift_m=3 * self.lift, name="street_water",
+                                                  reset_camera=False, render=False):
+                self._dynamic.append("street_water")
+            from twin.viz.depth_map import depth_legend_keys
+
+            legend.extend(depth_legend_keys())
+        else:
+            water = geo.build_water_surface(depth, city.dem, frame, min_depth_m=MIN_WATER_DEPTH_M) \
+                if depth is not None else None
+            wet = water is not None and water.n_points > 0
+            if wet:
+                # Above the road lines (drawn lift_m over the ground), which would hide street-sized pools.
+                water = water.translate((0.0, 0.0, 3 * self.lift), inplace=False)
+                water.set_active_scalars("depth_m")
+                self.water.mapper.SetInputData(water)
+            self.water.SetVisibility(bool(wet))
+            legend.append(("scene.legend.water", {}, WATER_COLORS[1]))
 
         # closed roads, drawn over the road network
         rc = state.roads_closed
@@ -331,7 +384,9 @@ def build_replay_scene(city, run_dir: str | Path, t_s: float, *, lang: str = "en
                        window_size: tuple[int, int] = (1600, 1000), vertical_exaggeration: float = 1.0):
     """The 3D scene of a stored run at ``t_s`` (s since midnight of day 0): a :class:`pyvista.Plotter`.
 
-    The water colour scale runs to the deepest water at ``t_s`` (at least 0.1 m).
+    The water is the folder's street depth series at ``t_s`` when it has one (fixed depth
+    classes), else the manholes' stored volumes spread over the DEM, whose colour scale runs
+    to the deepest water at ``t_s`` (at least 0.1 m).
     The plotter's ``_citytwin_info`` holds the legend for an HTML overlay
     (:func:`twin.viz.scene.write_scene_html`).
 
@@ -341,11 +396,19 @@ def build_replay_scene(city, run_dir: str | Path, t_s: float, *, lang: str = "en
     >>> pl.screenshot("replay.png"); pl.close()                        # doctest: +SKIP
     """
     from twin.replay import load_run, state_at
+    from twin.viz.depth_map import frame_index
 
     state = state_at(run_dir, t_s)
+    series = run_depth_series(run_dir)
+    departments = _run_departments(load_run(run_dir))
+    if series is not None:
+        scene = ReplayScene(city, departments=departments, lang=lang, window_size=window_size,
+                            vertical_exaggeration=vertical_exaggeration, street_water=True)
+        scene.update(state, status=incident_status(run_dir, state), street=(series, frame_index(series, t_s)))
+        return scene.pl
     depth = surface_depth(city, state)
     vmax = float(np.nanmax(depth.values)) if depth is not None else 0.1
-    scene = ReplayScene(city, depth_max_m=vmax, departments=_run_departments(load_run(run_dir)), lang=lang,
+    scene = ReplayScene(city, depth_max_m=vmax, departments=departments, lang=lang,
                         window_size=window_size, vertical_exaggeration=vertical_exaggeration)
     scene.update(state, depth=depth, status=incident_status(run_dir, state))
     return scene.pl
@@ -370,22 +433,35 @@ def _run_departments(run: dict) -> list[str]:
 # ----------------------------------------------------------------------------- many times
 
 
-def frame_times(run_dir: str | Path, t_from_s: float | None = None, t_to_s: float | None = None,
-                step_s: float = 300.0) -> np.ndarray:
+def frame_times(run_dir: str | Path | None, t_from_s: float | None = None, t_to_s: float | None = None,
+                step_s: float = 300.0, *, horizon_s: float | None = None,
+                max_frames: int = MAX_ANIMATION_FRAMES) -> np.ndarray:
     """The times of an animation, s: ``t_from_s``, ``t_from_s + step_s``, ... up to ``t_to_s`` (included).
 
     Defaults are the start and the end of the run.
 
+    Parameters
+    ----------
+    run_dir : path or None
+        A complete run (its length is the horizon); may be None when ``horizon_s`` is given.
+    horizon_s : float, optional
+        Length of the run, s, instead of the stored run's (e.g. a depth series' last time).
+    max_frames : int
+        Most frames allowed (:data:`MAX_ANIMATION_FRAMES`).
+
     Raises
     ------
     AnimationError
-        A time outside the run, ``t_from_s >= t_to_s``, or ``step_s <= 0``.
+        A time outside the run, ``t_from_s >= t_to_s``, ``step_s <= 0``, or more than ``max_frames`` frames.
     NotARunError, InputFileNotFoundError
         ``run_dir`` is not a complete run.
     """
-    from twin.replay import horizon_s
+    if horizon_s is None:
+        from twin.replay import horizon_s as run_horizon_s
 
-    hz = horizon_s(run_dir)
+        hz = run_horizon_s(run_dir)
+    else:
+        hz = float(horizon_s)
     lo = 0.0 if t_from_s is None else float(t_from_s)
     hi = hz if t_to_s is None else float(t_to_s)
     for name, v in (("--from", lo), ("--to", hi)):
@@ -396,6 +472,11 @@ def frame_times(run_dir: str | Path, t_from_s: float | None = None, t_to_s: floa
         raise AnimationError(f"--from {_hhmm(lo)} must be before --to {_hhmm(hi)}")
     if not (np.isfinite(step_s) and step_s > 0):
         raise AnimationError(f"step {step_s} s must be > 0")
+    n_float = np.ceil((hi - lo) / step_s) + 1.0  # counted before anything is allocated
+    if not np.isfinite(n_float) or n_float > max_frames:
+        raise AnimationError(f"--step {step_s:g} s from {_hhmm(lo)} to {_hhmm(hi)} gives "
+                             f"{n_float:,.0f} frames; at most {max_frames:,} (use a longer --step or a "
+                             f"shorter --from/--to)")
     n = int(np.floor((hi - lo) / step_s + 1e-9)) + 1
     times = lo + step_s * np.arange(n)
     if hi - times[-1] > 1e-6:
@@ -403,13 +484,39 @@ def frame_times(run_dir: str | Path, t_from_s: float | None = None, t_to_s: floa
     return np.minimum(times, hz)
 
 
+def check_frame_budget(n_frames: int, size: tuple[int, int]) -> None:
+    """Refuse an animation whose raw frames would take more than :data:`MAX_ANIMATION_BYTES` of memory.
+
+    Raises
+    ------
+    AnimationError
+        Naming the frame count, the size and the limit.
+    """
+    w, h = (int(v) for v in size)
+    need = int(n_frames) * w * h * 3
+    if need > MAX_ANIMATION_BYTES:
+        raise AnimationError(f"{n_frames:,} frames of {w}x{h} px need {need / 1024 ** 3:.1f} GiB; at most "
+                             f"{MAX_ANIMATION_BYTES / 1024 ** 3:g} GiB (use fewer frames or a smaller --size)")
+
+
+def resolve_view(view: str, series) -> str:
+    """``"2d"`` or ``"3d"`` for a requested view (:data:`VIEWS`) and the folder's depth series (or None)."""
+    if view not in VIEWS:
+        raise AnimationError(f"view {view!r} unknown; expected one of {list(VIEWS)}")
+    if view == "auto":
+        return "2d" if series is not None else "3d"
+    if view == "2d" and series is None:
+        raise AnimationError("the 2D view needs a depth series (depth_series.tif) in the run folder")
+    return view
+
+
 def render_frames(city, run_dir: str | Path, times: Sequence[float], *, lang: str = "en",
                   size: tuple[int, int] = FRAME_SIZE, vertical_exaggeration: float = 1.0,
-                  progress: Callable[[float], None] | None = None) -> list[np.ndarray]:
-    """Render a stored run at each of ``times`` (s since midnight of day 0) as images.
+                  progress: Callable[[float], None] | None = None, series=None) -> list[np.ndarray]:
+    """Render a stored run at each of ``times`` (s since midnight of day 0) as 3D images.
 
     The water colour scale is the same in every frame (0 to the deepest water
-    of all of them), and so is the camera.
+    of all of them, or the fixed depth classes of a depth series), and so is the camera.
 
     Parameters
     ----------
@@ -427,6 +534,8 @@ def render_frames(city, run_dir: str | Path, times: Sequence[float], *, lang: st
         Factor on every elevation.
     progress : callable, optional
         Called with the fraction done (0-1) after each frame.
+    series : DepthSeries, optional
+        The run's street water (:func:`run_depth_series`); drawn instead of the spread manhole volumes.
 
     Returns
     -------
@@ -434,19 +543,27 @@ def render_frames(city, run_dir: str | Path, times: Sequence[float], *, lang: st
         One (H, W, 3) ``uint8`` image per time.
     """
     from twin.replay import load_run, state_at
+    from twin.viz.depth_map import frame_index
 
     times = [float(x) for x in times]
     if not times:
         raise AnimationError("no frame times")
+    check_frame_budget(len(times), size)
     states = [state_at(run_dir, x) for x in times]
-    depths = [surface_depth(city, s) for s in states]
-    vmax = max([float(np.nanmax(d.values)) for d in depths if d is not None] or [0.1])
+    if series is not None:
+        depths = [None] * len(states)
+        vmax = 0.1
+    else:
+        depths = [surface_depth(city, s) for s in states]
+        vmax = max([float(np.nanmax(d.values)) for d in depths if d is not None] or [0.1])
     scene = ReplayScene(city, depth_max_m=vmax, departments=_run_departments(load_run(run_dir)), lang=lang,
-                        window_size=tuple(size), vertical_exaggeration=vertical_exaggeration, short_legend=True)
+                        window_size=tuple(size), vertical_exaggeration=vertical_exaggeration, short_legend=True,
+                        street_water=series is not None)
     frames = []
     try:
-        for i, (s, d) in enumerate(zip(states, depths)):
-            scene.update(s, depth=d, status=incident_status(run_dir, s))
+        for i, (s, d, x) in enumerate(zip(states, depths, times)):
+            street = (series, frame_index(series, x)) if series is not None else None
+            scene.update(s, depth=d, status=incident_status(run_dir, s), street=street)
             frames.append(scene.screenshot())
             if progress is not None:
                 progress((i + 1) / len(states))
@@ -531,22 +648,53 @@ def write_animation(frames: Sequence[np.ndarray], path: str | Path, *, fps: floa
     return path
 
 
+def is_stored_run(run_dir: str | Path) -> bool:
+    """Whether ``run_dir`` holds a run store manifest (it may still be incomplete or damaged)."""
+    return (Path(run_dir) / "manifest.json").is_file()
+
+
 def render_animation(city, run_dir: str | Path, out: str | Path, *, t_from_s: float | None = None,
                      t_to_s: float | None = None, step_s: float = 300.0, fps: float = 4.0, lang: str = "en",
                      size: tuple[int, int] = FRAME_SIZE, vertical_exaggeration: float = 1.0,
-                     progress: Callable[[float], None] | None = None) -> Path:
+                     progress: Callable[[float], None] | None = None, view: str = "auto") -> Path:
     """Check the inputs, render the frames of a run between two times and write the animation.
 
-    Everything is checked (run, times, file type, fps) before anything is rendered;
-    the file appears only when complete.  See :func:`frame_times`, :func:`render_frames`
-    and :func:`write_animation`.
+    Everything is checked (run, times, file type, fps, frame count) before anything is
+    rendered; the file appears only when complete.  See :func:`frame_times`,
+    :func:`render_frames`, :func:`twin.viz.depth_map.render_depth_frames` and :func:`write_animation`.
+
+    Parameters
+    ----------
+    city : CityTwin or None
+        The run's city (needed for the 3D view; the 2D view's backdrop when given).
+    run_dir : path
+        A stored run, or a folder holding ``depth_series.tif`` (2D view only).
+    view : {"auto", "2d", "3d"}
+        2D street water map, 3D scene, or 2D when the folder has a depth series.
     """
     check_animation_path(out)
     if not (np.isfinite(fps) and fps > 0):
         raise AnimationError(f"fps={fps} must be > 0")
-    times = frame_times(run_dir, t_from_s, t_to_s, step_s)
-    frames = render_frames(city, run_dir, times, lang=lang, size=size, vertical_exaggeration=vertical_exaggeration,
-                           progress=progress)
+    series = run_depth_series(run_dir)
+    view = resolve_view(view, series)
+    stored = is_stored_run(run_dir)
+    if view == "3d" and city is None:
+        raise AnimationError("the 3D view needs the run's city")
+    hz = None if stored or series is None else float(series.times_s[-1]) if len(series.times_s) else 0.0
+    if view == "3d" and not stored:
+        from twin.replay import horizon_s
+
+        horizon_s(run_dir)  # raises NotARunError: the 3D view replays a stored run
+    times = frame_times(run_dir, t_from_s, t_to_s, step_s, horizon_s=hz)
+    check_frame_budget(len(times), size)
+    if view == "2d":
+        from twin.viz.depth_map import render_depth_frames
+
+        frames = render_depth_frames(series, times, city=city, lang=lang, size=size,
+                                     title=getattr(city, "name", "") or Path(run_dir).name, progress=progress)
+    else:
+        frames = render_frames(city, run_dir, times, lang=lang, size=size,
+                               vertical_exaggeration=vertical_exaggeration, progress=progress, series=series)
     return write_animation(frames, out, fps=fps)
 
 

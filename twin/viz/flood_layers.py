@@ -1,6 +1,7 @@
 """A flood event in 2D: deck.gl layers, a static map and charts.
 
-* :func:`depth_layer` - maximum surface depth as a transparent-where-dry bitmap;
+* :func:`depth_layer` - maximum surface depth as a transparent-where-dry bitmap (the street
+  water of a coupled run, in fixed depth classes, is :mod:`twin.viz.depth_map`);
 * :func:`road_status_layer` - roads coloured open / closed to cars / closed;
 * :func:`flooded_nodes_layer` - manholes that overflowed, sized by volume;
 * :func:`flood_deck` - those over the city's terrain and buildings, with no
@@ -71,7 +72,8 @@ def depth_rgba(depth: Raster, *, min_depth_m: float = MIN_DEPTH_M, vmax_m: float
     return (rgba * 255).round().astype(np.uint8)
 
 
-def _corners_lonlat(bounds, crs: str) -> list[list[float]]:
+def corners_lonlat(bounds, crs: str) -> list[list[float]]:
+    """The four corners of ``bounds`` (xmin, ymin, xmax, ymax in ``crs``) in [lon, lat], as a ``BitmapLayer`` takes them."""
     from pyproj import Transformer
 
     xmin, ymin, xmax, ymax = bounds
@@ -88,7 +90,7 @@ def depth_layer(depth: Raster, *, min_depth_m: float = MIN_DEPTH_M, vmax_m: floa
     imsave(buf, depth_rgba(depth, min_depth_m=min_depth_m, vmax_m=vmax_m), format="png")
     url = "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
     return pdk.Layer("BitmapLayer", id="flood_depth", image=pdk.types.String(url),
-                     bounds=_corners_lonlat(depth.bounds, depth.crs), opacity=1.0)
+                     bounds=corners_lonlat(depth.bounds, depth.crs), opacity=1.0)
 
 
 def road_status_layer(roads, closures: pd.DataFrame, *, lang: str = "en"):

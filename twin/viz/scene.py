@@ -1,5 +1,10 @@
 """The city in 3D: terrain, buildings, roads, sewers below ground and flood water.
 
+Flood water is either a coupled run's street water (a frame of its
+:class:`~hydraulics.depth_series.DepthSeries`, in the fixed depth classes of
+:mod:`twin.viz.depth_map`: :func:`add_street_water`) or, for older results,
+a fill-and-spill depth raster on a continuous blue scale.
+
 :func:`build_city_scene` returns a :class:`pyvista.Plotter`; :func:`write_scene_png`
 renders it off-screen and :func:`write_scene_html` exports it as one self-contained
 vtk.js page (no network needed to view it).  Nothing here simulates.
@@ -73,7 +78,83 @@ class SceneInfo:
         return out
 
 
-def build_city_scene(city: CityTwin, *, flood_depth: Raster | None = None, vertical_exaggeration: float = 1.0,
+STREET_WATER_OPACITY = 0.85
+"""Opacity of the street water surface (the ground shows through shallow water)."""
+
+
+def build_street_water(series, k: int | None, dem: Raster, frame: geo.Frame, *, lift_m: float = 0.0) -> pv.PolyData:
+    """The street water of one frame of a depth series as flat cells at ground + depth, in scene coordinates.
+
+    One quad per grid cell at least :data:`~twin.viz.depth_map.MIN_WET_DEPTH_M`
+    deep (and inside the street domain), level at the DEM's elevation at the
+    cell centre plus the depth, so every cell shows its own depth class.  Cell
+    data ``depth_m`` and ``depth_class`` (0-3, :func:`~twin.viz.depth_map.classify_depth`).
+
+    Parameters
+    ----------
+    series : DepthSeries
+        Street water of a coupled run.
+    k : int or None
+        Frame index; None for each cell's maximum over the run.
+    dem : Raster
+        Ground elevation, m (the city's DEM).
+    frame : Frame
+        Scene coordinates.
+    lift_m : float
+        Extra height of the surface, scene units (keeps it above lines draped on the ground).
+
+    Returns
+    -------
+    pyvista.PolyData
+        Empty when nothing is wet.
+    """
+    from twin.viz.depth_map import classify_depth, depth_frame_raster
+
+    depth = depth_frame_raster(series, k).values
+    cls = classify_depth(depth)
+    rows, cols = np.nonzero(cls >= 0)
+    if rows.size == 0:
+        return pv.PolyData()
+    tr = series.transform
+    x0 = tr.c + cols * tr.a
+    y0 = tr.f + rows * tr.e
+    x1, y1 = x0 + tr.a, y0 + tr.e
+    d = depth[rows, cols]
+    z = dem.sample(x0 + tr.a / 2, y0 + tr.e / 2).astype(float) + d
+    z = np.where(np.isfinite(z), z, d)
+    corners = np.stack([frame.xyz(x0, y0, z), frame.xyz(x1, y0, z), frame.xyz(x1, y1, z), frame.xyz(x0, y1, z)],
+                       axis=1).reshape(-1, 3)
+    corners[:, 2] += lift_m
+    n = rows.size
+    faces = np.column_stack([np.full(n, 4), np.arange(4 * n).reshape(n, 4)]).ravel()
+    mesh = pv.PolyData(corners, faces=faces)
+    mesh.cell_data["depth_m"] = d.astype(float)
+    mesh.cell_data["depth_class"] = cls[rows, cols].astype(np.int8)
+    return mesh
+
+
+def add_street_water(pl: pv.Plotter, info: SceneInfo, series, k: int | None, dem: Raster, frame: geo.Frame, *,
+                     lift_m: float = 0.0, name: str = "street_water", **add_kw) -> int:
+    """Draw :func:`build_street_water` on a plotter in the fixed depth-class colours; returns the wet cell count.
+
+    The four depth classes go into ``info.legend`` (whether or not any cell is wet, so frames compare).
+    ``add_kw`` go to ``Plotter.add_mesh`` (e.g. ``render=False``).
+    """
+    from twin.viz.depth_map import DEPTH_SCALE_TOP_M, depth_class_cmap, depth_legend_keys
+
+    water = build_street_water(series, k, dem, frame, lift_m=lift_m)
+    if water.n_cells:
+        cmap = depth_class_cmap()
+        pl.add_mesh(water, scalars="depth_m", cmap=cmap, n_colors=cmap.N, clim=(0.0, DEPTH_SCALE_TOP_M),
+                    opacity=STREET_WATER_OPACITY, show_scalar_bar=False, name=name, ambient=0.25,
+                    preference="cell", **add_kw)
+        info.ranges["depth_m"] = water.get_data_range("depth_m")
+    info.legend.extend(depth_legend_keys())
+    return int(water.n_cells)
+
+
+def build_city_scene(city: CityTwin, *, flood_depth: Raster | None = None, depth_series=None,
+                     depth_frame: int | None = None, vertical_exaggeration: float = 1.0,
                      off_screen: bool = True, window_size: tuple[int, int] = (1600, 1000),
                      pipe_min_radius_m: float | None = None, terrain_opacity: float = 0.5,
                      lang: str = "en") -> pv.Plotter:
@@ -85,7 +166,12 @@ def build_city_scene(city: CityTwin, *, flood_depth: Raster | None = None, verti
         The city to draw.
     flood_depth : Raster, optional
         Water depth above ground in m (e.g. the maximum of a flood run), drawn as a
-        blue water surface where deeper than 2 cm.
+        blue water surface where deeper than 2 cm.  Ignored when ``depth_series`` is given.
+    depth_series : DepthSeries, optional
+        Street water of a coupled run (:mod:`hydraulics.depth_series`): drawn in the
+        fixed depth classes of :mod:`twin.viz.depth_map` (:func:`add_street_water`).
+    depth_frame : int, optional
+        Frame of ``depth_series`` to draw; default each cell's maximum over the run.
     vertical_exaggeration : float
         Factor on every elevation (1 = true scale); must be > 0.
     off_screen : bool
@@ -173,7 +259,9 @@ def build_city_scene(city: CityTwin, *, flood_depth: Raster | None = None, verti
         pl.add_mesh(geo.build_points(xyz, radius_m=3 * min_r), color=OUTFALL_COLOR, name="outfalls")
         info.legend.append(("legend.outfalls", {}, OUTFALL_COLOR))
 
-    if flood_depth is not None:
+    if depth_series is not None:
+        add_street_water(pl, info, depth_series, depth_frame, city.dem, frame, lift_m=3 * lift)  # as the replay scene: over the pipe tubes
+    elif flood_depth is not None:
         water = geo.build_water_surface(flood_depth, city.dem, frame)
         if water.n_points:
             wr = water.get_data_range("depth_m")
