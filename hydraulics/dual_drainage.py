@@ -416,7 +416,7 @@ def run_dual_drainage(model: str | Path | InpModel, dem: str | Path | Domain | U
                       on_progress: Callable[[float], None] | None = None,
                       on_report: Callable[[float, Surface2D], None] | None = None,
                       hotstart: str | Path | bytes | None = None, initial_depth_m: np.ndarray | None = None,
-                      save_state_at_s: float | None = None,
+                      save_state_at_s: float | None = None, duration_s: float | None = None,
                       stop_when: Callable[[CouplingState], bool] | None = None) -> DualDrainageResults:
     """Run a SWMM model coupled both ways with the 2D surface on a DEM.
 
@@ -446,6 +446,8 @@ def run_dual_drainage(model: str | Path | InpModel, dem: str | Path | Domain | U
     initial_depth_m : ndarray, optional
         Street water on every cell at the start, m (the surface grid's shape).  Its volume and the
         hotstart's network storage are the run's initial storage in the mass balance.
+    duration_s : float, optional
+        Run this long from the model's start, s (default: to the model's END).
     save_state_at_s : float, optional
         Keep the state at the first exchange step ending at or after this run time, s
         (``results.saved``: the engine's hotstart and the street depths).
@@ -488,6 +490,7 @@ def run_dual_drainage(model: str | Path | InpModel, dem: str | Path | Domain | U
     from hydraulics.run import (
         StopRun,
         _engine_error,
+        _dt_parts,
         _engine_slot,
         _flow_factor,
         _load,
@@ -568,6 +571,11 @@ def run_dual_drainage(model: str | Path | InpModel, dem: str | Path | Domain | U
                 vol = length ** 3
                 flow = _flow_factor(solver)
                 start = _to_datetime(solver.simulation_get_datetime(TimeProperty.START_DATE))
+                if duration_s is not None:
+                    if not (math.isfinite(duration_s) and duration_s > 0):
+                        raise DualDrainageInputError(f"duration {duration_s} s: expected > 0")
+                    solver.simulation_set_datetime(TimeProperty.END_DATE,
+                                                   *_dt_parts(start + pd.Timedelta(seconds=float(duration_s))))
                 end = _to_datetime(solver.simulation_get_datetime(TimeProperty.END_DATE))
                 total_s = (end - start).total_seconds()
                 if total_s <= 0:

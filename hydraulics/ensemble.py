@@ -1,32 +1,36 @@
-"""One ensemble member: a SWMM run from a hotstart, reduced to surface depth per risk point.
+"""One ensemble member: a coupled sewer + street run (1D-2D) from a saved state, reduced to depth per risk point.
 
 A member is a plain function of plain data (:class:`MemberTask` in,
 :class:`MemberResult` out), so it runs the same in this process, in a
 ``spawn`` process pool or on a Dask worker (:mod:`hydraulics.executors`).
 
-Surface depth and its time course (the definition used everywhere)
-------------------------------------------------------------------
-The SWMM model (``hydraulics.build``) lets water that overflows a manhole
-leave the network.  We keep it on the street:
+The model
+---------
+Each member runs the city's SWMM model coupled both ways with its street
+surface (:func:`hydraulics.dual_drainage.run_dual_drainage` on
+:func:`hydraulics.urban_surface.build_urban_surface`): manholes spill onto the
+2D street grid and the street drains back through the gully inlets; the river
+is a boundary that takes what reaches it (never waterlogging) and backs up
+into the outfalls.  A member starts from a saved state (the engine's hotstart
+and the street water on the grid) and can save one (the shared dry lead-in).
 
-- **surface volume** ``V_i(t)`` at manhole ``i`` grows by the node's overflow
-  volume in each coupling step, and drains back through the street inlets at
-  ``inlet_return_cms`` (m3/s per manhole) in steps when the node is not
-  overflowing.  The returned water is not fed back to SWMM (it is small
-  against pipe capacity once the node stops surcharging); this is a documented
-  simplification that gives ponding a duration.
-- every ``surface_step_s`` the volumes are spread over the DEM together by
-  fill-and-spill (:func:`hydraulics.surface.spread_flood`), giving a depth grid;
-- **manhole depth** = the largest water depth on the DEM cells within
-  ``node_radius_cells`` cells of the manhole (the street around the lid; a
-  DEM cell is coarser than a street).  It is the ponded/surface depth at the
-  node, not the water level in the shaft;
-- **road depth** = the largest depth along the segment
-  (:func:`hydraulics.surface.road_max_depth`);
-- **district depth** = the largest depth in the management cell.
+Risk points: places a crew can drive to
+---------------------------------------
+Per point the member records the street depth every ``surface_step_s``
+(sparse: depth >= ``min_depth_m``, in seconds from the issue time):
 
-Per point the member records the sparse depth series (depth >=
-``min_depth_m``) at the surface steps, in seconds from the issue time.
+- **road** segment: its effective depth, the depth exceeded over at least
+  20 m of its carriageway (:mod:`hydraulics.street_flood`: the same depth
+  closes it to cars at 0.15 m and to everyone at 0.30 m);
+- **entrance** of a building: the deepest water in the street cells around
+  its footprint (where its doors are);
+- **district**: the depth exceeded on at least :data:`DISTRICT_MIN_ROAD_M` of
+  its roads, i.e. "P(district depth > h)" is the probability that at least
+  that length of its roads is flooded above ``h`` (the risk table adds its
+  flooded road length and share of roads closed).
+
+River cells are not street cells, and manholes, bridges and the river are
+never risk points.
 """
 
 from __future__ import annotations
@@ -38,218 +42,203 @@ import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import geopandas as gpd
 import numpy as np
 import pandas as pd
 
 from gisdata.city import CityTwin
-from gisdata.raster import Raster
-from hydraulics.surface import INLET_RETURN_CMS
 
-POINT_KINDS = ("manhole", "road", "district")
-"""Kinds of risk point."""
+POINT_KINDS = ("road", "sag", "entrance", "district")
+"""Kinds of risk point (``sag`` points come from the street surface when the city has them)."""
+DISTRICT_MIN_ROAD_M = 100.0
+"""Length of a district's roads that must be flooded for the district to count, m."""
+QUIET_S = 1800.0
+"""Default spill-free time of the quiet stop, s."""
 
 
 @dataclass(frozen=True, eq=False)
 class SurfaceContext:
-    """Everything a member needs to turn node overflow into depth per risk point.
+    """Everything a member needs besides its task: the street surface and the risk points on it.
 
     Build it with :func:`build_surface_context`; it pickles (sent once per worker).
 
     Parameters
     ----------
-    dem : Raster
-        Ground elevation, m.
-    node_ids : tuple of str
-        Manhole (junction) IDs.
-    node_xy : numpy.ndarray
-        (N, 2) manhole coordinates, m.
-    roads : geopandas.GeoDataFrame
-        Road segments (geometry only), indexed by ``road_id``.
-    district_ids : tuple of str
-        District IDs; ``district_labels`` holds their position + 1 per DEM cell (0 = none).
-    district_labels : numpy.ndarray
-        int32 grid on the DEM.
+    surface : UrbanSurface
+        The city's street surface (ground, buildings, river, carriageways).
     points : tuple of str
-        Point IDs ``"manhole:J1"``, ``"road:R1"``, ``"district:D1"``: manholes, roads, districts in order.
-    inlet_return_cms : float
-        Rate at which street water drains back into a manhole that is not overflowing, m3/s.
-    node_radius_cells : int
-        Neighbourhood (cells each way) over which manhole depth is taken.
+        Point IDs ``"road:R1"``, ``"entrance:B1"``, ``"district:D1"``, in that order.
+    point_xy : ndarray
+        (N, 2) where a crew goes for each point, m (road midpoint, entrance, district centre).
+    road_labels, road_k : ndarray
+        Road (position) of each carriageway cell (-1 elsewhere) and the number of its cells that make
+        :data:`~hydraulics.street_flood.MIN_LENGTH_M` of carriageway.
+    entrance_labels : ndarray
+        Building (position) each street cell around a footprint belongs to (-1 elsewhere).
+    entrance_ids : tuple of str
+        Buildings with at least one street cell around them (their points).
+    road_district : ndarray of int
+        Position of each road's district (-1: none).
+    road_length_m : ndarray
+        Length of each road segment, m.
+    district_ids : tuple of str
+    n_nodes : int
+        Manholes (junctions) of the sewer (for the resource estimate).
     min_depth_m : float
         Depths below this are not recorded, m.
     """
 
-    dem: Raster
-    node_ids: tuple[str, ...]
-    node_xy: np.ndarray
-    roads: gpd.GeoDataFrame
-    district_ids: tuple[str, ...]
-    district_labels: np.ndarray
+    surface: object
     points: tuple[str, ...]
-    inlet_return_cms: float = INLET_RETURN_CMS
-    node_radius_cells: int = 1
+    point_xy: np.ndarray
+    road_labels: np.ndarray
+    road_k: np.ndarray
+    entrance_labels: np.ndarray
+    entrance_ids: tuple[str, ...]
+    road_district: np.ndarray
+    road_length_m: np.ndarray
+    district_ids: tuple[str, ...]
+    n_nodes: int
     min_depth_m: float = 0.01
 
     @property
-    def n_nodes(self) -> int:
-        return len(self.node_ids)
+    def cell_size_m(self) -> float:
+        """Cell size of the street surface, m."""
+        return float(self.surface.ground.cell_size_m)
+
+    @property
+    def n_roads(self) -> int:
+        return len(self.road_k)
+
+    def depths(self, depth: np.ndarray) -> np.ndarray:
+        """Depth at every point (``points`` order) for one street depth grid, m."""
+        from hydraulics.street_flood import _kth_deepest
+
+        d_road = _kth_deepest(depth, self.road_labels, self.road_k, self.n_roads)
+        d_ent = np.zeros(len(self.entrance_ids))
+        sel = self.entrance_labels >= 0
+        if d_ent.size:
+            np.maximum.at(d_ent, self.entrance_labels[sel], depth[sel])
+        n_d = len(self.district_ids)
+        d_dist = np.zeros(n_d)
+        if n_d:
+            d_dist = _district_depth(d_road, self.road_district, self.road_length_m, n_d)
+        return np.concatenate([d_road, d_ent, d_dist])
+
+    def street_water(self, depth: np.ndarray) -> dict:
+        """The street water of a depth grid as plain data (wet cells' centres and depths)."""
+        r, c = np.nonzero(depth > 0)
+        tr = self.surface.ground.transform
+        return {"cell_size_m": self.cell_size_m, "x_m": (tr.c + (c + 0.5) * tr.a).tolist(),
+                "y_m": (tr.f + (r + 0.5) * tr.e).tolist(), "depth_m": depth[r, c].tolist()}
+
+    def depth_grid(self, water: dict | None) -> np.ndarray | None:
+        """A :meth:`street_water` record on this surface's grid (volume kept; cells off the street dropped)."""
+        if not water or not len(water.get("depth_m", ())):
+            return None
+        s = self.surface
+        grid = np.zeros(s.shape)
+        x, y = np.asarray(water["x_m"], float), np.asarray(water["y_m"], float)
+        r, c = s.ground.index_of(x, y)
+        r, c = np.asarray(r, int), np.asarray(c, int)
+        ok = (r >= 0) & (r < s.shape[0]) & (c >= 0) & (c < s.shape[1])
+        r, c = r[ok], c[ok]
+        vol = np.asarray(water["depth_m"], float)[ok] * float(water["cell_size_m"]) ** 2
+        np.add.at(grid, (r, c), vol / self.cell_size_m ** 2)
+        return np.where(s.outside | s.river, 0.0, grid)
 
 
-def build_surface_context(city: CityTwin, *, inlet_return_cms: float = INLET_RETURN_CMS, node_radius_cells: int = 1,
+def _district_depth(d_road: np.ndarray, road_district: np.ndarray, length_m: np.ndarray, n_d: int) -> np.ndarray:
+    """Per district, the road depth exceeded on at least :data:`DISTRICT_MIN_ROAD_M` of its roads (0 if none)."""
+    out = np.zeros(n_d)
+    sel = np.flatnonzero((road_district >= 0) & (d_road > 0))
+    if sel.size == 0:
+        return out
+    dist, d, ln = road_district[sel], d_road[sel], length_m[sel]
+    order = np.lexsort((-d, dist))
+    dist, d, ln = dist[order], d[order], ln[order]
+    starts = np.searchsorted(dist, np.arange(n_d))
+    cum = np.cumsum(ln)
+    for j in np.unique(dist):
+        lo = starts[j]
+        base = cum[lo - 1] if lo > 0 else 0.0
+        hi = np.searchsorted(dist, j, side="right")
+        k = np.searchsorted(cum[lo:hi] - base, DISTRICT_MIN_ROAD_M - 1e-9)
+        if k < hi - lo:
+            out[j] = d[lo + k]
+    return out
+
+
+def build_surface_context(city: CityTwin, *, cell_size_m: float | None = None,
                           min_depth_m: float = 0.01) -> SurfaceContext:
-    """Prepare the surface reduction of ``city`` (see the module docstring for the parameters)."""
-    from rasterio.features import rasterize
+    """The street surface of ``city`` at ``cell_size_m`` (default the surface's) and its risk points."""
+    from hydraulics.street_flood import _district_of, _entrance_labels, _road_labels
+    from hydraulics.urban_surface import DEFAULT_CELL_M, LANE_WIDTH_M, build_urban_surface
 
-    junctions = city.nodes[city.nodes["node_type"] == "junction"]
-    xy = np.column_stack([junctions.geometry.x.to_numpy(), junctions.geometry.y.to_numpy()])
-    dem = city.dem
-    if len(city.districts):
-        labels = rasterize(((g, k + 1) for k, g in enumerate(city.districts.geometry.values)),
-                           out_shape=dem.shape, transform=dem.transform, fill=0, dtype="int32")
-    else:
-        labels = np.zeros(dem.shape, dtype="int32")
-    roads = gpd.GeoDataFrame(geometry=city.roads.geometry.values, index=city.roads.index, crs=city.crs)
-    points = tuple([f"manhole:{i}" for i in junctions.index] + [f"road:{i}" for i in city.roads.index]
+    cell = float(cell_size_m or DEFAULT_CELL_M)
+    surface = build_urban_surface(city, cell_size_m=cell)
+    roads = city.roads
+    road_lab = _road_labels(surface, roads, LANE_WIDTH_M)
+    widths = roads["lanes"].clip(lower=1).to_numpy(float) * LANE_WIDTH_M
+    from hydraulics.street_flood import MIN_LENGTH_M
+
+    k = np.maximum(1, np.ceil(MIN_LENGTH_M * widths / cell ** 2)).astype(int)
+    ent_full = _entrance_labels(surface, city.buildings)
+    has = np.unique(ent_full[ent_full >= 0])
+    remap = np.full(len(city.buildings) + 1, -1, dtype=np.int32)
+    remap[has] = np.arange(len(has))
+    ent_lab = np.where(ent_full >= 0, remap[np.clip(ent_full, 0, None)], -1).astype(np.int32)
+    bld = city.buildings.iloc[has]
+    mid = roads.geometry.interpolate(0.5, normalized=True)
+    b_pt = bld.geometry.representative_point()
+    d_pt = city.districts.geometry.representative_point()
+    xy = np.concatenate([np.column_stack([mid.x, mid.y]), np.column_stack([b_pt.x, b_pt.y]),
+                         np.column_stack([d_pt.x, d_pt.y])]) if len(roads) + len(bld) + len(d_pt) else np.zeros((0, 2))
+    points = tuple([f"road:{i}" for i in roads.index] + [f"entrance:{i}" for i in bld.index]
                    + [f"district:{i}" for i in city.districts.index])
-    return SurfaceContext(dem=dem, node_ids=tuple(map(str, junctions.index)), node_xy=xy, roads=roads,
-                          district_ids=tuple(map(str, city.districts.index)), district_labels=labels,
-                          points=points, inlet_return_cms=float(inlet_return_cms),
-                          node_radius_cells=int(node_radius_cells), min_depth_m=float(min_depth_m))
+    n_nodes = int((city.nodes["node_type"] == "junction").sum())
+    return SurfaceContext(surface=surface, points=points, point_xy=np.asarray(xy, float), road_labels=road_lab,
+                          road_k=k, entrance_labels=ent_lab, entrance_ids=tuple(map(str, bld.index)),
+                          road_district=_district_of(roads, city), road_length_m=roads.geometry.length.to_numpy(float),
+                          district_ids=tuple(map(str, city.districts.index)), n_nodes=n_nodes,
+                          min_depth_m=float(min_depth_m))
 
 
-class SurfaceTracker:
-    """Follows street water through a run: call it with each :class:`~hydraulics.run.FloodState`.
+class PointRecorder:
+    """Records the depth at every point from the street surface of a run (an ``on_report`` callable).
 
     Parameters
     ----------
     ctx : SurfaceContext
     offset_s : float
-        Time of the run's start after the issue time, s (series are in seconds from issue).
-    coupling_step_s, surface_step_s : float
-        Engine publish interval and surface evaluation interval, s; ``surface_step_s``
-        is a multiple of ``coupling_step_s``.
-    initial_m3 : Mapping[str, float], optional
-        Street water per manhole at the start (carried in the issue state), m3.
-    snapshot_at_s : float, optional
-        Keep the street water at this run time, s (the state saved with a hotstart).
-    quiet_after_s, quiet_s : float, optional
-        Quiet stop: from run time ``quiet_after_s`` (the member's last rain), once
-        no manhole has overflowed for ``quiet_s`` seconds, raise
-        :class:`~hydraulics.run.StopRun`; :meth:`drain_to` then finishes the
-        series without the engine.  From then on the street water only drains
-        back at ``inlet_return_cms``, which needs no hydraulics, so the series
-        equals the full run's unless a manhole would overflow again later.
+        Run start after the issue time, s (series are in seconds from issue).
+    surface_step_s : float
+        Interval of the series, s.
+    until_s : float, optional
+        Record only up to this run time, s (a run that goes on past a saved state).
     """
 
-    def __init__(self, ctx: SurfaceContext, *, offset_s: float, coupling_step_s: float, surface_step_s: float,
-                 initial_m3=None, snapshot_at_s: float | None = None, quiet_after_s: float | None = None,
-                 quiet_s: float = 1800.0) -> None:
-        self.ctx = ctx
-        self.quiet_after_s = quiet_after_s
-        self.quiet_s = float(quiet_s)
-        self._quiet_for = 0.0
-        self.stopped_at_s: float | None = None
-        self.snapshot_at_s = snapshot_at_s
-        self.snapshot: dict[str, float] | None = None
-        self.offset_s = float(offset_s)
-        self.cpl = float(coupling_step_s)
-        self.sstep = float(surface_step_s)
-        self.volume = np.zeros(ctx.n_nodes)
-        if initial_m3:
-            pos = {n: k for k, n in enumerate(ctx.node_ids)}
-            for nid, v in dict(initial_m3).items():
-                if nid in pos:
-                    self.volume[pos[nid]] = float(v)
-        self._pos = None
-        self._prev_cum = None
-        self._prev_t = 0.0
+    def __init__(self, ctx: SurfaceContext, *, offset_s: float, surface_step_s: float, until_s: float | None = None):
+        self.ctx, self.offset_s, self.sstep, self.until_s = ctx, float(offset_s), float(surface_step_s), until_s
         self.rows_point: list[np.ndarray] = []
         self.rows_t: list[np.ndarray] = []
         self.rows_d: list[np.ndarray] = []
-        self.n_spreads = 0
-        r, c = ctx.dem.index_of(ctx.node_xy[:, 0], ctx.node_xy[:, 1])
-        self._node_rc = (np.asarray(r), np.asarray(c))
-        self._n_roads = len(ctx.roads)
+        self.n_reports = 0
 
-    def __call__(self, state) -> None:
-        if self._pos is None:
-            ids = pd.Index(state.node_ids)
-            self._pos = ids.get_indexer(list(self.ctx.node_ids))
-            self._prev_cum = np.zeros(self.ctx.n_nodes)
-        t = round(state.elapsed_s / self.cpl) * self.cpl  # the nominal coupling time
-        dt = t - self._prev_t
-        if dt <= 0 and t > 0:
+    def __call__(self, t_s: float, surface) -> None:
+        if self.until_s is not None and t_s > self.until_s + 1e-6:
             return
-        cum = np.asarray(state.flood_volume_m3)[self._pos]
-        rate = np.asarray(state.flooding_rate_cms)[self._pos]
-        added = np.clip(cum - self._prev_cum, 0.0, None)
-        self._prev_cum = cum
-        self._advance(t, dt, added, rate)
-        if self.quiet_after_s is not None and t >= self.quiet_after_s:
-            self._quiet_for = 0.0 if (added.any() or (rate > 0).any()) else self._quiet_for + dt
-            if self._quiet_for >= self.quiet_s - 1e-9:
-                from hydraulics.run import StopRun
-
-                self.stopped_at_s = t
-                raise StopRun
-
-    def _advance(self, t: float, dt: float, added: np.ndarray, rate: np.ndarray | None) -> None:
-        """Add the overflow of the step ending at run time ``t`` (s), drain the rest, record on the surface grid."""
-        self.volume += added
-        draining = (added <= 0) if rate is None else (rate <= 0) & (added <= 0)
-        self.volume[draining] = np.maximum(self.volume[draining] - self.ctx.inlet_return_cms * dt, 0.0)
-        self._prev_t = t
-        if self.snapshot_at_s is not None and self.snapshot is None and t >= self.snapshot_at_s - 1e-6:
-            self.snapshot = self.surface_m3()
-        t_issue = self.offset_s + t
-        if abs(t_issue / self.sstep - round(t_issue / self.sstep)) > 1e-9:
+        t_issue = self.offset_s + t_s
+        if t_s <= 0 or abs(t_issue / self.sstep - round(t_issue / self.sstep)) > 1e-6:
+            return  # the start state belongs to the run before
+        depth = surface.depth_m
+        self.n_reports += 1
+        if not depth.any():
             return
-        if self.volume.any():
-            self._record(t_issue)
-
-    def drain_to(self, end_s: float) -> None:
-        """After a quiet stop: let the street water drain back, step by step, up to run time ``end_s`` (s)."""
-        none = np.zeros(self.ctx.n_nodes)
-        t = self._prev_t
-        while t + self.cpl <= end_s + 1e-6 and self.volume.any():
-            t += self.cpl
-            self._advance(t, self.cpl, none, None)
-
-    def _record(self, t_issue: float) -> None:
-        from hydraulics.surface import road_max_depth, spread_flood
-
-        ctx = self.ctx
-        if not self.volume.any():
-            return
-        keep = self.volume > 0
-        nodes = pd.DataFrame({"x_m": ctx.node_xy[keep, 0], "y_m": ctx.node_xy[keep, 1]},
-                             index=np.asarray(ctx.node_ids)[keep])
-        flood = spread_flood(ctx.dem, nodes, self.volume[keep])
-        self.n_spreads += 1
-        depth = flood.depth.values
-        # Manhole: the deepest water on the cells around the lid.
-        k = ctx.node_radius_cells
-        if k > 0:
-            from scipy.ndimage import maximum_filter
-
-            around = maximum_filter(depth, size=2 * k + 1, mode="nearest")
-        else:
-            around = depth
-        d_node = around[self._node_rc]
-        d_road = road_max_depth(ctx.roads, flood.depth).fillna(0.0).to_numpy()
-        n_d = len(ctx.district_ids)
-        d_dist = np.zeros(n_d)
-        if n_d:
-            wet = depth > 0
-            lab = ctx.district_labels[wet]
-            has = lab > 0
-            np.maximum.at(d_dist, lab[has] - 1, depth[wet][has])
-        d = np.concatenate([d_node, d_road, d_dist])
-        idx = np.flatnonzero(d >= ctx.min_depth_m)
+        d = self.ctx.depths(depth)
+        idx = np.flatnonzero(d >= self.ctx.min_depth_m)
         if len(idx):
             self.rows_point.append(idx.astype("int32"))
-            self.rows_t.append(np.full(len(idx), t_issue, dtype="float64"))
+            self.rows_t.append(np.full(len(idx), round(t_issue, 3), dtype="float64"))
             self.rows_d.append(d[idx].astype("float32"))
 
     def series(self) -> pd.DataFrame:
@@ -260,14 +249,10 @@ class SurfaceTracker:
         return pd.DataFrame({"point": np.concatenate(self.rows_point), "t_s": np.concatenate(self.rows_t),
                              "depth_m": np.concatenate(self.rows_d)})
 
-    def surface_m3(self) -> dict[str, float]:
-        """Street water per manhole now, m3 (only the wet ones)."""
-        return {n: float(v) for n, v in zip(self.ctx.node_ids, self.volume) if v > 0}
-
 
 @dataclass(frozen=True)
 class MemberTask:
-    """One SWMM run of an ensemble (or of the observed record).
+    """One coupled run of an ensemble (or of the observed record).
 
     Parameters
     ----------
@@ -276,23 +261,27 @@ class MemberTask:
     name : str
         Member name (``m000`` ...).
     inp_text : str
-        The model with this member's rain; its START is the run start.
+        The SWMM model with this member's rain; its START is the run start.
     hotstart : bytes or None
         Engine state to start from (a SWMM hotstart file's bytes).
     offset_s : float
         Run start after the issue time, s.
     duration_s : float
         Run length, s.
-    coupling_step_s, surface_step_s : float
-        See :class:`SurfaceTracker`, s.
-    initial_surface_m3 : dict
-        Street water per manhole at the run start, m3.
+    coupling_step_s : float
+        Kept for the settings' record (the coupled run exchanges every ``exchange_step_s``), s.
+    surface_step_s : float
+        Interval of the depth series (and of the quiet-stop checks), s.
+    initial_street : dict
+        Street water at the run start (:meth:`SurfaceContext.street_water`; empty: dry).
     save_hotstart_at_s : float, optional
-        Save the engine state this many seconds after the run start (returned as bytes).
+        Save the state this many seconds after the run start (returned as bytes + street water).
     quiet_after_s : float, optional
-        Quiet stop (see :class:`SurfaceTracker`): the member's last rain, s after the run start.
+        Quiet stop (:class:`~hydraulics.dual_drainage.QuietStop`): the member's last rain, s after the run start.
     quiet_s : float
-        Overflow-free time that ends the engine run after ``quiet_after_s``, s.
+        Spill-free time that ends the engine after ``quiet_after_s``, s.
+    exchange_step_s : int
+        Exchange step of the coupled run, s (1..30).
     """
 
     index: int
@@ -303,10 +292,11 @@ class MemberTask:
     duration_s: float
     coupling_step_s: float = 300.0
     surface_step_s: float = 300.0
-    initial_surface_m3: dict = field(default_factory=dict)
+    initial_street: dict = field(default_factory=dict)
     save_hotstart_at_s: float | None = None
     quiet_after_s: float | None = None
-    quiet_s: float = 1800.0
+    quiet_s: float = QUIET_S
+    exchange_step_s: int = 5
 
 
 @dataclass
@@ -327,14 +317,16 @@ class MemberResult:
         Wall time of the member, s.
     hotstart : bytes or None
         Saved engine state (when the task asked for it).
-    surface_m3 : dict
-        Street water per manhole at the end of the run, m3.
-    n_spreads : int
-        Surface evaluations made.
+    street : dict
+        Street water at the saved state (or at the end), :meth:`SurfaceContext.street_water`.
+    n_reports : int
+        Street snapshots reduced to the points.
     host : str
         Machine that ran it.
     stopped_at_s : float or None
         Run time of a quiet stop, s (None: the engine ran the whole window).
+    mass_balance_error_rel : float
+        The coupled run's global mass-balance error over the volume in.
     """
 
     index: int
@@ -344,14 +336,22 @@ class MemberResult:
     series: pd.DataFrame | None = None
     wall_s: float = 0.0
     hotstart: bytes | None = None
-    surface_m3: dict = field(default_factory=dict)
-    n_spreads: int = 0
+    street: dict = field(default_factory=dict)
+    n_reports: int = 0
     host: str = ""
     stopped_at_s: float | None = None
+    mass_balance_error_rel: float = float("nan")
+
+
+def member_options(task: MemberTask):
+    """The coupling options of a member: a city run's (gully inlets at every manhole), its exchange and report steps."""
+    from hydraulics.city_flood import city_options
+
+    return city_options(exchange_step_s=int(task.exchange_step_s), report_step_s=float(task.surface_step_s))
 
 
 def run_member(task: MemberTask, ctx: SurfaceContext) -> MemberResult:
-    """Run one member and reduce it to surface depth per point; never raises for an engine failure.
+    """Run one member on the coupled model and reduce it to depth per point; never raises for an engine failure.
 
     Parameters
     ----------
@@ -364,41 +364,30 @@ def run_member(task: MemberTask, ctx: SurfaceContext) -> MemberResult:
         ``status="failed"`` with the error text when the engine or the reduction failed.
     """
     import socket
+    import warnings
 
-    from hydraulics.run import RunOptions, run_swmm
+    from hydraulics.dual_drainage import QuietStop, run_dual_drainage
 
     t0 = time.perf_counter()
     work = Path(tempfile.mkdtemp(prefix="citytwin-member-"))
     try:
-        hs = None
-        if task.hotstart is not None:
-            hs = work / "start.hsf"
-            hs.write_bytes(task.hotstart)
-        save_to = work / "save.hsf" if task.save_hotstart_at_s is not None else None
-        tracker = SurfaceTracker(ctx, offset_s=task.offset_s, coupling_step_s=task.coupling_step_s,
-                                 surface_step_s=task.surface_step_s, initial_m3=task.initial_surface_m3,
-                                 snapshot_at_s=task.save_hotstart_at_s, quiet_after_s=task.quiet_after_s,
-                                 quiet_s=task.quiet_s)
+        rec = PointRecorder(ctx, offset_s=task.offset_s, surface_step_s=task.surface_step_s,
+                            until_s=task.save_hotstart_at_s)
+        stop = QuietStop(task.quiet_after_s, task.quiet_s) if task.quiet_after_s is not None else None
         duration = task.duration_s
         if task.save_hotstart_at_s is not None:
-            # The engine saves at the first routing step at or after the time; run a little past it.
-            duration = max(duration, task.save_hotstart_at_s + task.coupling_step_s)
-        opts = RunOptions(coupling_step_s=task.coupling_step_s, duration_s=duration, hotstart=hs,
-                          save_hotstart_at=task.save_hotstart_at_s, save_hotstart_to=save_to, base_dir=work)
-        run_swmm(task.inp_text, options=opts, on_step=tracker)
-        if tracker.stopped_at_s is not None:
-            tracker.drain_to(task.duration_s)
-        series = tracker.series()
-        surface = tracker.surface_m3()
-        if task.save_hotstart_at_s is not None:
-            # Only what happened up to the saved state belongs to this run.
-            series = series[series["t_s"] <= task.offset_s + task.save_hotstart_at_s + 1e-6].reset_index(drop=True)
-            surface = tracker.snapshot if tracker.snapshot is not None else surface
-        return MemberResult(task.index, task.name, "ok", series=series,
-                            wall_s=time.perf_counter() - t0,
-                            hotstart=save_to.read_bytes() if save_to is not None else None,
-                            surface_m3=surface, n_spreads=tracker.n_spreads,
-                            host=socket.gethostname(), stopped_at_s=tracker.stopped_at_s)
+            duration = max(duration, task.save_hotstart_at_s)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # uncoupled junctions, datum: the city's own model, said once elsewhere
+            res = run_dual_drainage(task.inp_text, ctx.surface, options=member_options(task), on_report=rec,
+                                    hotstart=task.hotstart, initial_depth_m=ctx.depth_grid(task.initial_street),
+                                    save_state_at_s=task.save_hotstart_at_s, duration_s=duration, stop_when=stop)
+        saved = res.saved
+        street = ctx.street_water(saved.depth_m if saved is not None else res.final_depth_m)
+        return MemberResult(task.index, task.name, "ok", series=rec.series(), wall_s=time.perf_counter() - t0,
+                            hotstart=saved.hotstart if saved is not None else None, street=street,
+                            n_reports=rec.n_reports, host=socket.gethostname(), stopped_at_s=res.stopped_at_s,
+                            mass_balance_error_rel=float(res.summary["mass_balance_error_rel"]))
     except Exception as exc:  # noqa: BLE001 - a member failure is reported, never fatal to the ensemble
         msg = " ".join(f"{type(exc).__name__}: {exc}".split())
         if not hasattr(exc, "code") and not isinstance(exc, (ValueError, OSError)):

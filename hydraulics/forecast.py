@@ -2,17 +2,19 @@
 
 How a forecast is made
 ----------------------
-1. **State at issue time.**  A run driven by the *observed* rain up to now
-   saves a SWMM hotstart at the issue time (:func:`compute_issue_state`).
-   Beside it, ``<hotstart>.json`` records the model hash (:func:`model_hash`),
-   the issue time and the street water per manhole (the surface state of
-   :mod:`hydraulics.ensemble`).  A hotstart whose hash differs from the
-   forecast model's is refused (:class:`HotstartMismatchError`).
+1. **State at issue time.**  A coupled run (sewer + street surface) driven by
+   the *observed* rain up to now saves a SWMM hotstart at the issue time
+   (:func:`compute_issue_state`).  Beside it, ``<hotstart>.json`` records the
+   model hash (:func:`model_hash`), the issue time and the street water on the
+   2D grid (wet cells' centres and depths, so it fits any cell size).  A
+   hotstart whose hash differs from the forecast model's is refused
+   (:class:`HotstartMismatchError`).
 2. **Members.**  Each rain member (lead-indexed, see :mod:`hydraulics.qpf`)
-   becomes a SWMM model starting at the issue time from that hotstart, run in
-   its own process (:mod:`hydraulics.executors`) and reduced to surface depth
-   per risk point (:mod:`hydraulics.ensemble`).  Results stream to
-   ``<out>/members/`` as they finish.
+   becomes a SWMM model starting at the issue time from that state, run
+   coupled both ways with the street surface in its own process
+   (:mod:`hydraulics.executors`) and reduced to depth per risk point: road
+   segments, building entrances and districts (:mod:`hydraulics.ensemble`).
+   Results stream to ``<out>/members/`` as they finish.
 3. **Reduction.**  :mod:`hydraulics.risk` turns member depths into risk
    points; :mod:`hydraulics.plan` turns those into a response plan.
 
@@ -28,9 +30,13 @@ engine options.  Cheaper settings (``fast``) are measured against it by
   the engine's restart (a hotstart holds the full hydraulic state).
 - ``tail_cut``: a member stops ``drain_h`` hours after its own last rain.
 - ``quiet_stop_h``: after its last rain, a member's engine stops once no
-  manhole has overflowed for this many hours; the street water then drains
-  back without the engine (:class:`hydraulics.ensemble.SurfaceTracker`), to
-  the end of the member's window.  Exact unless a manhole would overflow again.
+  manhole has spilled onto the street for this many hours and the street
+  water is not growing (:class:`hydraulics.dual_drainage.QuietStop`); the
+  street water then drains into the inlets on the 2D surface alone, to the
+  end of the member's window (held as it is once still).  Exact unless a
+  manhole would spill again.
+- ``exchange_step_s``, ``cell_size_m``: the coupled model's exchange step and
+  street grid (default: the city default, :data:`~hydraulics.urban_surface.DEFAULT_CELL_M`).
 - ``reduce_to``: only this many representative members run
   (:func:`hydraulics.qpf.reduce_members`), weighted by the members they stand for.
 - ``options``: engine overrides, e.g. a longer routing step.
@@ -54,6 +60,7 @@ from gisdata.city import CityTwin
 from gisdata.errors import InputFileNotFoundError, TwinError
 from gisdata.paths import atomic_path
 from hydraulics.ensemble import (
+    QUIET_S,
     MemberResult,
     MemberTask,
     SurfaceContext,
@@ -129,8 +136,8 @@ class IssueState:
         Simulated date-time of the state.
     model_sha256 : str
         :func:`model_hash` of the model that saved it.
-    surface_m3 : dict
-        Street water per manhole, m3 (see :mod:`hydraulics.ensemble`).
+    street : dict
+        Street water on the 2D grid (:meth:`hydraulics.ensemble.SurfaceContext.street_water`; empty: dry).
     city : str
         City name (for messages).
     """
@@ -138,7 +145,7 @@ class IssueState:
     hotstart: Path
     issue_time: pd.Timestamp
     model_sha256: str
-    surface_m3: dict = field(default_factory=dict)
+    street: dict = field(default_factory=dict)
     city: str = ""
 
     @property
@@ -154,19 +161,35 @@ def sidecar_path(hotstart: str | Path) -> Path:
 
 
 def write_issue_state(hotstart_bytes: bytes, path: str | Path, *, issue_time, model_sha256: str,
-                      surface_m3: dict | None = None, city: str = "") -> IssueState:
+                      street: dict | None = None, city: str = "") -> IssueState:
     """Write a hotstart and its sidecar JSON (both renamed into place when complete)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     side = sidecar_path(path)
     meta = {"model_sha256": model_sha256, "issue_time": pd.Timestamp(issue_time).isoformat(),
-            "city": city, "surface_m3": {k: float(v) for k, v in (surface_m3 or {}).items()},
-            "format": "citytwin-issue-state/1"}
+            "city": city, "street": _check_street(street or {}, path), "format": "citytwin-issue-state/2"}
     with atomic_path(path) as tmp_h:
         tmp_h.write_bytes(hotstart_bytes)
     with atomic_path(side) as tmp_s:  # the sidecar last: a hotstart without one is refused
         tmp_s.write_text(json.dumps(meta, indent=1))
-    return IssueState(path, pd.Timestamp(issue_time), model_sha256, dict(meta["surface_m3"]), city)
+    return IssueState(path, pd.Timestamp(issue_time), model_sha256, dict(meta["street"]), city)
+
+
+def _check_street(street, where) -> dict:
+    """A street-water record (cell size, wet cells' x, y and depth, m) checked, as plain floats."""
+    if not street:
+        return {}
+    try:
+        cell = float(street["cell_size_m"])
+        cols = [np.asarray(street[k], dtype=float).ravel() for k in ("x_m", "y_m", "depth_m")]
+    except (KeyError, TypeError, ValueError) as exc:
+        raise HotstartMismatchError(f"{where}: unreadable street water in the state record ({exc})") from None
+    n = len(cols[0])
+    if not (0.1 <= cell <= 1000) or any(len(c) != n for c in cols) or n > 10_000_000 or not all(
+            np.isfinite(c).all() for c in cols) or (cols[2] < 0).any() or (cols[2] > 100).any():
+        raise HotstartMismatchError(f"{where}: street water in the state record is out of range "
+                                    f"(cell {cell} m, {n} cells; expected finite depths 0..100 m)")
+    return {"cell_size_m": cell, "x_m": cols[0].tolist(), "y_m": cols[1].tolist(), "depth_m": cols[2].tolist()}
 
 
 def load_issue_state(path: str | Path, *, city: CityTwin | None = None, expected_hash: str | None = None) -> IssueState:
@@ -209,7 +232,8 @@ def load_issue_state(path: str | Path, *, city: CityTwin | None = None, expected
             f"{path}: hotstart saved by another model{who} (hash {saved_hash[:12]}), "
             f"this forecast's model{here} has hash {want[:12]}; refused -- a hotstart only fits the network that saved it"
         )
-    return IssueState(path, issue, saved_hash, {str(k): float(v) for k, v in meta.get("surface_m3", {}).items()},
+    # a state saved before the 2D street surface (format /1) held water per manhole: it starts dry here
+    return IssueState(path, issue, saved_hash, _check_street(meta.get("street") or {}, side),
                       str(meta.get("city", "")))
 
 
@@ -241,7 +265,11 @@ class ForecastSettings:
     reduce_to : int, optional
         Run only this many representative members (:func:`hydraulics.qpf.reduce_members`).
     quiet_stop_h : float, optional
-        Quiet stop after this many overflow-free hours past a member's last rain, h.
+        Quiet stop after this many spill-free hours past a member's last rain, h.
+    exchange_step_s : int
+        Exchange step between the sewer and the street surface, s (1..30).
+    cell_size_m : float, optional
+        Cell size of the street surface, m (default :data:`hydraulics.urban_surface.DEFAULT_CELL_M`).
     """
 
     name: str = "reference"
@@ -254,8 +282,14 @@ class ForecastSettings:
     options: dict = field(default_factory=dict)
     reduce_to: int | None = None
     quiet_stop_h: float | None = None
+    exchange_step_s: int = 5
+    cell_size_m: float | None = None
 
     def __post_init__(self) -> None:
+        if not (isinstance(self.exchange_step_s, int) and 1 <= self.exchange_step_s <= 30):
+            raise ForecastError(f"exchange_step_s={self.exchange_step_s} must be a whole number of seconds, 1..30")
+        if self.cell_size_m is not None and not 0.5 <= self.cell_size_m <= 100:
+            raise ForecastError(f"cell_size_m={self.cell_size_m} must be within 0.5..100 m")
         if self.quiet_stop_h is not None and not self.quiet_stop_h > 0:
             raise ForecastError(f"quiet_stop_h={self.quiet_stop_h} must be > 0 h")
         if self.reduce_to is not None and self.reduce_to < 1:
@@ -268,19 +302,23 @@ class ForecastSettings:
                                 f"coupling_step_s={self.coupling_step_s}")
 
 
+FAST_EXCHANGE_S = 30
+"""Exchange step of the fast settings, s (the longest the coupling allows)."""
+
 SETTINGS = {
     "reference": ForecastSettings(),
     "skipdry": ForecastSettings(name="skipdry", skip_dry=True, tail_cut=True, quiet_stop_h=0.5),
-    "fast": ForecastSettings(name="fast", skip_dry=True, tail_cut=True, drain_h=3.0, surface_step_s=600.0,
-                             quiet_stop_h=0.5, options={"ROUTING_STEP": "30", "MINIMUM_STEP": "2"}),
-    "fastreduced": ForecastSettings(name="fastreduced", skip_dry=True, tail_cut=True, drain_h=3.0,
-                                    surface_step_s=600.0, quiet_stop_h=0.5,
-                                    options={"ROUTING_STEP": "30", "MINIMUM_STEP": "2"}, reduce_to=16),
+    "fast": ForecastSettings(name="fast", skip_dry=True, tail_cut=True, drain_h=3.0, quiet_stop_h=0.5,
+                             options={"ROUTING_STEP": "30", "MINIMUM_STEP": "2"}, exchange_step_s=FAST_EXCHANGE_S),
+    "fastreduced": ForecastSettings(name="fastreduced", skip_dry=True, tail_cut=True, drain_h=3.0, quiet_stop_h=0.5,
+                                    options={"ROUTING_STEP": "30", "MINIMUM_STEP": "2"},
+                                    exchange_step_s=FAST_EXCHANGE_S, reduce_to=16),
 }
-"""Named settings: ``reference``; ``skipdry`` (the exact savings: shared dry lead-in, tail cut 6 h after
-the last rain, quiet stop after 0.5 h without overflow);
-``fast`` (also 30 s routing step, 2 s minimum variable step, 3 h tail, quiet stop after 0.5 h without
-overflow, surface every 10 min); ``fastreduced`` (``fast`` on 16 k-means representative members)."""
+"""Named settings, all on the coupled sewer + street model at the city's default cell size: ``reference``
+(every member over the whole horizon, 5 s exchange); ``skipdry`` (the exact savings: shared dry lead-in,
+tail cut 6 h after the last rain, quiet stop after 0.5 h without a spill);
+``fast`` (also a 30 s routing step, 2 s minimum variable step, :data:`FAST_EXCHANGE_S` exchange step, 3 h tail);
+``fastreduced`` (``fast`` on 16 k-means representative members)."""
 
 
 # ----------------------------------------------------------------------------- results
@@ -335,10 +373,20 @@ class Forecast:
 
 
 def points_table(ctx: SurfaceContext) -> pd.DataFrame:
-    """The risk-point table of a surface context: index ``point_id``; ``kind``, ``element_id``."""
+    """The risk-point table of a surface context: index ``point_id``; ``kind``, ``element_id``, ``x``, ``y``
+    (where a crew goes, m), and for roads their ``district`` and ``length_m``."""
     kinds = [p.split(":", 1)[0] for p in ctx.points]
     elems = [p.split(":", 1)[1] for p in ctx.points]
-    return pd.DataFrame({"kind": kinds, "element_id": elems}, index=pd.Index(list(ctx.points), name="point_id"))
+    n = len(ctx.points)
+    district = np.full(n, "", dtype=object)
+    length = np.full(n, np.nan)
+    nr = ctx.n_roads
+    d_ids = np.array(list(ctx.district_ids) + [""], dtype=object)
+    district[:nr] = d_ids[np.where(ctx.road_district >= 0, ctx.road_district, len(ctx.district_ids))]
+    length[:nr] = ctx.road_length_m
+    xy = ctx.point_xy if len(ctx.point_xy) == n else np.full((n, 2), np.nan)
+    return pd.DataFrame({"kind": kinds, "element_id": elems, "x": xy[:, 0], "y": xy[:, 1], "district": district,
+                         "length_m": length}, index=pd.Index(list(ctx.points), name="point_id"))
 
 
 # ----------------------------------------------------------------------------- model text
@@ -490,7 +538,7 @@ def compute_issue_states(city: CityTwin, observed: RainSeries, issue_times, path
         if res.status != "ok":
             raise ForecastError(f"the observed run up to {t_issue} failed: {res.error}")
         states.append(write_issue_state(res.hotstart, path, issue_time=t_issue, model_sha256=model_hash(text),
-                                        surface_m3=res.surface_m3, city=city.name))
+                                        street=res.street, city=city.name))
     return states
 
 
@@ -504,8 +552,9 @@ def _city_gauges(city: CityTwin) -> list[str]:
 WORKER_BASE_MB = 350.0
 """Resident memory of a worker process before its model, MB (Python, GeoPandas, the engine)."""
 
-ENGINE_S_PER_NODE_HOUR = 4e-4
-"""Default engine cost, wall seconds per node per simulated hour (demo city, dynamic wave, measured here)."""
+ENGINE_S_PER_NODE_HOUR = 1.5e-3
+"""Default cost of a member, wall seconds per node per simulated hour (demo city, SWMM coupled with its
+street surface at 10 m, averaged over storm and dry hours, measured here)."""
 
 
 def estimate_resources(n_members: int, n_nodes: int, n_points: int, horizon_s: float, surface_step_s: float,
@@ -613,7 +662,8 @@ def run_forecast(city: CityTwin, state: IssueState, ensemble: Ensemble, *, horiz
         raise HotstartMismatchError(
             f"{state.hotstart}: hotstart saved by another model (hash {state.model_sha256[:12]}, city "
             f"'{state.city}'); this forecast's model (city '{city.name}') has hash {want[:12]}; refused")
-    ctx = ctx or build_surface_context(city)
+    if ctx is None or (settings.cell_size_m is not None and abs(ctx.cell_size_m - settings.cell_size_m) > 1e-9):
+        ctx = build_surface_context(city, cell_size_m=settings.cell_size_m)
     if settings.reduce_to is not None:
         from hydraulics.qpf import reduce_members
 
@@ -655,21 +705,21 @@ def run_forecast(city: CityTwin, state: IssueState, ensemble: Ensemble, *, horiz
         (out / "members").mkdir(parents=True, exist_ok=True)
     opts = dict(settings.options)
     hotstart = state.hotstart.read_bytes()
-    surface0 = dict(state.surface_m3)
+    street0 = dict(state.street)
     prefix_series = None
     t_prefix = 0.0
     if p > 0:
         dry = RainSeries(pd.DataFrame(0.0, index=np.arange(int(p // step)) * step, columns=gauges), step_s=step)
         text = build_swmm(city, rain_gauges=_rain_frame(dry, state.issue_time), options=opts, drain_time_h=0, report="none")
-        task = MemberTask(-1, "lead-in", text, hotstart, 0.0, p, settings.coupling_step_s, sstep, surface0,
-                          save_hotstart_at_s=p)
+        task = MemberTask(-1, "lead-in", text, hotstart, 0.0, p, settings.coupling_step_s, sstep, street0,
+                          save_hotstart_at_s=p, exchange_step_s=settings.exchange_step_s)
         t0 = time.perf_counter()
         # One run: in this process unless a cluster was asked for (no worker start-up to pay).
         res = run_tasks([task], ctx, scheduler="inline" if scheduler is None else scheduler, max_workers=1)[0]
         t_prefix = time.perf_counter() - t0
         if res.status != "ok":
             raise ForecastError(f"the shared dry lead-in run failed: {res.error}")
-        hotstart, surface0, prefix_series = res.hotstart, res.surface_m3, res.series
+        hotstart, street0, prefix_series = res.hotstart, res.street, res.series
 
     start = state.issue_time + pd.Timedelta(seconds=p)
     k0 = round(p / step)
@@ -677,9 +727,10 @@ def run_forecast(city: CityTwin, state: IssueState, ensemble: Ensemble, *, horiz
     base = build_swmm(city, rain_gauges=_rain_frame(windows[0], start), options=opts, drain_time_h=0, report="none")
     quiet = settings.quiet_stop_h is not None
     tasks = [MemberTask(k, ensemble.names[k], splice_rain(base, windows[k]), hotstart, p, ends[k] - p,
-                        settings.coupling_step_s, sstep, surface0,
+                        settings.coupling_step_s, sstep, street0,
                         quiet_after_s=lasts[k] - p if quiet else None,
-                        quiet_s=(settings.quiet_stop_h or 0.0) * 3600.0)
+                        quiet_s=(settings.quiet_stop_h or 0.0) * 3600.0 if quiet else QUIET_S,
+                        exchange_step_s=settings.exchange_step_s)
              for k in range(len(members))]
 
     series: dict[str, pd.DataFrame] = {}
@@ -694,7 +745,8 @@ def run_forecast(city: CityTwin, state: IssueState, ensemble: Ensemble, *, horiz
             if out is not None:
                 _write_member(out / "members", res.name, s, ctx, threshold_m, sstep)
         rows.append({"member": res.name, "index": res.index, "status": res.status, "error": res.error,
-                     "wall_s": round(res.wall_s, 3), "n_spreads": res.n_spreads, "host": res.host,
+                     "wall_s": round(res.wall_s, 3), "n_reports": res.n_reports, "host": res.host,
+                     "mass_balance_error_rel": res.mass_balance_error_rel,
                      "engine_stopped_h": None if res.stopped_at_s is None else round((p + res.stopped_at_s) / 3600, 3)})
         if out is not None:
             _write_table(pd.DataFrame(rows).sort_values("index"), out / "members" / "members.csv")
@@ -716,7 +768,8 @@ def run_forecast(city: CityTwin, state: IssueState, ensemble: Ensemble, *, horiz
     if out is not None:
         _write_table(table.reset_index(), out / "members" / "members.csv")
     meta = {"wall_s": time.perf_counter() - t_wall, "members_wall_s": t_members, "lead_in_wall_s": t_prefix,
-            "lead_in_s": p, "n_members": len(members), "n_failed": int((table["status"] != "ok").sum()),
+            "lead_in_s": p, "cell_size_m": ctx.cell_size_m, "exchange_step_s": settings.exchange_step_s,
+            "n_members": len(members), "n_failed": int((table["status"] != "ok").sum()),
             "workers": workers, "scheduler": scheduler or "local", "estimate": est,
             "ensemble_source": ensemble.source, "ensemble_params": dict(ensemble.params)}
     return Forecast(city.name, state.issue_time, horizon_s, points_table(ctx), series, weights, table, sstep,

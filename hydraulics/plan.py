@@ -77,9 +77,10 @@ class PlanRules:
             raise PlanError(f"travel_speed_kmh={self.travel_speed_kmh} must be > 0")
 
 
-def _anchor(kind: str, eid: str, city: CityTwin):
-    layer = {"manhole": city.nodes, "road": city.roads, "district": city.districts}[kind]
-    geom = layer.geometry.loc[eid]
+def _anchor(row, city: CityTwin):
+    from hydraulics.risk import point_geometries
+
+    geom = point_geometries(pd.DataFrame([row]), city)[0]
     return geom, shapely.point_on_surface(geom)
 
 
@@ -142,7 +143,7 @@ def build_plan(risk: pd.DataFrame, city: CityTwin, *, rules: PlanRules | None = 
 
     out_points, closures = [], {}
     for pid, row in pts.iterrows():
-        geom, where = _anchor(row["kind"], row["element_id"], city)
+        geom, where = _anchor(row, city)
         onset = pd.Timestamp(row["onset"])
         early = row.get("onset_earliest", pd.NaT)
         # Deadlines count back from the earliest member's onset by default: be ready for the first flood.
@@ -166,7 +167,8 @@ def build_plan(risk: pd.DataFrame, city: CityTwin, *, rules: PlanRules | None = 
             if row["kind"] == "road":
                 near_roads = [row["element_id"]]
             else:
-                hit = road_tree.query(geom.buffer(rules.road_radius_m if row["kind"] == "manhole" else 0.0),
+                point_like = row["kind"] in ("manhole", "sag", "entrance")  # the roads that lead to it
+                hit = road_tree.query(geom.buffer(rules.road_radius_m if point_like else 0.0),
                                       predicate="intersects")
                 near_roads = [str(roads.index[k]) for k in hit
                               if str(roads.index[k]) in road_risk.index

@@ -1,16 +1,24 @@
 """Risk points: reduce ensemble member depths to probabilities, depths, onsets and lead times.
 
-A risk point is a manhole, a road segment or a district cell (see
-:mod:`hydraulics.ensemble` for how depth is defined at each).  For a depth
-threshold ``h`` (m) and member weights ``w_m``:
+A risk point is a place a crew can drive to: a road segment, a sag point
+(underpass, low crossing), a building entrance or a district (see
+:mod:`hydraulics.ensemble` for how depth is defined at each, on the coupled
+sewer + street model).  Manholes, the river and bridges are never risk
+points.  For a depth threshold ``h`` (m) and member weights ``w_m``:
 
-- ``probability`` = sum of ``w_m`` over members whose maximum depth exceeds ``h``;
+- ``probability`` = sum of ``w_m`` over members whose maximum depth exceeds
+  ``h`` -- at road segments and sag points for at least
+  :data:`~hydraulics.street_flood.MIN_DURATION_S` (10 min), as a road closure needs;
 - ``expected_max_depth_m`` = weighted mean of the members' maximum depth;
 - ``p90_max_depth_m`` = weighted 90th percentile of the maximum depth;
 - ``onset`` = weighted median, over the exceeding members, of the first time
   the depth exceeds ``h`` (``onset_earliest`` = the earliest member);
 - ``duration_h`` = weighted median time above ``h`` of the exceeding members;
-- ``lead_h`` = onset minus issue time, h.
+- ``lead_h`` = onset minus issue time, h;
+- districts also get ``flooded_road_m`` (expected length of their roads whose
+  maximum exceeds ``h``, m) and ``share_closed`` (expected share of their road
+  segments closed to cars, 0.15 m, at some time of the horizon);
+- ``x``, ``y``: where a crew goes, m (the city's CRS).
 
 A point is a *risk point* when ``probability >= prob_threshold``.  The
 probability can only fall as ``h`` rises (fewer members exceed a higher
@@ -34,7 +42,12 @@ if TYPE_CHECKING:  # pragma: no cover
     from hydraulics.forecast import Forecast
 
 RISK_COLUMNS = ("rank", "kind", "element_id", "probability", "expected_max_depth_m", "p90_max_depth_m",
-                "onset", "onset_earliest", "lead_h", "duration_h", "is_risk_point")
+                "onset", "onset_earliest", "lead_h", "duration_h", "is_risk_point", "flooded_road_m", "share_closed",
+                "x", "y")
+TIMED_KINDS = ("road", "sag")
+"""Kinds that must stay flooded for :data:`~hydraulics.street_flood.MIN_DURATION_S` to count."""
+LAYER_OF_KIND = {"road": "roads", "entrance": "buildings", "district": "districts", "manhole": "nodes"}
+"""City layer holding each kind's element (sag points are placed by their ``x``, ``y``)."""
 """Columns of the risk table (index ``point_id``)."""
 
 
@@ -99,9 +112,13 @@ def compute_risk(forecast: Forecast, *, threshold_m: float = 0.15, prob_threshol
         raise RiskInputError(f"threshold_m={threshold_m!r} must be a depth >= 0 m")
     if not 0 < prob_threshold <= 1:
         raise RiskInputError(f"prob_threshold={prob_threshold!r} must be in (0, 1]")
+    from hydraulics.street_flood import CLOSED_TO_CARS_M, MIN_DURATION_S
+
     mm = member_matrix(forecast, threshold_m)
     mx, on, du, w = mm["max_depth_m"], mm["onset_s"], mm["duration_s"], mm["weights"]
-    exceed = mx > threshold_m
+    kinds = forecast.points["kind"].to_numpy()
+    timed = np.isin(kinds, TIMED_KINDS)
+    exceed = (mx > threshold_m) & (~timed[None, :] | (du >= MIN_DURATION_S - 1e-6))
     prob = np.clip((w[:, None] * exceed).sum(axis=0), 0.0, 1.0)
     expected = (w[:, None] * mx).sum(axis=0)
     n_p = mx.shape[1]
@@ -118,7 +135,21 @@ def compute_risk(forecast: Forecast, *, threshold_m: float = 0.15, prob_threshol
             earliest[j] = np.nanmin(on[e, j])
             dur[j] = weighted_quantile(du[e, j], w[e], 0.5)
     pts = forecast.points
+    flooded = np.full(n_p, np.nan)
+    share = np.full(n_p, np.nan)
+    if "district" in pts.columns and (kinds == "district").any():
+        roads = np.flatnonzero(kinds == "road")
+        r_dist = pts["district"].to_numpy()[roads]
+        r_len = pts["length_m"].to_numpy(float)[roads]
+        r_hit = exceed[:, roads]                                        # members x roads
+        r_closed = mx[:, roads] >= CLOSED_TO_CARS_M
+        for j in np.flatnonzero(kinds == "district"):
+            sel = r_dist == pts["element_id"].iloc[j]
+            if sel.any():
+                flooded[j] = float(w @ (r_hit[:, sel] @ r_len[sel]))
+                share[j] = float(w @ r_closed[:, sel].mean(axis=1))
     issue = pd.Timestamp(forecast.issue_time)
+    xy = pts[["x", "y"]].to_numpy(float) if {"x", "y"} <= set(pts.columns) else np.full((n_p, 2), np.nan)
     table = pd.DataFrame({
         "kind": pts["kind"].to_numpy(), "element_id": pts["element_id"].to_numpy(),
         "probability": prob, "expected_max_depth_m": expected, "p90_max_depth_m": p90,
@@ -126,6 +157,7 @@ def compute_risk(forecast: Forecast, *, threshold_m: float = 0.15, prob_threshol
         "onset_earliest": issue + pd.to_timedelta(earliest, unit="s"),
         "lead_h": onset / 3600.0, "duration_h": dur / 3600.0,
         "is_risk_point": prob >= prob_threshold - 1e-12,
+        "flooded_road_m": flooded, "share_closed": share, "x": xy[:, 0], "y": xy[:, 1],
     }, index=pts.index)
     if not keep_all:
         table = table[(table["probability"] > 0) | (table["expected_max_depth_m"] > 0)]
@@ -160,7 +192,7 @@ def summary_line(risk: pd.DataFrame) -> str:
         return f"0 risk points in the next {horizon:g} h"
     counts = rp["kind"].value_counts()
     parts = ", ".join(f"{int(counts[k])} {k}{'s' if counts[k] > 1 and not k.endswith('s') else ''}"
-                      for k in ("manhole", "road", "district") if k in counts)
+                      for k in ("road", "sag", "entrance", "district", "manhole") if k in counts)
     first = rp.sort_values("lead_h", kind="stable").iloc[0]
     when = pd.Timestamp(first["onset"]).strftime("%Y-%m-%d %H:%M")
     return (f"{n} risk points in the next {horizon:g} h; the first expected at {when} "
@@ -168,19 +200,33 @@ def summary_line(risk: pd.DataFrame) -> str:
 
 
 def risk_layer(risk: pd.DataFrame, city: CityTwin) -> gpd.GeoDataFrame:
-    """The risk table as a map layer: manholes as points, roads as lines, districts as polygons.
+    """The risk table as a map layer: roads as lines, entrances as building footprints, districts as
+    polygons, sag points as points.
 
     Times are ISO strings so the layer writes to GeoPackage as is.
     """
-    geoms = []
-    for kind, eid in zip(risk["kind"], risk["element_id"]):
-        layer = {"manhole": city.nodes, "road": city.roads, "district": city.districts}[kind]
-        geoms.append(layer.geometry.loc[eid])
+    geoms = point_geometries(risk, city)
     gdf = gpd.GeoDataFrame(risk.copy(), geometry=geoms, crs=city.crs)
     for col in ("onset", "onset_earliest"):
         gdf[col] = gdf[col].map(lambda t: "" if pd.isna(t) else pd.Timestamp(t).isoformat())
     gdf.index.name = "point_id"
     return gdf
+
+
+def point_geometries(risk: pd.DataFrame, city: CityTwin) -> list:
+    """The geometry of each row's element (its city layer's, or a point at ``x``, ``y`` for a sag point)."""
+    import shapely
+
+    geoms = []
+    for k, (kind, eid) in enumerate(zip(risk["kind"], risk["element_id"])):
+        layer = LAYER_OF_KIND.get(kind)
+        if layer is not None and eid in getattr(city, layer).index:
+            geoms.append(getattr(city, layer).geometry.loc[eid])
+        elif {"x", "y"} <= set(risk.columns):
+            geoms.append(shapely.Point(float(risk["x"].iloc[k]), float(risk["y"].iloc[k])))
+        else:
+            raise RiskInputError(f"risk point {kind}:{eid} has no geometry in city '{city.name}'")
+    return geoms
 
 
 def plot_hydrographs(forecast: Forecast, risk: pd.DataFrame, path: str | Path, *, top: int = 6) -> Path:
