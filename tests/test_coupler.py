@@ -1,8 +1,7 @@
-"""The coupler: SWMM, Mesa agents and SimPy dispatch on one clock (tiny city, short storm)."""
+"""The coupler: the coupled sewer + street flood, Mesa agents and SimPy dispatch on one clock (tiny city, short storm)."""
 
 from __future__ import annotations
 
-from datetime import datetime
 
 import numpy as np
 import pandas as pd
@@ -12,12 +11,10 @@ from agents import flatten_kpis, simulate_day
 from agents.errors import UnknownStrategyError
 from agents.gridcity import make_grid_city
 from hydraulics.rainfall import chicago_storm
-from hydraulics.run import FloodState
 from conftest import make_tiny_city
 from twin.coupler import (
     CouplerError,
     CouplingOptions,
-    FloodPublisher,
     compute_flood_schedule,
     hot_spot_risk_points,
     run_coupled,
@@ -28,6 +25,8 @@ from twin.coupler import (
 
 KW = {"hours": 3.0, "n_citizens": 100, "n_vendors": 3, "seed": 1}
 START_S = 1800.0
+# The tiny city's streets take 10 cm at most in this storm: lower closure depths so the test sees closures.
+OPTS = CouplingOptions(car_m=0.05, all_m=0.10, cell_size_m=5.0)
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +38,7 @@ def storm():
 def coupled(storm):
     events: list[dict] = []
     res = run_coupled(make_tiny_city(), strategy="priority", rain=storm, start_s=START_S, event_sink=events.append,
-                      **KW)
+                      options=OPTS, **KW)
     return res, events
 
 
@@ -47,7 +46,8 @@ def test_storm_gives_flood_incidents_closures_and_log_events(coupled):
     res, events = coupled
     kinds = pd.Series([e["kind"] for e in events]).value_counts()
     n_flood = res.hydraulics["flood_incidents"]
-    assert n_flood > 0 and res.hydraulics["flooded_nodes"] > 0
+    assert n_flood > 0 and res.hydraulics["to_surface_m3"] > 100
+    assert abs(res.hydraulics["mass_balance_error_rel"]) < 0.02  # the tiny city's own SWMM continuity is ~1 %
     assert kinds["flood_threshold"] == kinds["flood_onset"] == n_flood
     inc = res.agents.incidents
     flood = inc[inc["source"] == "flood"]
@@ -88,7 +88,7 @@ def test_without_storm_the_coupler_adds_nothing_to_the_agents():
 
 def test_flood_schedule_replays_exactly_the_live_coupling(coupled, storm):
     res, events = coupled
-    sched = compute_flood_schedule(make_tiny_city(), storm, start_s=START_S, hours=KW["hours"])
+    sched = compute_flood_schedule(make_tiny_city(), storm, start_s=START_S, hours=KW["hours"], options=OPTS)
     live = res.agents.incidents
     live = live[live["source"] == "flood"].sort_index()
     s = sched.incidents.set_index("incident_id").sort_index()
@@ -98,7 +98,8 @@ def test_flood_schedule_replays_exactly_the_live_coupling(coupled, storm):
     pd.testing.assert_frame_equal(sched.closures.reset_index(drop=True), res.closures.reset_index(drop=True))
     # the same agents driven by the stored schedule: the same run, event for event
     replayed_events: list[dict] = []
-    again = run_coupled(make_tiny_city(), strategy="priority", flood=sched, event_sink=replayed_events.append, **KW)
+    again = run_coupled(make_tiny_city(), strategy="priority", flood=sched, event_sink=replayed_events.append,
+                        options=OPTS, **KW)
     assert replayed_events == events
     fa, fb = flatten_kpis(again.kpis), flatten_kpis(res.kpis)
     for k in fa:
@@ -108,35 +109,40 @@ def test_flood_schedule_replays_exactly_the_live_coupling(coupled, storm):
         run_coupled(make_tiny_city(), rain=storm, flood=sched, **KW)
 
 
-def _state(t_s: float, ids, vol, rate) -> FloodState:
-    n = len(ids)
-    return FloodState(datetime(2024, 7, 1), t_s, pd.Index(ids, name="node_id"), np.zeros(n), np.asarray(rate, float),
-                      np.zeros(n), np.asarray(vol, float))
+def test_publisher_threshold_dry_end_and_closures():
+    from hydraulics.urban_surface import build_urban_surface
+    from twin.flood_feed import FloodPublisher
 
-
-def test_publisher_threshold_drain_back_and_closures():
     city = make_tiny_city()
-    ids = list(city.nodes.index)
-    opts = CouplingOptions(incident_volume_m3=5.0, drain_back_cms=0.25)
-    pub = FloodPublisher(city, opts, offset_s=1000.0)
-    j = ids.index("J1")
-    vol, rate = np.zeros(len(ids)), np.zeros(len(ids))
-    vol[j], rate[j] = 3.0, 0.01
-    u1 = pub.update(_state(300, ids, vol, rate))
-    assert u1.new_incidents.empty  # 3 m3 < 5 m3
-    vol[j] = 1500.0
-    u2 = pub.update(_state(600, ids, vol, rate))
+    surface = build_urban_surface(city, cell_size_m=5.0)
+    opts = CouplingOptions(incident_volume_m3=5.0, car_m=0.15, all_m=0.30)
+    pub = FloodPublisher(city, surface, opts, offset_s=1000.0)
+    j1 = city.nodes.loc["J1"].geometry
+    r, c = surface.cell_of(j1.x, j1.y)
+    r, c = int(r), int(c)
+    depth = np.zeros(surface.shape)
+    depth[r, c] = 0.1  # 2.5 m3 on one 5 m cell next to J1
+    u1 = pub.update(300, depth)
+    assert u1.new_incidents.empty  # 2.5 m3 < 5 m3
+    assert u1.nodes["node_id"].tolist() == ["J1"] and u1.nodes["surface_volume_m3"].iloc[0] == pytest.approx(2.5)
+    # a pond of 0.5 m over the carriageway around J1: an incident, and the roads under it close
+    from hydraulics.street_flood import road_depth_reader
+
+    carriage = surface.carriageway & (np.hypot(*np.meshgrid(np.arange(surface.shape[1]) - c,
+                                                           np.arange(surface.shape[0]) - r)) <= 6)
+    depth[carriage] = 0.5
+    u2 = pub.update(600, depth)
     assert u2.new_incidents["incident_id"].tolist() == ["FL-J1-1600"]
-    assert u2.new_incidents["time_s"].iloc[0] == 1600.0
-    assert u2.closures is not None and (u2.closures["status"] != "open").any()  # 1500 m3 pond over road C5
-    assert u2.new_incidents["depth_m"].iloc[0] > 0.15  # the pool it ran to, not the (dry) manhole cell
-    assert u2.closures.loc["C5", "status"] == "closed"
-    rate[j] = 0.0  # overflow stops: 1500 m3 drain back at 0.25 m3/s = 6000 s
-    u3 = pub.update(_state(600 + 3000, ids, vol, rate))
-    assert u3.ended == [] and pub.surface_m3[j] == pytest.approx(750.0)
-    u4 = pub.update(_state(600 + 6000, ids, vol, rate))
-    assert u4.ended == ["FL-J1-1600"] and pub.surface_m3[j] == 0.0
-    assert u4.closures is not None and (u4.closures["status"] == "open").all()  # reopened
+    assert u2.new_incidents["time_s"].iloc[0] == 1600.0 and u2.new_incidents["depth_m"].iloc[0] == 0.5
+    eff = pd.Series(road_depth_reader(surface, city)(depth), index=city.roads.index.astype(str))
+    assert u2.closures is not None and (eff >= 0.3).any()
+    assert (u2.closures["status"].astype(str) == np.where(eff >= 0.3, "closed", "open")).all()
+    # the water stays: nothing new; then the street dries: the incident ends and the road reopens
+    u3 = pub.update(900, depth)
+    assert u3.new_incidents.empty and u3.ended == [] and u3.closures is None
+    u4 = pub.update(1200, np.zeros(surface.shape))
+    assert u4.ended == ["FL-J1-1600"] and u4.nodes.empty
+    assert u4.closures is not None and (u4.closures["status"] == "open").all()
 
 
 def test_bad_inputs_are_clear_errors(storm):

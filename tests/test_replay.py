@@ -9,7 +9,7 @@ import pytest
 from agents import compute_kpis, flatten_kpis
 from hydraulics.rainfall import chicago_storm
 from conftest import make_tiny_city
-from twin.coupler import run_coupled
+from twin.coupler import CouplingOptions, run_coupled
 from twin.eventlog import read_log
 from twin.replay import ReplayError, cut_tables, format_state, load_run, state_at
 from twin.runstore import (
@@ -31,8 +31,10 @@ def run_dir(tmp_path_factory):
     out = tmp_path_factory.mktemp("runs") / "storm1"
 
     def run(event_sink, progress):
+        # the tiny city's streets take ~10 cm in this storm: lower closure depths so that roads close
         return run_coupled(city, hours=HOURS, strategy="priority", seed=3, rain=rain, start_s=1800.0,
-                           event_sink=event_sink, progress=progress, n_citizens=120, n_vendors=3)
+                           event_sink=event_sink, progress=progress, n_citizens=120, n_vendors=3,
+                           options=CouplingOptions(car_m=0.05, all_m=0.10, cell_size_m=5.0))
 
     return write_coupled_run(out, run, params={"city": "tiny", "hours": HOURS, "strategy": "priority", "seed": 3},
                              city=city)

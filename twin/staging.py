@@ -198,9 +198,13 @@ def read_risk_points(source, city, *, top_k: int | None = None, day=None) -> pd.
 
 
 def _positions(df: pd.DataFrame, city, name: str) -> np.ndarray:
+    """Position of each row, m: its ``x``, ``y`` where given and finite, else its element's place."""
+    out = np.full((len(df), 2), np.nan)
     if {"x", "y"} <= set(df.columns):
-        return np.column_stack([pd.to_numeric(df["x"], errors="coerce").to_numpy(float),
-                                pd.to_numeric(df["y"], errors="coerce").to_numpy(float)])
+        out = np.column_stack([pd.to_numeric(df["x"], errors="coerce").to_numpy(float),
+                               pd.to_numeric(df["y"], errors="coerce").to_numpy(float)])
+        if np.isfinite(out).all() or not ({"node_id", "element_id"} & set(df.columns)):
+            return out
     if "node_id" in df.columns:
         kinds = pd.Series("manhole", index=df.index)
         ids = df["node_id"].astype(str)
@@ -210,13 +214,15 @@ def _positions(df: pd.DataFrame, city, name: str) -> np.ndarray:
     else:
         raise StagingInputError(f"{name}: columns {list(df.columns)} give no position; expected x and y (m), "
                                 "node_id, or kind and element_id")
-    layers = {"manhole": city.nodes, "road": city.roads, "district": city.districts}
-    bad_kind = sorted(set(kinds) - set(layers))
+    layers = {"manhole": city.nodes, "road": city.roads, "district": city.districts, "entrance": city.buildings}
+    todo = ~np.isfinite(out).all(axis=1)
+    bad_kind = sorted(set(kinds[todo]) - set(layers))
     if bad_kind:
-        raise StagingInputError(f"{name}: kind {bad_kind} unknown; expected one of {sorted(layers)}")
-    out = np.full((len(df), 2), np.nan)
+        raise StagingInputError(f"{name}: kind {bad_kind} without x, y; expected x and y (m) or one of "
+                                f"{sorted(layers)}")
     missing = []
-    for i, (k, e) in enumerate(zip(kinds, ids)):
+    for i in np.flatnonzero(todo):
+        k, e = kinds.iloc[i], ids.iloc[i]
         layer = layers[k]
         if e not in layer.index.astype(str):
             missing.append(f"{k} {e}")
