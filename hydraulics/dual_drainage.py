@@ -739,9 +739,8 @@ def run_dual_drainage(model: str | Path | InpModel, dem: str | Path | Domain | U
                         raise DualDrainageError(f"SWMM clock {elapsed * 86400.0:.3f} s out of step with the "
                                                      f"exchange clock {t:.3f} s")
                     if save_at is not None and t >= save_at - 1e-6:
-                        hs = work / "save.hsf"
-                        solver.swmm_hotstart(HotstartFile.SAVE, str(hs))
-                        saved = SavedState(t, hs.read_bytes(), surface.depth_m.copy())
+                        solver.swmm_hotstart(HotstartFile.SAVE, str(work / "save.hsf"))
+                        saved = (t, surface.depth_m.copy())  # the file is complete once the engine closes
                         save_at = None
                     done = t >= total_s - 1e-6
                     stop = False
@@ -835,6 +834,8 @@ def run_dual_drainage(model: str | Path | InpModel, dem: str | Path | Domain | U
                 if opened:
                     solver.swmm_close()
         wall = _time.perf_counter() - t_wall
+        if saved is not None:
+            saved = SavedState(saved[0], (work / "save.hsf").read_bytes(), saved[1])
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

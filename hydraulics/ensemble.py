@@ -22,6 +22,8 @@ Per point the member records the street depth every ``surface_step_s``
 - **road** segment: its effective depth, the depth exceeded over at least
   20 m of its carriageway (:mod:`hydraulics.street_flood`: the same depth
   closes it to cars at 0.15 m and to everyone at 0.30 m);
+- **sag** point (an underpass or low crossing: a road segment whose ``sag``
+  column says so): the deepest water on its carriageway, where its low point is;
 - **entrance** of a building: the deepest water in the street cells around
   its footprint (where its doors are);
 - **district**: the depth exceeded on at least :data:`DISTRICT_MIN_ROAD_M` of
@@ -66,12 +68,14 @@ class SurfaceContext:
     surface : UrbanSurface
         The city's street surface (ground, buildings, river, carriageways).
     points : tuple of str
-        Point IDs ``"road:R1"``, ``"entrance:B1"``, ``"district:D1"``, in that order.
+        Point IDs ``"road:R1"``, ``"sag:R7"``, ``"entrance:B1"``, ``"district:D1"``, in that order.
     point_xy : ndarray
         (N, 2) where a crew goes for each point, m (road midpoint, entrance, district centre).
     road_labels, road_k : ndarray
         Road (position) of each carriageway cell (-1 elsewhere) and the number of its cells that make
         :data:`~hydraulics.street_flood.MIN_LENGTH_M` of carriageway.
+    sag_roads : ndarray of int
+        Road (position) of each sag point.
     entrance_labels : ndarray
         Building (position) each street cell around a footprint belongs to (-1 elsewhere).
     entrance_ids : tuple of str
@@ -92,6 +96,7 @@ class SurfaceContext:
     point_xy: np.ndarray
     road_labels: np.ndarray
     road_k: np.ndarray
+    sag_roads: np.ndarray
     entrance_labels: np.ndarray
     entrance_ids: tuple[str, ...]
     road_district: np.ndarray
@@ -114,6 +119,12 @@ class SurfaceContext:
         from hydraulics.street_flood import _kth_deepest
 
         d_road = _kth_deepest(depth, self.road_labels, self.road_k, self.n_roads)
+        d_sag = np.zeros(0)
+        if self.sag_roads.size:
+            deepest = np.zeros(self.n_roads)
+            on = self.road_labels >= 0
+            np.maximum.at(deepest, self.road_labels[on], depth[on])
+            d_sag = deepest[self.sag_roads]
         d_ent = np.zeros(len(self.entrance_ids))
         sel = self.entrance_labels >= 0
         if d_ent.size:
@@ -122,7 +133,7 @@ class SurfaceContext:
         d_dist = np.zeros(n_d)
         if n_d:
             d_dist = _district_depth(d_road, self.road_district, self.road_length_m, n_d)
-        return np.concatenate([d_road, d_ent, d_dist])
+        return np.concatenate([d_road, d_sag, d_ent, d_dist])
 
     def street_water(self, depth: np.ndarray) -> dict:
         """The street water of a depth grid as plain data (wet cells' centres and depths)."""
@@ -191,13 +202,26 @@ def build_surface_context(city: CityTwin, *, cell_size_m: float | None = None,
     mid = roads.geometry.interpolate(0.5, normalized=True)
     b_pt = bld.geometry.representative_point()
     d_pt = city.districts.geometry.representative_point()
-    xy = np.concatenate([np.column_stack([mid.x, mid.y]), np.column_stack([b_pt.x, b_pt.y]),
-                         np.column_stack([d_pt.x, d_pt.y])]) if len(roads) + len(bld) + len(d_pt) else np.zeros((0, 2))
-    points = tuple([f"road:{i}" for i in roads.index] + [f"entrance:{i}" for i in bld.index]
-                   + [f"district:{i}" for i in city.districts.index])
+    # sag points: the segments the city marks as underpasses or low crossings, placed at their lowest cell
+    sag = roads["sag"].fillna("").astype(str).to_numpy() if "sag" in roads.columns else np.full(len(roads), "")
+    sag_roads = np.flatnonzero(sag != "")
+    sag_xy = np.zeros((len(sag_roads), 2))
+    tr, ground = surface.ground.transform, surface.ground.values
+    for j, k_road in enumerate(sag_roads):
+        rr, cc = np.nonzero(road_lab == k_road)
+        if rr.size:
+            low = int(np.argmin(ground[rr, cc]))
+            sag_xy[j] = (tr.c + (cc[low] + 0.5) * tr.a, tr.f + (rr[low] + 0.5) * tr.e)
+        else:
+            sag_xy[j] = (mid.x.iloc[k_road], mid.y.iloc[k_road])
+    xy = np.concatenate([np.column_stack([mid.x, mid.y]).reshape(-1, 2), sag_xy,
+                         np.column_stack([b_pt.x, b_pt.y]).reshape(-1, 2),
+                         np.column_stack([d_pt.x, d_pt.y]).reshape(-1, 2)])
+    points = tuple([f"road:{i}" for i in roads.index] + [f"sag:{roads.index[k]}" for k in sag_roads]
+                   + [f"entrance:{i}" for i in bld.index] + [f"district:{i}" for i in city.districts.index])
     n_nodes = int((city.nodes["node_type"] == "junction").sum())
     return SurfaceContext(surface=surface, points=points, point_xy=np.asarray(xy, float), road_labels=road_lab,
-                          road_k=k, entrance_labels=ent_lab, entrance_ids=tuple(map(str, bld.index)),
+                          road_k=k, sag_roads=sag_roads.astype(np.int64), entrance_labels=ent_lab, entrance_ids=tuple(map(str, bld.index)),
                           road_district=_district_of(roads, city), road_length_m=roads.geometry.length.to_numpy(float),
                           district_ids=tuple(map(str, city.districts.index)), n_nodes=n_nodes,
                           min_depth_m=float(min_depth_m))

@@ -47,7 +47,8 @@ RISK_COLUMNS = ("rank", "kind", "element_id", "probability", "expected_max_depth
 TIMED_KINDS = ("road", "sag")
 """Kinds that must stay flooded for :data:`~hydraulics.street_flood.MIN_DURATION_S` to count."""
 LAYER_OF_KIND = {"road": "roads", "entrance": "buildings", "district": "districts", "manhole": "nodes"}
-"""City layer holding each kind's element (sag points are placed by their ``x``, ``y``)."""
+"""City layer holding each kind's element (a sag point, named by its road segment, is placed by its ``x``, ``y``:
+the segment's lowest cell)."""
 """Columns of the risk table (index ``point_id``)."""
 
 
