@@ -108,9 +108,11 @@ class CoupledResult:
     crew_series, vendor_series : DataFrame
         The crews' and vendors' table rows at every tick (``time_s`` column), to rescore KPIs at any time.
     hydraulics : dict
-        SWMM metadata (input hash, versions, continuity, wall time), empty without a storm.
+        The flood's metadata (input hash, coupled mass balance, exchange, wall time), empty without a storm.
     metadata : dict
         Scenario parameters of the run.
+    depths : DepthSeries or None
+        The street water depth at every coupling step (twin's clock), None without a storm.
     """
 
     agents: Any
@@ -121,6 +123,7 @@ class CoupledResult:
     vendor_series: pd.DataFrame
     hydraulics: dict = field(default_factory=dict)
     metadata: dict = field(default_factory=dict)
+    depths: Any = None
 
     @property
     def kpis(self) -> dict:
@@ -285,6 +288,7 @@ def run_coupled(city, *, hours: float = 24.0, strategy: str = "priority", seed: 
     flood_rows: list[pd.DataFrame] = []
     closure_rows: list[pd.DataFrame] = []
     hyd: dict = {}
+    depths = None
 
     def emit(kind: str, t: float, x=None, y=None, **payload) -> None:
         if event_sink is not None:
@@ -316,6 +320,7 @@ def run_coupled(city, *, hours: float = 24.0, strategy: str = "priority", seed: 
             if upd.time_s > env.now + 1e-9:
                 _advance(env, upd.time_s, progress, horizon)
             apply(upd)
+        depths = flood.depths
         hyd = {**flood.hydraulics, "replayed_schedule": flood.key,
                "flood_incidents": int(sum(len(u.new_incidents) for u in flood.updates if u.time_s <= horizon))}
         if prerun:
@@ -334,8 +339,8 @@ def run_coupled(city, *, hours: float = 24.0, strategy: str = "priority", seed: 
 
         run_share = None if progress is None else (
             lambda f: progress(min((start_s + f * (horizon - start_s)) / horizon, 1.0)))
-        hyd = live_flood(city, rain, start_s=start_s, horizon_s=horizon, options=opts, on_update=on_update,
-                         progress=run_share)
+        hyd, depths = live_flood(city, rain, start_s=start_s, horizon_s=horizon, options=opts,
+                                 on_update=on_update, progress=run_share)
     _advance(env, horizon, progress, horizon)
     agents_res = collect_result(model, centre, horizon_s=horizon, metadata={
         "seed": int(seed), "hours": float(hours), "city": city.name,
@@ -349,7 +354,7 @@ def run_coupled(city, *, hours: float = 24.0, strategy: str = "priority", seed: 
         positions=pd.DataFrame(rows["positions"], columns=["time_s", "kind", "agent_id", "x", "y", "status",
                                                             "department"]),
         crew_series=pd.DataFrame(rows["crews"]), vendor_series=pd.DataFrame(rows["vendors"]),
-        hydraulics=hyd,
+        hydraulics=hyd, depths=depths,
         metadata={"city": city.name, "hours": float(hours), "strategy": strategy, "seed": int(seed),
                   "storm_start_s": float(start_s) if stormy else None,
                   "coupling": {k: getattr(opts, k) for k in opts.__dataclass_fields__},

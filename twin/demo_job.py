@@ -7,7 +7,7 @@ On the embedded demo city, with the parameters of ``scenarios/demo_storm_72h.tom
    window: a dry issue state, the storm as a deterministic QPF perturbed into
    an ensemble, the members run with the ``fast`` settings, reduced to risk
    points (:func:`hydraulics.risk.compute_risk`) and a response plan.
-2. **Storm** (:mod:`twin.coupler`): SWMM runs once into a flood schedule
+2. **Storm** (:mod:`twin.flood_feed`): the sewer and the 2D streets run coupled once into a flood schedule
    that both dispatch runs replay, so both face the same flood, incidents
    and citizens (common random numbers): ``siloed`` (every department on its
    own) and ``forecast_staging`` (unified priority dispatch with crews staged
@@ -275,7 +275,8 @@ def run_demo_job(out_dir: str | Path = "twin-demo", *, settings: DemoSettings | 
     return dataclasses.replace(res, out_dir=final, files=files)
 
 
-DEMO_PATTERNS = ("demo.json", "report.html", "city.png", "city.html", "flood_risk.png", "forecast", "forecast/*", ".*")
+DEMO_PATTERNS = ("demo.json", "report.html", "city.png", "city.html", "flood_risk.png", "depth_series.tif", "forecast",
+                 "forecast/*", ".*")
 """What a demo folder may hold: an earlier one is replaced only if it holds nothing else."""
 
 
@@ -372,8 +373,12 @@ def _run_demo_in(out: Path, *, settings: DemoSettings | None, quick: bool,
     kpis = {name: flatten_kpis(r.kpis) for name, r in runs.items()}
     for name, r in runs.items():
         kpis[name]["flood_incidents"] = r.hydraulics.get("flood_incidents")
-    map_png = write_demo_map_png(city, risk, flood.nodes, out / "flood_risk.png",
-                                 title=f"{city.name}: maximum surface depth and forecast risk")
+    map_png = write_demo_map_png(city, risk, flood.depths, out / "flood_risk.png",
+                                 title=f"{city.name}: maximum street depth (2D surface) and forecast risk")
+    if flood.depths is not None:
+        from hydraulics.depth_series import FILE_NAME
+
+        flood.depths.write(out / FILE_NAME)
     base, stag = kpis["siloed"], kpis["forecast_staging"]
     rp = risk[risk["is_risk_point"]]
     if len(rp):
@@ -384,8 +389,9 @@ def _run_demo_in(out: Path, *, settings: DemoSettings | None, quick: bool,
     headline = [
         (f"forecast: {len(rp)} risk points in the next {s.hours:g} h; {first_txt}; "
         f"{len(fc.ok_members)} members, issued {pd.Timestamp(fc.issue_time):%Y-%m-%d %H:%M}"),
-        (f"storm: {rain.label}, from {s.storm_start_h:g} h; {flood.hydraulics.get('flooded_nodes', 0)} manholes flooded, "
-        f"{len(flood.incidents)} flood incidents"),
+        (f"storm: {rain.label}, from {s.storm_start_h:g} h; {flood.hydraulics.get('flood_volume_m3', 0):,.0f} m3 "
+         f"spilled onto the streets, {len(flood.incidents)} flood incidents; mass balance "
+         f"{100 * flood.hydraulics.get('mass_balance_error_rel', float('nan')):+.3f} %"),
         (f"response p90: siloed {_fmt_min(base.get('response.all:all.response_s.p90'))} vs staging "
         f"{_fmt_min(stag.get('response.all:all.response_s.p90'))} (p50 "
         f"{_fmt_min(base.get('response.all:all.response_s.p50'))} vs {_fmt_min(stag.get('response.all:all.response_s.p50'))})"),

@@ -39,6 +39,7 @@ import pandas as pd
 
 from gisdata.errors import TwinError
 from gisdata.limits import MAX_COUPLING_STEP_S, MIN_COUPLING_STEP_S
+from hydraulics.depth_series import DepthSeries, DepthSeriesRecorder
 from hydraulics.street_flood import CLOSED_TO_ALL_M, CLOSED_TO_CARS_M
 from hydraulics.surface import INLET_RETURN_CMS
 
@@ -236,7 +237,7 @@ class FloodPublisher:
 
 def live_flood(city, rain, *, start_s: float, horizon_s: float, options: CouplingOptions,
                on_update: Callable[[FloodUpdate], None],
-               progress: Callable[[float], None] | None = None) -> dict:
+               progress: Callable[[float], None] | None = None) -> tuple[dict, DepthSeries]:
     """Run the city's sewer and streets coupled for ``rain`` and publish every report time.
 
     Parameters
@@ -260,6 +261,8 @@ def live_flood(city, rain, *, start_s: float, horizon_s: float, options: Couplin
     dict
         The hydraulics' metadata: the coupled run's summary (mass balance,
         exchange, water to the river), the storm and its start.
+    DepthSeries
+        The street depth at every report time, times on the twin's clock (s).
     """
     from hydraulics.build import build_swmm
     from hydraulics.city_flood import city_options
@@ -275,6 +278,8 @@ def live_flood(city, rain, *, start_s: float, horizon_s: float, options: Couplin
     pub = FloodPublisher(city, surface, opts, offset_s=start_s)
     run_opts = city_options(report_step_s=opts.coupling_step_s, inlet_capacity_m3s=opts.drain_back_cms)
     engine_idx: list[np.ndarray] = []
+    frames = DepthSeriesRecorder(surface.ground.transform, surface.ground.crs, ~(surface.outside | surface.river),
+                                 every_s=opts.coupling_step_s)
 
     def on_report(t: float, surf) -> None:
         if not engine_idx:
@@ -285,11 +290,12 @@ def live_flood(city, rain, *, start_s: float, horizon_s: float, options: Couplin
         from swmm.toolkit.shared_enum import NodeResult
 
         manhole = read_node_results(engine_idx[0], NodeResult.DEPTH.value)  # the city model is in metres
+        frames.add(start_s + t, surf.depth_m)
         on_update(pub.update(t, surf.depth_m, manhole))
 
     res = run_dual_drainage(text, surface, options=run_opts, on_report=on_report, on_progress=progress)
     s = res.summary
-    return {"surface": f"2D street surface, {s['rows']} x {s['cols']} cells of {s['cell_size_m']:g} m, "
+    hyd = {"surface": f"2D street surface, {s['rows']} x {s['cols']} cells of {s['cell_size_m']:g} m, "
                        f"coupled both ways",
             **{k: s[k] for k in ("input_sha256", "start", "end", "coupled_nodes", "to_surface_m3", "to_network_m3",
                                  "to_river_m3", "max_depth_m", "flooded_area_m2", "mass_balance_error_rel",
@@ -297,6 +303,7 @@ def live_flood(city, rain, *, start_s: float, horizon_s: float, options: Couplin
             "flood_volume_m3": s["to_surface_m3"],  # what the manholes spilled onto the streets
             "flood_incidents": pub.n_incidents, "storm": getattr(rain, "label", ""), "start_s": float(start_s),
             "swmm_duration_s": float(rain.duration_s) + drain_h * 3600.0}
+    return hyd, frames.result()
 
 
 # ----------------------------------------------------------------------------- a recorded run
@@ -320,6 +327,8 @@ class FloodSchedule:
         Digest of the hydraulic input and the coupling options.
     updates : tuple of FloodUpdate
         Every coupling step's update, in time order (what :func:`twin.coupler.run_coupled` replays with ``flood=``).
+    depths : DepthSeries, optional
+        The street depth at every coupling step, times on the twin's clock.
     """
 
     incidents: pd.DataFrame
@@ -328,6 +337,7 @@ class FloodSchedule:
     hydraulics: dict
     key: str
     updates: tuple = ()
+    depths: DepthSeries | None = None
 
 
 def check_run(hours: float, rain, start_s: float, seed) -> float:
@@ -358,8 +368,8 @@ def compute_flood_schedule(city, rain, *, start_s: float = 0.0, hours: float = 2
     opts = options or CouplingOptions()
     horizon = check_run(hours, rain, start_s, 0)
     updates: list[FloodUpdate] = []
-    hyd = live_flood(city, rain, start_s=start_s, horizon_s=horizon, options=opts, on_update=updates.append,
-                     progress=progress)
+    hyd, depths = live_flood(city, rain, start_s=start_s, horizon_s=horizon, options=opts,
+                             on_update=updates.append, progress=progress)
     incs = [u.new_incidents for u in updates if len(u.new_incidents)]
     ends = {iid: u.time_s for u in updates for iid in u.ended}
     inc = pd.concat(incs, ignore_index=True) if incs else pd.DataFrame(
@@ -369,7 +379,8 @@ def compute_flood_schedule(city, rain, *, start_s: float = 0.0, hours: float = 2
     nodes = [u.nodes for u in updates if len(u.nodes)]
     key = hashlib.sha256((hyd.get("input_sha256", "") + repr(opts) + repr(start_s)).encode()).hexdigest()[:16]
     return FloodSchedule(inc.drop(columns=["volume_m3"]), closure_changes(closures),
-                         pd.concat(nodes, ignore_index=True) if nodes else empty_nodes(), hyd, key, tuple(updates))
+                         pd.concat(nodes, ignore_index=True) if nodes else empty_nodes(), hyd, key, tuple(updates),
+                         depths)
 
 
 def _schedule_job(request: dict, report: Callable[[float], None]) -> FloodSchedule:

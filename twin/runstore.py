@@ -182,7 +182,7 @@ class RunWriter:
 
     def commit(self, tables: Mapping[str, pd.DataFrame], *, params: Mapping[str, Any],
                kpis: Mapping[str, Any] | None = None, inputs: Mapping[str, str] | None = None,
-               metadata: Mapping[str, Any] | None = None) -> Path:
+               metadata: Mapping[str, Any] | None = None, depths=None) -> Path:
         """Write the tables, KPIs and manifest, then rename the folder into place.
 
         Parameters
@@ -197,6 +197,8 @@ class RunWriter:
             Input hashes (city, SWMM input, rain).
         metadata : Mapping, optional
             Anything else (hydraulics metadata, agent sizes).
+        depths : DepthSeries, optional
+            The street water depth over time, written as ``depth_series.tif`` (hashed like the tables).
 
         Returns
         -------
@@ -213,6 +215,10 @@ class RunWriter:
         if kpis is not None:
             (self.tmp / KPIS).write_text(json.dumps(to_jsonable(kpis), indent=1, sort_keys=True, allow_nan=False))
             files[KPIS] = {"sha256": file_sha256(self.tmp / KPIS)}
+        if depths is not None:
+            from hydraulics.depth_series import FILE_NAME
+
+            files[FILE_NAME] = {"sha256": file_sha256(depths.write(self.tmp / FILE_NAME))}
         manifest = {
             "format": FORMAT, "run_id": self.out.name, "status": "complete",
             "created_utc": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -519,4 +525,4 @@ def write_coupled_run(out: str | Path, run, *, params: Mapping[str, Any], city=N
             inputs["swmm_inp_sha256"] = res.hydraulics["input_sha256"]
         return w.commit(res.tables(), params=params, kpis=res.kpis, inputs=inputs,
                         metadata={"agents": res.agents.metadata, "hydraulics": res.hydraulics,
-                                  "coupler": res.metadata})
+                                  "coupler": res.metadata}, depths=getattr(res, "depths", None))

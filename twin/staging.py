@@ -174,7 +174,7 @@ def read_risk_points(source, city, *, top_k: int | None = None, day=None) -> pd.
     if "is_risk_point" in df.columns:
         flag = df["is_risk_point"].map(lambda v: str(v).strip().lower() in ("true", "1", "yes"))
         df = df[flag].reset_index(drop=True)
-    xy = _positions(df, city, name)
+    xy = risk_point_xy(df, city, name)
     prob = pd.to_numeric(df["probability"], errors="coerce") if "probability" in df.columns \
         else pd.Series(1.0, index=df.index)
     if ((prob < 0) | (prob > 1)).any():
@@ -197,8 +197,9 @@ def read_risk_points(source, city, *, top_k: int | None = None, day=None) -> pd.
     return out
 
 
-def _positions(df: pd.DataFrame, city, name: str) -> np.ndarray:
-    """Position of each row, m: its ``x``, ``y`` where given and finite, else its element's place."""
+def risk_point_xy(df: pd.DataFrame, city, name: str) -> np.ndarray:
+    """Position of each risk-point row, m: its ``x``, ``y`` where given and finite, else its element's place
+    (a manhole, the middle of a road, a district's or building's representative point)."""
     out = np.full((len(df), 2), np.nan)
     if {"x", "y"} <= set(df.columns):
         out = np.column_stack([pd.to_numeric(df["x"], errors="coerce").to_numpy(float),

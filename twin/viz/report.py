@@ -63,41 +63,33 @@ def _atomic_write(path: Path, write) -> Path:
 
 
 def _risk_xy(risk: pd.DataFrame, city: CityTwin) -> np.ndarray:
-    layers = {"manhole": city.nodes, "road": city.roads, "district": city.districts}
-    xy = np.full((len(risk), 2), np.nan)
-    for i, (kind, eid) in enumerate(zip(risk["kind"].astype(str), risk["element_id"].astype(str))):
-        layer = layers.get(kind)
-        if layer is None:
-            continue
-        sel = layer.geometry[layer.index.astype(str) == eid]
-        if not len(sel):
-            continue
-        g = sel.iloc[0]
-        p = g if g.geom_type == "Point" else (g.interpolate(0.5, normalized=True) if "Line" in g.geom_type
-                                              else g.representative_point())
-        xy[i] = (p.x, p.y)
-    return xy
+    from twin.staging import risk_point_xy
+
+    return risk_point_xy(risk, city, "risk table")
 
 
-def write_demo_map_png(city: CityTwin, risk: pd.DataFrame, flood_nodes: pd.DataFrame, path: str | Path, *,
+def write_demo_map_png(city: CityTwin, risk: pd.DataFrame, depths, path: str | Path, *,
                        title: str = "", dpi: int = 110) -> Path:
-    """Static map: hillshade, roads, the storm's maximum surface depth per manhole and the forecast's risk points.
+    """Static map: hillshade, roads, the storm's maximum street depth (2D surface) and the forecast's risk points.
 
     Parameters
     ----------
     city : CityTwin
     risk : DataFrame
-        :func:`hydraulics.risk.compute_risk` table (``kind``, ``element_id``, ``probability``, ``is_risk_point``).
-    flood_nodes : DataFrame
-        Wet manholes per coupling step (``node_id``, ``x``, ``y`` in m, ``surface_depth_m``,
-        ``surface_volume_m3``), e.g. :attr:`twin.coupler.FloodSchedule.nodes`.
+        :func:`hydraulics.risk.compute_risk` table (``kind``, ``element_id``, ``probability``,
+        ``is_risk_point``; ``x``, ``y`` where the forecast placed a point).
+    depths : DepthSeries or None
+        The storm's street depth over time (:attr:`twin.flood_feed.FloodSchedule.depths`); each cell's
+        maximum is drawn in the fixed depth classes (:mod:`twin.viz.depth_map`).
     path : str or Path
         Output ``.png`` (written under a temporary name and renamed).
     """
     import matplotlib
     from matplotlib.collections import LineCollection
     from matplotlib.figure import Figure
+    from matplotlib.patches import Patch
 
+    from twin.viz.depth_map import depth_class_rgba, depth_legend_entries
     from twin.viz.map2d import _lines_xy, hillshade_rgb
 
     path = Path(path)
@@ -107,22 +99,20 @@ def write_demo_map_png(city: CityTwin, risk: pd.DataFrame, flood_nodes: pd.DataF
     ax.imshow(hillshade_rgb(city), extent=(xmin, xmax, ymin, ymax), origin="upper", zorder=0)
     if len(city.roads):
         ax.add_collection(LineCollection(_lines_xy(city.roads.geometry), colors="#6c757d", linewidths=0.6, zorder=2))
-    if len(flood_nodes):
-        g = flood_nodes.groupby("node_id").agg(x=("x", "first"), y=("y", "first"),
-                                               depth=("surface_depth_m", "max"), vol=("surface_volume_m3", "max"))
-        g = g[g["vol"] > 0].sort_values("depth")
-        if len(g):
-            sc = ax.scatter(g["x"], g["y"], c=g["depth"], cmap=matplotlib.colormaps["Blues"], vmin=0,
-                            vmax=max(float(g["depth"].max()), 0.05), s=8 + 3 * np.sqrt(g["vol"].to_numpy()),
-                            edgecolors="#1c3d5a", linewidths=0.4, zorder=4)
-            fig.colorbar(sc, ax=ax, shrink=0.5, pad=0.02).set_label("storm: max surface depth at manhole (m)")
+    if depths is not None and len(depths.times_s):
+        bx0, by0, bx1, by1 = depths.bounds()
+        ax.imshow(depth_class_rgba(depths.max_depth_m(), domain=depths.domain), extent=(bx0, bx1, by0, by1),
+                  origin="upper", interpolation="nearest", zorder=3)
+        handles = [Patch(facecolor=c, edgecolor="#495057", label=label) for label, c in depth_legend_entries("en")]
+        ax.legend(handles=handles, title="storm: max street depth (2D surface)", loc="lower right", fontsize=8,
+                  title_fontsize=8, framealpha=0.9)
     if len(risk):
         xy = _risk_xy(risk, city)
         ok = np.isfinite(xy[:, 0])
         sc2 = ax.scatter(xy[ok, 0], xy[ok, 1], c=risk["probability"].to_numpy(float)[ok],
                          cmap=matplotlib.colormaps["OrRd"], vmin=0, vmax=1, marker="D", s=28,
                          edgecolors="black", linewidths=0.5, zorder=5)
-        fig.colorbar(sc2, ax=ax, shrink=0.5, pad=0.14, location="left").set_label("forecast flood probability")
+        fig.colorbar(sc2, ax=ax, shrink=0.5, pad=0.02).set_label("forecast flood probability")
         top = risk.head(10)
         for (x, y), rank in zip(xy[:len(top)], top["rank"]):
             if np.isfinite(x):
