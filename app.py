@@ -67,8 +67,20 @@ def cached_flood_deck(event_key: str, _city: CityTwin, _result, lang: str):
     return flood_layers.flood_deck(_city, _result, lang=lang)
 
 
+@st.cache_resource(show_spinner=False, max_entries=32)
+def cached_flood_deck_at(event_key: str, _city: CityTwin, _result, lang: str, frame: int | None):
+    """The event's map with its street water at ``frame`` (None: the maximum); the base map is cached apart."""
+    return flood_layers.with_depth_frame(cached_flood_deck(event_key, _city, _result, lang), _result.depths, frame)
+
+
 @st.cache_data(show_spinner=False, max_entries=8)
-def cached_flood_scene_html(event_key: str, _city: CityTwin, _result, vertical_exaggeration: float, lang: str) -> str:
+def cached_flood_scene_html(event_key: str, _city: CityTwin, _result, vertical_exaggeration: float, lang: str,
+                            frame: int | None = None) -> str:
+    if getattr(_result, "depths", None) is not None:  # the street water in its depth classes
+        from twin.viz.scene import scene_html
+
+        return scene_html(_city, depth_series=_result.depths, depth_frame=frame,
+                          vertical_exaggeration=vertical_exaggeration, lang=lang)
     return support.flood_scene_html(_city, _result, vertical_exaggeration=vertical_exaggeration, lang=lang)
 
 
@@ -271,11 +283,21 @@ def show_flood_event(lang: str, event_key: str, city: CityTwin, result) -> None:
         [t("flood.tab.map", lang), t("flood.tab.hydrograph", lang), t("flood.tab.scene", lang),
          t("flood.tab.tables", lang)])
 
+    series = getattr(result, "depths", None)
+    if series is not None and len(series.times_s) == 0:
+        series = None
     with tab_map:
-        st.pydeck_chart(cached_flood_deck(event_key, city, result, lang), height=600)
-        st.markdown(flood_layers.flood_legend_html(result, lang=lang), unsafe_allow_html=True)
-        st.caption(t("flood.map_hint", lang, car=result.roads.attrs.get("car_m", ""),
-                     all=result.roads.attrs.get("all_m", "")))
+        if series is None:
+            st.pydeck_chart(cached_flood_deck(event_key, city, result, lang), height=600)
+            st.markdown(flood_layers.flood_legend_html(result, lang=lang), unsafe_allow_html=True)
+            st.caption(t("flood.map_hint", lang, car=result.roads.attrs.get("car_m", ""),
+                         all=result.roads.attrs.get("all_m", "")))
+        else:
+            frame = depth_frame_slider(lang, series, key="flood_depth_frame", event_key=event_key,
+                                       label=t("flood.depth.time", lang))
+            st.pydeck_chart(cached_flood_deck_at(event_key, city, result, lang, frame), height=600)
+            st.markdown(flood_layers.flood_legend_html(result, lang=lang, depth_frame=frame), unsafe_allow_html=True)
+            st.caption(t("flood.depth.hint", lang))
 
     with tab_hydro:
         node_ids = list(result.nodes.index)
@@ -289,8 +311,10 @@ def show_flood_event(lang: str, event_key: str, city: CityTwin, result) -> None:
     with tab_scene:
         ve = st.select_slider(t("scene.vertical_exaggeration", lang), options=[1.0, 2.0, 3.0, 5.0, 10.0],
                               value=1.0, key="flood_scene_ve")
+        scene_frame = None if series is None else depth_frame_slider(
+            lang, series, key="flood_scene_frame", event_key=event_key, label=t("flood.depth.scene_time", lang))
         with st.spinner(t("scene.building", lang)):
-            html = cached_flood_scene_html(event_key, city, result, float(ve), lang)
+            html = cached_flood_scene_html(event_key, city, result, float(ve), lang, scene_frame)
         show_html(html, height=650)
         st.caption(t("flood.scene_hint", lang))
 
@@ -305,6 +329,31 @@ def show_flood_event(lang: str, event_key: str, city: CityTwin, result) -> None:
                 st.dataframe(table, hide_index=True)
             else:
                 st.caption(t("flood.table.empty", lang))
+
+
+MAX_FRAME = "max"  # the slider's first stop: each cell's maximum over the event
+
+
+def depth_frame_slider(lang: str, series, *, key: str, event_key: str, label: str) -> int | None:
+    """A slider over a depth series' frame times (first stop: the maximum); the chosen frame index or None.
+
+    The choice is kept per event: a new event starts at the maximum.
+    """
+    from twin.viz.depth_map import hhmm
+
+    options = [MAX_FRAME, *range(len(series.times_s))]
+    if st.session_state.get(f"{key}__event") != event_key:
+        st.session_state[f"{key}__event"] = event_key
+        st.session_state[key] = MAX_FRAME
+
+    def label_of(k):
+        if k == MAX_FRAME:
+            return t("depth.max_option", lang)
+        t_s = float(series.times_s[k])
+        return t("depth.time_option", lang, hhmm=hhmm(t_s), min=f"{t_s / 60:.0f}")
+
+    k = st.select_slider(label, options=options, format_func=label_of, key=key)
+    return None if k == MAX_FRAME else int(k)
 
 
 def show_html(html: str, *, height: int) -> None:

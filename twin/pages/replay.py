@@ -1,5 +1,9 @@
 """Replay page: pick a stored run, move a time slider, see crews, vendors, incidents and water on the map and the KPIs at t.
 
+When the run folder holds its street depth series (``depth_series.tif``), the map
+shows the street water at t (the frame at or before t, in the fixed depth classes of
+:mod:`twin.viz.depth_map`) under the other layers, with its legend.
+
 A toggle adds the 3D view at t (:func:`twin.viz.animation.replay_scene_html`):
 the water on the ground, crews and incidents in the city scene.
 
@@ -35,6 +39,38 @@ def _scene_html(run: str, t_s: float, city_source: str, vertical_exaggeration: f
     from twin.viz.animation import replay_scene_html
 
     return replay_scene_html(_city(city_source), run, t_s, lang=lang, vertical_exaggeration=vertical_exaggeration)
+
+
+@st.cache_resource(show_spinner=False, max_entries=2)
+def _depth_series(run: str, mtime: float):
+    """The run's street depth series, or None (``mtime`` keys the cache to the file's version)."""
+    from twin.viz.animation import run_depth_series
+
+    return run_depth_series(run)
+
+
+@st.cache_resource(show_spinner=False, max_entries=16)
+def _depth_layer(run: str, mtime: float, k: int):
+    from twin.viz.depth_map import depth_frame_layer
+
+    return depth_frame_layer(_depth_series(run, mtime), k)
+
+
+def depth_series_of(run) -> tuple[object, float] | None:
+    """(DepthSeries, file mtime) of a run folder that holds ``depth_series.tif``, else None.
+
+    Raises
+    ------
+    TwinError
+        The file is there but cannot be read.
+    """
+    from hydraulics.depth_series import FILE_NAME
+
+    path = Path(run) / FILE_NAME
+    if not path.is_file():
+        return None
+    mtime = path.stat().st_mtime
+    return _depth_series(str(Path(run).resolve()), mtime), mtime
 
 
 def _show_html(html: str, *, height: int) -> None:
@@ -119,7 +155,11 @@ def render(lang: str) -> None:
         if city is None:
             st.warning(t("replay.no_city", lang, city=Path(city_src).name))  # no server folders shown
         else:
-            st.pydeck_chart(state_deck(state, city, lang=lang), height=560)
+            deck = state_deck(state, city, lang=lang)
+            depth_legend = _add_street_water(deck, run, minutes * 60.0, lang)
+            st.pydeck_chart(deck, height=560)
+            if depth_legend:
+                st.markdown(depth_legend, unsafe_allow_html=True)
             st.caption(t("replay.legend", lang))
     with col_kpi:
         st.markdown(t("replay.kpis", lang))
@@ -133,3 +173,27 @@ def render(lang: str) -> None:
         st.caption(t("replay.scene.hint", lang))
     with st.expander(t("replay.text", lang)):
         st.code(format_state(state), language=None)
+
+
+def _add_street_water(deck, run, t_s: float, lang: str) -> str:
+    """Put the run's street water at ``t_s`` under the deck's other layers; returns its legend (HTML) or ""."""
+    from gisdata.errors import TwinError
+    from twin.viz.depth_map import depth_legend_html, frame_index, hhmm
+
+    try:
+        found = depth_series_of(run)
+    except TwinError as exc:
+        reason = str(exc).split(": ", 1)[-1]  # the message starts with the file's path: no server folders shown
+        st.warning(t("replay.depth.error", lang, error=reason))
+        return ""
+    if found is None:
+        return ""
+    series, mtime = found
+    k = frame_index(series, t_s)
+    if k is None:
+        if len(series.times_s):
+            st.caption(t("replay.depth.none_yet", lang, hhmm=hhmm(series.times_s[0])))
+        return ""
+    deck.layers = [_depth_layer(str(Path(run).resolve()), mtime, k), *deck.layers]
+    st.caption(t("replay.depth.caption", lang, frame=hhmm(series.times_s[k])))
+    return depth_legend_html(lang, series=series, k=k)

@@ -14,7 +14,7 @@ class                     depth, m                 meaning
 
 Water shallower than :data:`MIN_WET_DEPTH_M` is not drawn (transparent).
 
-* :func:`classify_depth`, :func:`depth_class_rgba` - the scale on an array;
+* :func:`classify_depth`, :func:`depth_class_rgba`, :func:`depth_class_cmap` - the scale on an array;
 * :func:`depth_frame_layer` - one frame as a deck.gl ``BitmapLayer`` in the grid's lon/lat bounds;
 * :func:`depth_legend_html`, :func:`depth_legend_entries` - the legend (HTML; label and colour pairs);
 * :func:`depth_frame_raster` - one frame (or the maximum) as a :class:`~gisdata.raster.Raster`
@@ -50,8 +50,6 @@ DEPTH_CLASS_COLORS = ("#74c0fc", "#1c7ed6", "#0b3d91", "#6a1b9a")
 """Colour of each class: light to dark blue, then purple for deep water (fixed, never rescaled)."""
 DEPTH_ALPHA = 0.85
 """Opacity of wet cells in 2D pictures (dry cells are fully transparent)."""
-DEPTH_SCALE_TOP_M = 0.65
-"""Top of the 3D scene's stepped colour bar, m (deeper water takes the last colour)."""
 MAX_BITMAP_PX = 2048
 """Largest side of a map layer's image, pixels (cells are repeated up to this, to keep class edges sharp)."""
 LAYER_ID = "street_depth"
@@ -99,9 +97,9 @@ def depth_class_rgba(depth_m, *, domain: np.ndarray | None = None, alpha: float 
     return lut[cls.astype(np.int16) + 1]
 
 
-def class_areas_m2(series: DepthSeries, k: int) -> np.ndarray:
-    """Area of each depth class in frame ``k``, m2 (4 values)."""
-    cls = classify_depth(series.depth_m[k])[series.domain]
+def class_areas_m2(series: DepthSeries, k: int | None) -> np.ndarray:
+    """Area of each depth class in frame ``k`` (None: each cell's maximum over the run), m2 (4 values)."""
+    cls = classify_depth(depth_frame_raster(series, k).values)[series.domain]
     return np.bincount(cls[cls >= 0], minlength=len(DEPTH_CLASS_EDGES_M)).astype(float) * series.cell_size_m ** 2
 
 
@@ -208,39 +206,37 @@ def depth_class_labels(lang: str = "en") -> list[str]:
     return [t(key, lang, **fields) for key, fields, _ in depth_legend_keys()]
 
 
-def depth_class_cmap(top_m: float = DEPTH_SCALE_TOP_M, step_m: float = 0.0025):
-    """A stepped colour map over 0 - ``top_m`` m that gives every depth its class colour.
-
-    For continuous renderers (the 3D water surface): with ``clim=(0, top_m)``
-    and ``n_colors=cmap.N`` each depth takes its class's colour; depths below
-    :data:`MIN_WET_DEPTH_M` (the rim of a wet patch) take the first class's.
-    """
-    from matplotlib.colors import ListedColormap
-
-    mids = (np.arange(int(round(top_m / step_m))) + 0.5) * step_m
-    cls = np.maximum(classify_depth(mids), 0)
-    return ListedColormap(np.asarray(DEPTH_CLASS_COLORS, dtype=object)[cls].tolist(), name="citytwin_depth_classes")
-
-
 def depth_legend_entries(lang: str = "en") -> list[tuple[str, str]]:
     """(label, hex colour) of each depth class, for the 3D and matplotlib legends."""
     return list(zip(depth_class_labels(lang), DEPTH_CLASS_COLORS))
 
 
-def depth_legend_html(lang: str = "en", *, t_s: float | None = None, series: DepthSeries | None = None,
-                      k: int | None = None) -> str:
+def depth_legend_html(lang: str = "en", *, series: DepthSeries | None = None, k: int | None = None,
+                      maximum: bool = False, wrap: bool = True) -> str:
     """The legend of :func:`depth_frame_layer` as HTML: the four class swatches and what is not drawn.
 
     Parameters
     ----------
     lang : str
-    t_s : float, optional
-        Time of the frame shown, s from the run start (goes in the title).
-    series, k : optional
-        With both, each class's area in that frame follows its label.
+    series : DepthSeries, optional
+        With a frame ``k`` (or ``maximum``), the title gives the frame's time and each
+        class's area in it follows its label.
+    k : int, optional
+        The frame shown.
+    maximum : bool
+        The picture shows each cell's maximum over the run.
+    wrap : bool
+        Return the whole ``<div>``; False returns only its inline parts (to go inside another legend).
     """
-    areas = class_areas_m2(series, k) if series is not None and k is not None else None
-    title = t("depth.legend.title_at", lang, hhmm=hhmm(t_s)) if t_s is not None else t("depth.legend.title", lang)
+    areas = None
+    if series is not None and (k is not None or maximum):
+        areas = class_areas_m2(series, None if maximum else k)
+    if maximum:
+        title = t("depth.legend.title_max", lang)
+    elif series is not None and k is not None:
+        title = t("depth.legend.title_at", lang, hhmm=hhmm(series.times_s[k]))
+    else:
+        title = t("depth.legend.title", lang)
     parts = [f'<span style="font-weight:600;margin-right:14px">{_html.escape(title)}</span>']
     for i, (label, colour) in enumerate(depth_legend_entries(lang)):
         if areas is not None:
@@ -249,9 +245,21 @@ def depth_legend_html(lang: str = "en", *, t_s: float | None = None, series: Dep
             f'<span style="display:inline-flex;align-items:center;margin-right:14px">'
             f'<span style="display:inline-block;width:14px;height:14px;background:{colour};opacity:{DEPTH_ALPHA};'
             f'border:1px solid #495057;margin-right:5px"></span>{_html.escape(label)}</span>')
-    parts.append(f'<span style="color:#495057">{_html.escape(t("depth.legend.dry", lang, min=f"{MIN_WET_DEPTH_M:.2f}"))}'
-                 f'</span>')
+    parts.append(f'<span style="color:#495057;margin-right:14px">'
+                 f'{_html.escape(t("depth.legend.dry", lang, min=f"{MIN_WET_DEPTH_M:.2f}"))}</span>')
+    if not wrap:
+        return "".join(parts)
     return '<div style="font-size:0.85rem;line-height:1.8">' + "".join(parts) + "</div>"
+
+
+def depth_class_cmap():
+    """The four class colours as a matplotlib colour map, for renderers that colour by class number.
+
+    Use with ``clim=(-0.5, 3.5)`` and 4 colours, e.g. the 3D street water's ``depth_class``.
+    """
+    from matplotlib.colors import ListedColormap
+
+    return ListedColormap(list(DEPTH_CLASS_COLORS), name="citytwin_depth_classes")
 
 
 # ----------------------------------------------------------------------------- frames (twin render)

@@ -163,12 +163,17 @@ def flooded_nodes_layer(nodes, event_nodes: pd.DataFrame, *, lang: str = "en", m
 
 
 def flood_deck(city: CityTwin, result, *, lang: str = "en", height_px: int = 600, terrain: bool = True,
-               buildings: bool = True):
+               buildings: bool = True, depth_frame: int | None = None):
     """The flood event on a deck.gl map with no basemap tiles.
 
     Terrain hillshade and buildings (from :func:`twin.viz.map2d.city_deck`),
-    the maximum surface depth, roads by closure state and the manholes that
-    overflowed, with tooltips.
+    the water depth, roads by closure state and the manholes that
+    overflowed, with tooltips.  When the result keeps its street water over
+    time (``result.depths``, a :class:`~hydraulics.depth_series.DepthSeries`),
+    the water is drawn in the fixed depth classes of :mod:`twin.viz.depth_map`
+    at frame ``depth_frame`` (default each cell's maximum); otherwise the
+    maximum depth on a blue scale.  Either way the water layer's id is
+    ``flood_depth`` (:func:`with_depth_frame` swaps it).
 
     Parameters
     ----------
@@ -193,7 +198,14 @@ def flood_deck(city: CityTwin, result, *, lang: str = "en", height_px: int = 600
     base = [name for name, on in (("terrain", terrain), ("buildings", buildings)) if on]
     deck = city_deck(city, tuple(base), lang=lang, height_px=height_px)
     layers = list(deck.layers)
-    layers.insert(1 if terrain else 0, depth_layer(result.depth))
+    series = getattr(result, "depths", None)
+    if series is not None:
+        from twin.viz.depth_map import depth_frame_layer
+
+        water = depth_frame_layer(series, depth_frame, layer_id="flood_depth")
+    else:
+        water = depth_layer(result.depth)
+    layers.insert(1 if terrain else 0, water)
     layers.append(road_status_layer(city.roads, result.roads, lang=lang))
     if (result.nodes["flood_volume_m3"] > 0).any():
         xmin, ymin, xmax, ymax = city.extent
@@ -201,6 +213,21 @@ def flood_deck(city: CityTwin, result, *, lang: str = "en", height_px: int = 600
                                           max_radius_m=max(xmax - xmin, ymax - ymin) / 50))
     deck.layers = layers
     return deck
+
+
+def with_depth_frame(deck, series, k: int | None):
+    """A copy of a :func:`flood_deck` whose water layer shows frame ``k`` of ``series`` (None: the maximum).
+
+    The deck itself is not changed (it may be cached); only the water layer is rebuilt.
+    """
+    import copy
+
+    from twin.viz.depth_map import depth_frame_layer
+
+    out = copy.copy(deck)
+    out.layers = [depth_frame_layer(series, k, layer_id="flood_depth") if getattr(layer, "id", None) == "flood_depth"
+                  else layer for layer in deck.layers]
+    return out
 
 
 def _swatch(rgb, label: str, *, line: bool = False) -> str:
@@ -211,18 +238,29 @@ def _swatch(rgb, label: str, *, line: bool = False) -> str:
             f'<span style="display:inline-block;{shape}margin-right:5px"></span>{_html.escape(label)}</span>')
 
 
-def flood_legend_html(result, *, lang: str = "en") -> str:
-    """An HTML legend for :func:`flood_deck`: depth scale, road states with counts, flooded manholes."""
-    vmax = _vmax(result.depth, None)
-    stops = [water_cmap()(f) for f in np.linspace(0, 1, 6)]
-    grad = ",".join("rgb({},{},{})".format(*(round(c * 255) for c in s[:3])) for s in stops)
+def flood_legend_html(result, *, lang: str = "en", depth_frame: int | None = None) -> str:
+    """An HTML legend for :func:`flood_deck`: depth scale, road states with counts, flooded manholes.
+
+    With ``result.depths`` the depth part is the fixed depth classes at ``depth_frame``
+    (default the maximum over the event), with each class's area.
+    """
+    series = getattr(result, "depths", None)
     counts = result.roads["status"].astype(str).value_counts()
-    parts = [(
-        f'<span style="display:inline-flex;align-items:center;margin-right:14px">'
-        f'{_html.escape(t("flood.legend.depth", lang))}&nbsp;{MIN_DEPTH_M:g}'
-        f'<span style="display:inline-block;width:90px;height:10px;margin:0 5px;'
-        f'background:linear-gradient(to right,{grad})"></span>{vmax:.2f} m</span>'
-    )]
+    if series is not None:
+        from twin.viz.depth_map import depth_legend_html
+
+        parts = [depth_legend_html(lang, series=series, k=depth_frame, maximum=depth_frame is None, wrap=False),
+                 "<br/>"]
+    else:
+        vmax = _vmax(result.depth, None)
+        stops = [water_cmap()(f) for f in np.linspace(0, 1, 6)]
+        grad = ",".join("rgb({},{},{})".format(*(round(c * 255) for c in s[:3])) for s in stops)
+        parts = [(
+            f'<span style="display:inline-flex;align-items:center;margin-right:14px">'
+            f'{_html.escape(t("flood.legend.depth", lang))}&nbsp;{MIN_DEPTH_M:g}'
+            f'<span style="display:inline-block;width:90px;height:10px;margin:0 5px;'
+            f'background:linear-gradient(to right,{grad})"></span>{vmax:.2f} m</span>'
+        )]
     for status, rgb in STATUS_RGB.items():
         parts.append(_swatch(rgb, t("flood.legend.road", lang, status=t(f"flood.status.{status}", lang),
                                     n=int(counts.get(status, 0))), line=True))

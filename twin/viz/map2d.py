@@ -154,7 +154,7 @@ def _view(city: CityTwin):
     return pdk.ViewState(longitude=lon, latitude=lat, zoom=round(min(max(zoom, 1), 20), 2), pitch=40, bearing=0)
 
 
-def hillshade_rgb(city: "CityTwin | Raster") -> np.ndarray:
+def hillshade_rgb(city: CityTwin | Raster) -> np.ndarray:
     """Hillshade of a city's DEM (or of a ground raster) coloured by elevation, (rows, cols, 3) floats in 0-1."""
     from matplotlib.colors import LightSource, LinearSegmentedColormap
 

@@ -140,12 +140,13 @@ def add_street_water(pl: pv.Plotter, info: SceneInfo, series, k: int | None, dem
     The four depth classes go into ``info.legend`` (whether or not any cell is wet, so frames compare).
     ``add_kw`` go to ``Plotter.add_mesh`` (e.g. ``render=False``).
     """
-    from twin.viz.depth_map import DEPTH_SCALE_TOP_M, depth_class_cmap, depth_legend_keys
+    from twin.viz.depth_map import depth_class_cmap, depth_legend_keys
 
     water = build_street_water(series, k, dem, frame, lift_m=lift_m)
     if water.n_cells:
         cmap = depth_class_cmap()
-        pl.add_mesh(water, scalars="depth_m", cmap=cmap, n_colors=cmap.N, clim=(0.0, DEPTH_SCALE_TOP_M),
+        # coloured by class number, so a depth on a class edge cannot fall either side
+        pl.add_mesh(water, scalars="depth_class", cmap=cmap, n_colors=cmap.N, clim=(-0.5, cmap.N - 0.5),
                     opacity=STREET_WATER_OPACITY, show_scalar_bar=False, name=name, ambient=0.25,
                     preference="cell", **add_kw)
         info.ranges["depth_m"] = water.get_data_range("depth_m")
