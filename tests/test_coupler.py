@@ -13,15 +13,16 @@ from agents.gridcity import make_grid_city
 from hydraulics.rainfall import chicago_storm
 from conftest import make_tiny_city
 from twin.coupler import (
+    HEADLINE_KPIS,
     CouplerError,
     CouplingOptions,
     compute_flood_schedule,
     hot_spot_risk_points,
     run_coupled,
     run_coupled_in_worker,
-    summarise_sweep,
     sweep_strategies,
 )
+from twin.kpi_stats import summarise_sweep
 
 KW = {"hours": 3.0, "n_citizens": 100, "n_vendors": 3, "seed": 1}
 START_S = 1800.0
@@ -175,7 +176,7 @@ def test_sweep_over_seeds_and_confidence_intervals():
     for k in again.columns:
         assert again[k].iloc[0] == pytest.approx(row3[k], nan_ok=True), k  # a run is a function of its seed
     assert df.groupby("seed")["counts.reports"].nunique().max() <= 2
-    s = summarise_sweep(df, baseline="siloed")
+    s = summarise_sweep(df, HEADLINE_KPIS, baseline="siloed")
     row = s.loc[("duplicates.dispatches", "priority")]
     assert row["n"] == 5 and row["ci_low"] <= row["mean"] <= row["ci_high"]
     base = s.loc[("counts.reports", "siloed")]

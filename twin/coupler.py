@@ -38,8 +38,8 @@ a sweep runs the hydraulics once per storm (:func:`compute_flood_schedule`) and 
 the same incidents and timed closures to every strategy and seed
 (:func:`sweep_strategies`); with the agents' split seeds (common random
 numbers) every strategy faces the same flood, incidents and citizens.
-:func:`summarise_sweep` gives means and t confidence intervals over seeds and
-the paired differences to a baseline.
+:func:`twin.kpi_stats.summarise_sweep` gives means and bootstrap intervals over
+seeds, the paired differences to a baseline and the winner of each KPI.
 """
 
 from __future__ import annotations
@@ -455,62 +455,8 @@ def sweep_strategies(city, strategies: Sequence[str], seeds: Iterable[int], *, h
     return pd.DataFrame(rows)
 
 
-def summarise_sweep(df: pd.DataFrame, kpis: Sequence[str] = HEADLINE_KPIS, *, level: float = 0.95,
-                    baseline: str | None = None) -> pd.DataFrame:
-    """Mean and t confidence interval over seeds of each KPI per strategy, and the paired difference.
-
-    Parameters
-    ----------
-    df : DataFrame
-        From :func:`sweep_strategies`.
-    kpis : sequence of str
-        Flat KPI keys.
-    level : float
-        Confidence level.
-    baseline : str, optional
-        Strategy to difference against, seed by seed (common random numbers make
-        the paired interval much narrower); default the first strategy.
-
-    Returns
-    -------
-    DataFrame
-        Index (``kpi``, ``strategy``); ``n``, ``mean``, ``ci_low``, ``ci_high``, ``diff_mean``,
-        ``diff_ci_low``, ``diff_ci_high`` (NaN where undefined).
-    """
-    from scipy import stats
-
-    if not 0 < level < 1:
-        raise CouplerError(f"level={level} must be in (0, 1)")
-    strategies = list(dict.fromkeys(df["strategy"]))
-    base = baseline or strategies[0]
-    rows = []
-
-    def ci(v: np.ndarray) -> tuple[int, float, float, float]:
-        v = v[np.isfinite(v)]
-        if len(v) == 0:
-            return 0, np.nan, np.nan, np.nan
-        m = float(v.mean())
-        if len(v) < 2:
-            return len(v), m, np.nan, np.nan
-        h = float(stats.t.ppf(0.5 + level / 2, len(v) - 1) * v.std(ddof=1) / math.sqrt(len(v)))
-        return len(v), m, m - h, m + h
-
-    for k in kpis:
-        if k not in df.columns:
-            continue
-        b = df[df["strategy"] == base].set_index("seed")[k].astype(float)
-        for s in strategies:
-            v = df[df["strategy"] == s].set_index("seed")[k].astype(float)
-            n, m, lo, hi = ci(v.to_numpy())
-            d = (v - b.reindex(v.index)).to_numpy()
-            _, dm, dlo, dhi = ci(d)
-            rows.append({"kpi": k, "strategy": s, "n": n, "mean": m, "ci_low": lo, "ci_high": hi,
-                         "diff_mean": dm, "diff_ci_low": dlo, "diff_ci_high": dhi})
-    return pd.DataFrame(rows).set_index(["kpi", "strategy"])
-
-
 __all__ = [
     "HEADLINE_KPIS", "CoupledResult", "CouplerError", "CouplingOptions", "FloodSchedule",
     "FloodUpdate", "compute_flood_schedule", "hot_spot_risk_points", "run_coupled", "run_coupled_in_worker",
-    "strategy_params_for", "summarise_sweep", "sweep_strategies",
+    "strategy_params_for", "sweep_strategies",
 ]

@@ -35,12 +35,8 @@ def render(lang: str) -> None:
     """The Dispatch lab page."""
     from agents import strategy_names
     from twin import app_support as support
-    from twin.coupler import (
-        HEADLINE_KPIS,
-        compute_flood_schedule,
-        summarise_sweep,
-        sweep_strategies,
-    )
+    from twin.coupler import HEADLINE_KPIS, compute_flood_schedule, sweep_strategies
+    from twin.kpi_stats import summarise_sweep
 
     source = support.app_city_source()
     st.subheader(t("lab.header", lang))
@@ -100,28 +96,40 @@ def render(lang: str) -> None:
     kpi = st.selectbox(t("lab.kpi", lang), [k for k in HEADLINE_KPIS if k in summary.index.get_level_values(0)],
                        format_func=lambda k: t(f"kpi.{k}", lang), key="lab_kpi")
     st.altair_chart(ci_chart(summary, kpi, lang=lang), width="stretch")
+    st.caption(t(f"kpi_def.{kpi}", lang))
     st.dataframe(summary_display(summary, lang=lang), width="stretch")
     with st.expander(t("lab.per_seed", lang)):
         st.dataframe(df, width="stretch")
 
 
+def _scale(kpi: str, unit: str) -> tuple[float, str]:
+    """Display factor and unit label: seconds are shown in minutes."""
+    if unit == "s":
+        return 1 / 60.0, "min"
+    return 1.0, {"h": "h", "share": "0-1", "count": "n"}.get(unit, unit)
+
+
 def summary_display(summary, *, lang: str):
-    """The sweep summary with translated labels and times in minutes (display only)."""
+    """The sweep summary with translated labels, units, the better direction and the winner (display only)."""
     import numpy as np
     import pandas as pd
 
     rows = []
     for (kpi, strategy), r in summary.iterrows():
-        f = 1 / 60.0 if kpi.endswith(("_s.p50", "_s.p90")) or kpi == "coordination.delay_mean" else 1.0
+        f, unit = _scale(kpi, r["unit"])
 
         def fmt(v, f=f):
             return "-" if not np.isfinite(v) else f"{v * f:.2f}"
 
-        rows.append({t("kpi.name", lang): t(f"kpi.{kpi}", lang), t("lab.col.strategy", lang): t(f"strategy.{strategy}", lang),
+        better = t(f"lab.better.{r['better']}", lang) if r["better"] else t("lab.better.none", lang)
+        rows.append({t("kpi.name", lang): f"{t(f'kpi.{kpi}', lang)} ({unit})",
+                     t("lab.col.better", lang): better,
+                     t("lab.col.strategy", lang): t(f"strategy.{strategy}", lang),
                      t("lab.col.mean", lang): fmt(r["mean"]),
                      t("lab.col.ci", lang): f"[{fmt(r['ci_low'])}, {fmt(r['ci_high'])}]",
                      t("lab.col.diff", lang): fmt(r["diff_mean"]),
-                     t("lab.col.diff_ci", lang): f"[{fmt(r['diff_ci_low'])}, {fmt(r['diff_ci_high'])}]"})
+                     t("lab.col.diff_ci", lang): f"[{fmt(r['diff_ci_low'])}, {fmt(r['diff_ci_high'])}]",
+                     t("lab.col.winner", lang): "★" if r["winner"] else ""})
     return pd.DataFrame(rows)
 
 
@@ -129,12 +137,12 @@ def ci_chart(summary, kpi: str, *, lang: str):
     """Mean and confidence interval of one KPI per strategy (altair)."""
     import altair as alt
 
-    f = 1 / 60.0 if kpi.endswith(("_s.p50", "_s.p90")) or kpi == "coordination.delay_mean" else 1.0
     d = summary.loc[kpi].reset_index()
+    f, unit = _scale(kpi, str(d["unit"].iloc[0]) if len(d) else "")
     d = d.assign(label=[t(f"strategy.{s}", lang) for s in d["strategy"]], mean=d["mean"] * f,
                  lo=d["ci_low"].fillna(d["mean"]) * f, hi=d["ci_high"].fillna(d["mean"]) * f)
     y = alt.Y("label:N", title=t("lab.col.strategy", lang))
-    x_title = t(f"kpi.{kpi}", lang)
+    x_title = f"{t(f'kpi.{kpi}', lang)} ({unit})"
     bars = alt.Chart(d).mark_bar(opacity=0.6).encode(x=alt.X("mean:Q", title=x_title), y=y)
     err = alt.Chart(d).mark_errorbar(ticks=True).encode(x=alt.X("lo:Q", title=x_title), x2="hi:Q", y=y)
     return (bars + err).properties(height=60 + 40 * len(d))

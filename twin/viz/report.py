@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from gisdata.city import CityTwin
+from twin.kpi_stats import HIGHER_IS_BETTER, LOWER_IS_BETTER
 
 KPI_ROWS: tuple[tuple[str, str, str], ...] = (
     ("response p50", "response.all:all.response_s.p50", "min"),
@@ -38,10 +39,6 @@ KPI_ROWS: tuple[tuple[str, str, str], ...] = (
 )
 """(label, flat KPI key, unit) of the KPI comparison table."""
 
-LOWER_IS_BETTER = {"response.all:all.response_s.p50", "response.all:all.response_s.p90", "incident_response_s.p50",
-                   "incident_response_s.p90", "duplicates.dispatches", "duplicates.share", "coordination.total_h",
-                   "exposure.person_hours_closed_roads", "unresolved.cases"}
-HIGHER_IS_BETTER = {"within_target.all"}
 
 
 def _png_uri(path: str | Path) -> str:
