@@ -286,8 +286,9 @@ class ReplayScene:
                                                   lift_m=3 * self.lift, name="street_water",
                                                   reset_camera=False, render=False):
                 self._dynamic.append("street_water")
-            from twin.viz.depth_map import depth_legend_keys
+            from twin.viz.depth_map import DEPTH_CLASS_COLORS, depth_legend_keys
 
+            legend.append(("scene.legend.water", {}, DEPTH_CLASS_COLORS[1]))
             legend.extend(depth_legend_keys())
         else:
             water = geo.build_water_surface(depth, city.dem, frame, min_depth_m=MIN_WATER_DEPTH_M) \

@@ -317,7 +317,7 @@ def render_depth_frames(series: DepthSeries, times: Sequence[float], *, city=Non
         scale = min(w_px / 960, h_px / 600)
         fs = max(5.0, 9.0 * scale)
         # map on the left, legend on the right
-        ax = fig.add_axes((0.01, 0.02, 0.62, 0.86))
+        ax = fig.add_axes((0.01, 0.02, 0.58, 0.86))
         ax.set_axis_off()
         ax.set_facecolor("#f1f3f5")
         ax.imshow(np.ma.masked_where(~np.asarray(series.domain, bool), np.ones(series.shape)), extent=extent,
@@ -351,12 +351,15 @@ def render_depth_frames(series: DepthSeries, times: Sequence[float], *, city=Non
         handles = [Patch(facecolor=c, edgecolor="#495057", alpha=DEPTH_ALPHA, label=label)
                    for label, c in depth_legend_entries(lang)]
         handles.append(Patch(facecolor="#adb5bd", edgecolor="none", label=t("depth.legend.walls", lang)))
-        fig.legend(handles=handles, loc="upper left", bbox_to_anchor=(0.65, 0.80), fontsize=fs, frameon=False,
-                   title=t("depth.legend.title", lang), title_fontsize=fs * 1.1, alignment="left")
-        fig.text(0.655, 0.50, t("depth.legend.dry", lang, min=f"{MIN_WET_DEPTH_M:.2f}"), fontsize=fs * 0.9,
-                 color="#495057", va="top")
+        handles.append(Patch(facecolor="none", edgecolor="#adb5bd", linestyle=":",
+                             label=t("depth.legend.dry", lang, min=f"{MIN_WET_DEPTH_M:.2f}")))
+        legend = fig.legend(handles=handles, loc="upper left", bbox_to_anchor=(0.60, 0.88), fontsize=fs,
+                            frameon=False, title=t("depth.legend.title", lang), title_fontsize=fs * 1.1,
+                            alignment="left")
         stamp = fig.text(0.01, 0.965, "", fontsize=fs * 1.5, weight="bold" if lang == "en" else "normal", va="top")
-        info = fig.text(0.655, 0.42, "", fontsize=fs, va="top", linespacing=1.5)
+        canvas.draw()  # the frame's figures go below the legend, wherever its text ends
+        below = fig.transFigure.inverted().transform(legend.get_window_extent(canvas.get_renderer()))[0, 1]
+        info = fig.text(0.605, below - 0.04, "", fontsize=fs, va="top", linespacing=1.5)
         for i, t_s in enumerate(times):
             k = frame_index(series, t_s)
             if k is None:

@@ -137,10 +137,15 @@ def add_street_water(pl: pv.Plotter, info: SceneInfo, series, k: int | None, dem
                      lift_m: float = 0.0, name: str = "street_water", **add_kw) -> int:
     """Draw :func:`build_street_water` on a plotter in the fixed depth-class colours; returns the wet cell count.
 
-    The four depth classes go into ``info.legend`` (whether or not any cell is wet, so frames compare).
+    "Flood water" and the four depth classes go into ``info.legend`` (whether or not any cell is wet, so
+    frames compare).
     ``add_kw`` go to ``Plotter.add_mesh`` (e.g. ``render=False``).
     """
-    from twin.viz.depth_map import depth_class_cmap, depth_legend_keys
+    from twin.viz.depth_map import (
+        DEPTH_CLASS_COLORS,
+        depth_class_cmap,
+        depth_legend_keys,
+    )
 
     water = build_street_water(series, k, dem, frame, lift_m=lift_m)
     if water.n_cells:
@@ -150,6 +155,7 @@ def add_street_water(pl: pv.Plotter, info: SceneInfo, series, k: int | None, dem
                     opacity=STREET_WATER_OPACITY, show_scalar_bar=False, name=name, ambient=0.25,
                     preference="cell", **add_kw)
         info.ranges["depth_m"] = water.get_data_range("depth_m")
+    info.legend.append(("scene.legend.water", {}, DEPTH_CLASS_COLORS[1]))  # "Flood water", then its classes
     info.legend.extend(depth_legend_keys())
     return int(water.n_cells)
 
