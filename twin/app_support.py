@@ -485,3 +485,83 @@ def keep_latest(store: dict, key, value, keep: int) -> None:
     store[key] = value
     while len(store) > keep:
         store.pop(next(iter(store)))
+
+
+# ----------------------------------------------------------------------------- the run store and page state
+
+
+def runs_dir() -> Path:
+    """The workspace's run store, where every page stores its runs and Replay and Batch look first.
+
+    ``$CITYTWIN_RUNS_DIR`` (relative to the workspace root, or absolute), else ``runs`` in the
+    workspace root (:func:`workspace_root`).  Resolved; it need not exist yet.
+    """
+    runs = os.environ.get(RUNS_DIR_ENV, "").strip()
+    return (workspace_root() / (runs or "runs")).resolve()
+
+
+def runs_dir_text() -> str:
+    """The run store as a page shows it in its folder field: ``$CITYTWIN_RUNS_DIR`` as set, else ``runs``."""
+    return os.environ.get(RUNS_DIR_ENV, "").strip() or "runs"
+
+
+def persistent(key: str) -> dict:
+    """A widget's ``key`` and what keeps its value for the whole session: ``st.slider(..., **persistent("k"))``.
+
+    Streamlit drops the value of a widget that is not drawn in a run (the user is on
+    another page); ``persist_state="session"`` keeps it across page switches, language
+    switches (the widget's label changes, its key does not) and reruns.  Every page's
+    inputs go through here, so the rule is in one place.
+
+    Examples
+    --------
+    >>> persistent("flood_period")
+    {'key': 'flood_period', 'persist_state': 'session'}
+    """
+    return {"key": key, "persist_state": "session"}
+
+
+def kept_tabs(ids: Sequence[str], labels: Sequence[str], *, key: str, lang: str):
+    """``st.tabs`` that stay on the chosen tab across reruns, page and language switches.
+
+    A tab is remembered by its id (``ids``), not by its translated label, so
+    switching the language keeps it open.  Returns the tab containers, in order.
+    """
+    import streamlit as st
+
+    chosen = st.session_state.get(f"{key}__id")
+    default = labels[ids.index(chosen)] if chosen in ids else labels[0]
+
+    def remember() -> None:
+        label = st.session_state.get(f"{key}__{lang}")
+        if label in labels:
+            st.session_state[f"{key}__id"] = ids[list(labels).index(label)]
+
+    return st.tabs(list(labels), default=default, key=f"{key}__{lang}", on_change=remember)
+
+
+def shown_result(store: dict, key, state: dict, name: str) -> tuple[object, object, bool]:
+    """What a page shows of the results it keeps by settings: ``(key, result, stale)``.
+
+    The result of the current settings ``key`` if there is one; else the last one the
+    page showed (remembered in ``state[name]``), marked stale so the page says
+    "results are from other settings" instead of letting them vanish; else
+    ``(None, None, False)``.
+
+    Examples
+    --------
+    >>> state = {}
+    >>> shown_result({"a": 1}, "a", state, "last")
+    ('a', 1, False)
+    >>> shown_result({"a": 1}, "b", state, "last")
+    ('a', 1, True)
+    >>> shown_result({}, "b", {}, "last")
+    (None, None, False)
+    """
+    if key in store:
+        state[name] = key
+        return key, store[key], False
+    last = state.get(name)
+    if last is not None and last in store:
+        return last, store[last], True
+    return None, None, False
