@@ -115,6 +115,12 @@ LAYERS: dict[str, LayerSchema] = {
             Column("speed_kmh", "float64", "km/h", "Free-flow speed"),
             Column("lanes", "int64", "-", "Number of traffic lanes (both directions)"),
             Column("name", "str", "-", "Street name", required=False, default=""),
+            Column("sag", "str", "-",
+                   "Sag point on the segment: an underpass (the road dips under a rail line or an elevated "
+                   "road) or a low crossing (a junction in a hollow); '' for none",
+                   required=False, default="", choices=("", "underpass", "low_crossing")),
+            Column("sag_depth_m", "float64", "m", "Depth of the sag below the surrounding grade (0 for none)",
+                   required=False, default=0.0, bounds=(0.0, 100.0)),
         )),
         LayerSchema("buildings", "building_id", _POLY, "Building footprints", (
             Column("height_m", "float64", "m", "Height above ground"),

@@ -46,6 +46,7 @@ from dataclasses import dataclass
 import geopandas as gpd
 import networkx as nx
 import numpy as np
+import pandas as pd
 import shapely
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components, dijkstra
@@ -764,5 +765,119 @@ def _assemble(net: _Network, rim: np.ndarray, sz: _Sizing, subs: gpd.GeoDataFram
     )
 
 
+# ----------------------------------------------------------------------------- sags
+
+SAG_FREEBOARD_M = 0.2
+"""Least height of a sag's floor above the design water level of the sewer under it, m."""
+
+SAG_MIN_COVER_M = 0.3
+"""Least cover over a pipe crown under a sag's floor, m (less than :data:`MIN_COVER_M`: a short
+reach under a cutting, protected by the road slab; deeper pipes dip under it as an inverted siphon)."""
+
+
+def _part_full_depth_ratio(flow_ratio: np.ndarray) -> np.ndarray:
+    """Normal depth over diameter of a circular pipe carrying ``flow_ratio`` of its full-flow capacity (Manning)."""
+    yd = np.linspace(1e-3, 0.938, 2000)  # 0.938: the largest flow, 1.076 x full
+    theta = 2 * np.arccos(1 - 2 * yd)
+    area = (theta - np.sin(theta)) / 8
+    q = area * (area / (theta / 2)) ** (2 / 3) / (math.pi / 4 * 0.25 ** (2 / 3))
+    return np.interp(np.asarray(flow_ratio, dtype=float), q, yd, right=1.0)
+
+
+def max_sag_depth_m(nodes: gpd.GeoDataFrame, conduits: gpd.GeoDataFrame, *,
+                    freeboard_m: float = SAG_FREEBOARD_M) -> pd.Series:
+    """How deep a dip of the ground each junction's manhole can drain by gravity, m.
+
+    The design water level at a manhole is the highest normal-depth water
+    surface, at design flow, of the pipes that meet there (a pipe of
+    ``design_flow_cms`` above ``full_flow_cms``, e.g. a bottleneck, counts as
+    full).  A sag whose floor stays ``freeboard_m`` above that level drains
+    up to the design storm; a larger storm surcharges the sewer and backs
+    up into it.  Checked against SWMM on the demo city before its sags were
+    cut (Chicago storms, Beijing IDF; a floor at this depth below every
+    manhole): with a 0.2 m freeboard no floor is reached by the water of a
+    2-year storm, 64 % are by a 20-year storm and 91 % by a 100-year storm
+    (with 0.3 m: 0, 47 and 88 %).
+
+    Parameters
+    ----------
+    nodes, conduits : geopandas.GeoDataFrame
+        A designed sewer (:class:`SewerDesign`: conduits with ``design_flow_cms``
+        and ``full_flow_cms``).
+    freeboard_m : float
+        Height of a floor above the design water level, m.
+
+    Returns
+    -------
+    pandas.Series
+        Index: the junctions' ``node_id``; rim minus design water level minus
+        freeboard, m (never below 0).
+    """
+    inv = nodes["invert_elev_m"]
+    yd = _part_full_depth_ratio(conduits["design_flow_cms"] / conduits["full_flow_cms"].clip(lower=1e-9))
+    depth = yd * conduits["diameter_m"].to_numpy(float)
+    up = inv.loc[conduits["from_node"]].to_numpy() + conduits["in_offset_m"].to_numpy() + depth
+    dn = inv.loc[conduits["to_node"]].to_numpy() + conduits["out_offset_m"].to_numpy() + depth
+    level = pd.concat([pd.Series(up, index=conduits["from_node"].to_numpy()),
+                       pd.Series(dn, index=conduits["to_node"].to_numpy())]).groupby(level=0).max()
+    junctions = nodes.index[nodes["node_type"] == "junction"]
+    level = level.reindex(junctions).fillna(inv.loc[junctions])
+    return (nodes.loc[junctions, "rim_elev_m"] - level - freeboard_m).clip(lower=0.0).rename("max_sag_depth_m")
+
+
+def fit_sewer_to_ground(nodes: gpd.GeoDataFrame, conduits: gpd.GeoDataFrame, dem: Raster, *,
+                        min_cover_m: float = SAG_MIN_COVER_M) -> tuple[gpd.GeoDataFrame, gpd.GeoDataFrame]:
+    """Set every junction's rim to the ground of ``dem`` after the ground was lowered (sags).
+
+    A manhole's rim is the ground at its cover; where the ground was cut
+    down (an underpass, a hollow) the rim follows it.  Where a pipe's crown
+    would then lie less than ``min_cover_m`` under the new ground, its end at
+    that manhole goes down to ``min_cover_m`` and the manhole's invert with it:
+    the sewer dips under the sag as an inverted siphon and climbs back to its
+    own grade at the next manholes, which keep their depth.  Outfalls are left
+    as they are.
+
+    Parameters
+    ----------
+    nodes, conduits : geopandas.GeoDataFrame
+        A designed sewer.
+    dem : Raster
+        The ground now, m.
+    min_cover_m : float
+        Least cover over a crown, m.
+
+    Returns
+    -------
+    (nodes, conduits)
+        New tables; ``max_depth_m``, ``in_offset_m`` and ``out_offset_m`` follow.
+        ``slope``, ``design_flow_cms`` and ``full_flow_cms`` keep the design figures.
+    """
+    nodes, conduits = nodes.copy(), conduits.copy()
+    junction = (nodes["node_type"] == "junction").to_numpy()
+    xy = shapely.get_coordinates(np.asarray(nodes.geometry.values))
+    ground = np.round(dem.sample(xy[:, 0], xy[:, 1]), 3)
+    rim = np.where(junction, ground, nodes["rim_elev_m"].to_numpy(float))
+    pos = pd.Series(np.arange(len(nodes)), index=nodes.index)
+    a, b = pos.loc[conduits["from_node"]].to_numpy(), pos.loc[conduits["to_node"]].to_numpy()
+    inv = nodes["invert_elev_m"].to_numpy(float)
+    d = conduits["diameter_m"].to_numpy(float)
+    up = inv[a] + conduits["in_offset_m"].to_numpy(float)
+    dn = inv[b] + conduits["out_offset_m"].to_numpy(float)
+    up = np.where(junction[a], np.minimum(up, rim[a] - min_cover_m - d), up)
+    dn = np.where(junction[b], np.minimum(dn, rim[b] - min_cover_m - d), dn)
+    lowest = inv.copy()
+    np.minimum.at(lowest, a, up)
+    np.minimum.at(lowest, b, dn)
+    inv = np.round(np.where(junction, lowest, inv), 3)
+    nodes["rim_elev_m"] = rim
+    nodes["invert_elev_m"] = inv
+    nodes["max_depth_m"] = nodes["rim_elev_m"] - nodes["invert_elev_m"]
+    conduits["in_offset_m"] = np.round(up - inv[a], 3)
+    conduits["out_offset_m"] = np.round(dn - inv[b], 3).clip(min=0.0)
+    return (validate_layer(nodes, "nodes", source="fit_sewer_to_ground"),
+            validate_layer(conduits, "conduits", source="fit_sewer_to_ground"))
+
+
 __all__ = ["SewerDesign", "DesignInputError", "design_sewer", "COMMERCIAL_DIAMETERS_M", "MANNING_N", "MIN_COVER_M",
-           "full_flow_capacity_cms", "min_slope", "runoff_coefficient"]
+           "full_flow_capacity_cms", "min_slope", "runoff_coefficient", "max_sag_depth_m", "fit_sewer_to_ground",
+           "SAG_FREEBOARD_M", "SAG_MIN_COVER_M"]

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import geopandas as gpd
 import numpy as np
+import pandas as pd
 import shapely
 from shapely.geometry import LineString, MultiLineString, Polygon, box
 
@@ -240,3 +241,231 @@ def _road_graph(segments: np.ndarray, crs: str) -> gpd.GeoDataFrame:
 def city_boundary(x0: float, y0: float, width_m: float, height_m: float, margin_m: float) -> Polygon:
     """The built-up rectangle: the DEM extent less a margin on each side."""
     return box(x0 + margin_m, y0 + margin_m, x0 + width_m - margin_m, y0 + height_m - margin_m)
+
+
+# ----------------------------------------------------------------------------- sag points
+
+SAG_KINDS = ("underpass", "low_crossing")
+"""Kinds of sag point the generator makes (the ``sag`` column of ``roads``)."""
+
+UNDERPASS_CLASSES = ("arterial", "collector")
+"""Road classes that may pass under a rail line or an elevated road (through traffic)."""
+
+UNDERPASS_GRADE = 0.06
+"""Grade of an underpass ramp, m/m (CJJ 37 allows up to 5-8 % on urban roads)."""
+
+SAG_CLEARANCE_M = 10.0
+"""Least distance from the top of an underpass ramp to the next junction, m."""
+
+
+@dataclass(frozen=True)
+class SagPlan:
+    """The sag points of a street network, for :func:`gisdata.terrain.carve_sags`.
+
+    Parameters
+    ----------
+    roads : geopandas.GeoDataFrame
+        The street segments with two more columns: ``sag`` (``"underpass"``,
+        ``"low_crossing"`` or ``""``) and ``sag_depth_m`` (depth of the dip below
+        the surrounding grade, m; 0 off a sag).  No segment or ID changes.
+    sags : geopandas.GeoDataFrame
+        One row per sag (index ``sag_id``): ``kind``, ``depth_m``, ``length_m``
+        (underpass: between the tops of its ramps; low crossing: bowl diameter),
+        ``half_width_m`` (underpass: half the cutting's width), ``node_id`` (the
+        manhole at the low point), ``road_ids`` (comma-separated), ``line`` (an
+        underpass's road centre line; None for a low crossing) and the low point
+        as geometry.
+    """
+
+    roads: gpd.GeoDataFrame
+    sags: gpd.GeoDataFrame
+
+
+def place_sags(
+    rng: np.random.Generator,
+    roads: gpd.GeoDataFrame,
+    manholes: gpd.GeoDataFrame,
+    dem,
+    *,
+    river: Polygon,
+    boundary: Polygon,
+    n_underpasses: int,
+    n_low_crossings: int,
+    depth_underpass_m: tuple[float, float] = (1.5, 3.0),
+    depth_low_crossing_m: tuple[float, float] = (0.6, 1.1),
+    radius_low_crossing_m: tuple[float, float] = (55.0, 80.0),
+    min_spacing_m: float = 350.0,
+    river_clearance_m: float = 250.0,
+) -> SagPlan:
+    """Choose the sag points of a city, each over a manhole of its sewer: underpasses and low crossings.
+
+    Real cities waterlog first at their sags, and the worst are underpasses:
+    a street dips 1.5-3 m to pass under a rail line or an elevated road, and
+    its low point is drained only by gullies into the sewer below.  The other
+    kind is a low crossing: a junction in a shallow hollow (0.6-1.1 m over
+    55-80 m), where the streets that meet there all fall towards it.  The
+    structure above an underpass is not modelled, only the dip of the road.
+
+    A sag is drained by gravity into the sewer that already runs under its
+    street, so it stays dry as long as that sewer's water level stays below
+    its floor.  Each manhole says how deep a dip it can drain
+    (``manholes["max_sag_depth_m"]``: the depth of its design water level
+    below the ground, less a freeboard; see
+    :func:`gisdata.sewer_design.max_sag_depth_m`); a sag's depth is drawn from
+    its range and cut to what every manhole it lowers can drain, and a site
+    that cannot take the least depth of its kind is passed over.  Up to the
+    design storm the sags drain; above it the sewer surcharges and backs up
+    into them first, since their gullies are the lowest openings of the
+    network (the mechanism of underpass flooding, where no pump station
+    keeps them dry).
+
+    - **Underpasses** go on arterials and collectors, centred on a manhole
+      along a segment (not at a junction) with room for two ramps at
+      :data:`UNDERPASS_GRADE`, a level floor of 20-40 m (under the structure) and
+      :data:`SAG_CLEARANCE_M` to each junction.
+    - **Low crossings** go on manholes at junctions where at least three
+      streets meet.
+
+    No sag lies within ``river_clearance_m`` of the river (a bridge is never a
+    sag), and sags keep ``min_spacing_m`` from each other and half of it from
+    the edge of the city.
+
+    Parameters
+    ----------
+    rng : numpy.random.Generator
+        Source of randomness.
+    roads : geopandas.GeoDataFrame
+        Street segments (from :func:`generate_streets`).
+    manholes : geopandas.GeoDataFrame
+        Junction manholes of the sewer (index ``node_id``) with ``max_sag_depth_m``, m.
+    dem : Raster
+        Ground before the sags, m.
+    river : shapely.geometry.Polygon
+        Water surface.
+    boundary : shapely.geometry.Polygon
+        Built-up area.
+    n_underpasses, n_low_crossings : int
+        How many of each (fewer if the city has no room for them).
+    depth_underpass_m, depth_low_crossing_m : (float, float)
+        Range of the dip depth, m.
+    radius_low_crossing_m : (float, float)
+        Range of a low crossing's bowl radius, m.
+    min_spacing_m : float
+        Least distance between two sags, m.
+    river_clearance_m : float
+        Least distance from a sag to the river, m.
+
+    Returns
+    -------
+    SagPlan
+    """
+    from gisdata.terrain import carve_sags
+
+    if n_underpasses < 0 or n_low_crossings < 0:
+        raise ValueError(f"n_underpasses={n_underpasses}, n_low_crossings={n_low_crossings} must be >= 0")
+    crs = roads.crs
+    roads = roads.copy()
+    roads["sag"] = ""
+    roads["sag_depth_m"] = 0.0
+    lines = np.asarray(roads.geometry.values)
+    tolerate = manholes["max_sag_depth_m"].to_numpy(float)
+    mh_xy = shapely.get_coordinates(np.asarray(manholes.geometry.values))
+    inner = boundary.buffer(-0.5 * min_spacing_m)
+    chosen: list[shapely.Point] = []
+    rows: list[dict] = []
+
+    ends = np.concatenate([roads["from_node"].to_numpy(str), roads["to_node"].to_numpy(str)])
+    end_xy = np.vstack([shapely.get_coordinates(shapely.get_point(lines, 0)),
+                        shapely.get_coordinates(shapely.get_point(lines, -1))])
+    end_pos = np.concatenate([np.arange(len(roads)), np.arange(len(roads))])
+    junction_ids, junction_inv, degree = np.unique(ends, return_inverse=True, return_counts=True)
+    tree = shapely.STRtree(lines)
+
+    def deepest_drained(sag: dict, depths) -> float | None:
+        """The deepest of ``depths`` every manhole the sag lowers can drain (None: none can)."""
+        for depth in depths:
+            trial = gpd.GeoDataFrame([{**sag, "depth_m": depth, "length_m": sag["length_fn"](depth)}],
+                                     geometry=[sag["geometry"]], crs=crs).drop(columns=["length_fn"])
+            lowered = dem.sample(mh_xy[:, 0], mh_xy[:, 1]) - carve_sags(dem, trial).sample(mh_xy[:, 0], mh_xy[:, 1])
+            if np.all(lowered <= tolerate + 0.005):
+                return float(depth)
+        return None
+
+    def depth_steps(lo: float, hi: float) -> np.ndarray:
+        top = float(rng.uniform(lo, hi))
+        return np.round(np.arange(top, lo - 1e-9, -0.1), 2)
+
+    def free(pt) -> bool:
+        return inner.contains(pt) and all(pt.distance(p) >= min_spacing_m for p in chosen)
+
+    near_river = shapely.distance(shapely.points(mh_xy), river) < river_clearance_m
+    order = rng.permutation(len(manholes))
+
+    # Underpasses: manholes along (not at the ends of) arterials and collectors.
+    n_up = 0
+    for m in order:
+        if n_up >= n_underpasses:
+            break
+        pt = shapely.Point(mh_xy[m])
+        if near_river[m] or not free(pt):
+            continue
+        hit = [k for k in tree.query(pt.buffer(0.5)) if roads["road_class"].iloc[k] in UNDERPASS_CLASSES
+               and lines[k].geom_type == "LineString"]
+        if len(hit) != 1:
+            continue
+        k = hit[0]
+        line = lines[k]
+        along = line.project(pt)
+        room = min(along, line.length - along) - SAG_CLEARANCE_M
+        floor = float(rng.uniform(20.0, 40.0))
+        max_depth = (room - floor / 2) * UNDERPASS_GRADE
+        if max_depth < depth_underpass_m[0]:
+            continue
+        lanes = int(roads["lanes"].iloc[k])
+        sag = {"kind": "underpass", "half_width_m": 0.5 * 3.5 * max(lanes, 1) + 4.0, "line": line,
+               "length_fn": lambda d, floor=floor: round(floor + 2 * d / UNDERPASS_GRADE, 1), "geometry": pt}
+        depth = deepest_drained(sag, depth_steps(depth_underpass_m[0], min(depth_underpass_m[1], max_depth)))
+        if depth is None:
+            continue
+        chosen.append(pt)
+        roads.iloc[k, roads.columns.get_loc("sag")] = "underpass"
+        roads.iloc[k, roads.columns.get_loc("sag_depth_m")] = depth
+        rows.append({**sag, "depth_m": depth, "length_m": sag["length_fn"](depth), "node_id": manholes.index[m],
+                     "road_ids": str(roads.index[k])})
+        n_up += 1
+
+    # Low crossings: manholes at junctions of three or more streets.
+    n_low = 0
+    for m in order:
+        if n_low >= n_low_crossings:
+            break
+        pt = shapely.Point(mh_xy[m])
+        if near_river[m] or not free(pt):
+            continue
+        at = np.flatnonzero(np.hypot(*(end_xy - mh_xy[m]).T) < 0.5)
+        if len(at) == 0 or degree[junction_inv[at[0]]] < 3:
+            continue
+        members = np.unique(end_pos[junction_inv == junction_inv[at[0]]])
+        if (roads["sag"].iloc[members] != "").any():
+            continue
+        radius = float(rng.uniform(*radius_low_crossing_m))
+        sag = {"kind": "low_crossing", "half_width_m": 0.0, "line": None,
+               "length_fn": lambda d, radius=radius: round(2 * radius, 1), "geometry": pt}
+        depth = deepest_drained(sag, depth_steps(*depth_low_crossing_m))
+        if depth is None:
+            continue
+        chosen.append(pt)
+        roads.iloc[members, roads.columns.get_loc("sag")] = "low_crossing"
+        roads.iloc[members, roads.columns.get_loc("sag_depth_m")] = depth
+        rows.append({**sag, "depth_m": depth, "length_m": sag["length_fn"](depth), "node_id": manholes.index[m],
+                     "road_ids": ",".join(str(r) for r in roads.index[members])})
+        n_low += 1
+
+    rows.sort(key=lambda r: (r["kind"] != "underpass", r["node_id"]))
+    columns = ["kind", "depth_m", "length_m", "half_width_m", "node_id", "road_ids", "line"]
+    sags = gpd.GeoDataFrame([{c: r[c] for c in columns} for r in rows], columns=columns,
+                            geometry=[r["geometry"] for r in rows], crs=crs)
+    kinds = [r["kind"] for r in rows]
+    sags.index = pd.Index([f"{'U' if k == 'underpass' else 'L'}{kinds[: i + 1].count(k):02d}"
+                           for i, k in enumerate(kinds)], name="sag_id")
+    return SagPlan(roads=roads, sags=sags)

@@ -10,13 +10,27 @@ always gives the same city):
 4. :mod:`gisdata.sewer_design` -- storm sewers under the streets draining to outfalls on the river banks,
    sized for a 3-year storm; the pipes leaving each closed basin are two sizes
    too small (:func:`constrain_basin_outlets`), the city's bottlenecks;
-5. :mod:`gisdata.synth_services` -- management grid, depots, sensors, vendor sites.
+5. sag points (:func:`gisdata.streets.place_sags`, from their own random stream
+   :data:`SAG_STREAM`): underpasses 1.5-3 m deep on arterials and collectors and
+   low crossings 0.6-1.1 m deep at junctions, each over a manhole whose design
+   water level lies below its floor (it drains up to the design storm, and is
+   the first place a larger storm backs up to); cut into the DEM
+   (:func:`gisdata.terrain.carve_sags`), the rims lowered with it
+   (:func:`gisdata.sewer_design.fit_sewer_to_ground`) and marked in the
+   ``sag`` and ``sag_depth_m`` columns of ``roads``;
+6. :mod:`gisdata.synth_services` -- management grid, depots, sensors, vendor sites.
 
 Flood behaviour (SWMM 5.2 dynamic wave, Chicago storms of the Beijing IDF,
 2 h, r = 0.4, 5 min steps; see ``tests/test_build_swmm.py``): a 2-year storm
 floods no manhole of the ``small`` or ``demo`` city; a 20-year storm floods a
 few per cent of them, in and around the basins behind the bottlenecks and at
-the heads of the longest trunks on the northern terrace.
+the heads of the longest trunks on the northern terrace.  On the street
+surface coupled both ways (:func:`hydraulics.city_flood.run_city_flood`,
+10 m cells) the sags are where roads close: on the demo city none under the
+2-year storm, the first ones (at sags) under the 20-year storm, and more
+than ten, every one at a sag, under the 100-year 3 h storm, with the street
+water of that storm deeper than 0.15 m almost only in the sags and the
+basins (``tests/test_demo_flooding.py``).
 """
 
 from __future__ import annotations
@@ -33,17 +47,27 @@ from gisdata.city import CityTwin
 from gisdata.errors import UnknownPresetError
 from gisdata.idf import DEFAULT_IDF
 from gisdata.presets import DEFAULT_SEEDS
-from gisdata.sewer_design import COMMERCIAL_DIAMETERS_M, design_sewer, full_flow_capacity_cms
-from gisdata.streets import city_boundary, generate_streets
+from gisdata.sewer_design import (
+    COMMERCIAL_DIAMETERS_M,
+    design_sewer,
+    fit_sewer_to_ground,
+    full_flow_capacity_cms,
+    max_sag_depth_m,
+)
+from gisdata.streets import city_boundary, generate_streets, place_sags
 from gisdata.synth_buildings import assign_block_use, generate_buildings
 from gisdata.synth_services import generate_depots, generate_districts, generate_sensors, generate_vendor_sites
-from gisdata.terrain import RIVER_WIDTH_M, generate_terrain
+from gisdata.terrain import RIVER_WIDTH_M, carve_sags, generate_terrain
 
 CRS = "EPSG:32650"
 """UTM zone 50N (Beijing), metres."""
 
 ORIGIN = (440_000.0, 4_420_000.0)
 """South-west corner of every synthetic DEM, m in :data:`CRS`."""
+
+SAG_STREAM = 1
+"""Sags draw from their own random stream, ``default_rng([seed, SAG_STREAM])``, so that adding
+them left the rest of a seed's city (terrain, streets, buildings, services) as it was."""
 
 
 @dataclass(frozen=True)
@@ -67,6 +91,8 @@ class PresetSpec:
     basin_outlet_sizes_smaller : int
         How many commercial sizes the pipes leaving each closed basin are
         below their design size (see :func:`constrain_basin_outlets`).
+    n_underpasses, n_low_crossings : int
+        Sag points (see :func:`gisdata.streets.place_sags`).
     """
 
     size_m: float
@@ -76,12 +102,17 @@ class PresetSpec:
     outfall_spacing_m: float
     design_return_period_yr: float = 3.0
     basin_outlet_sizes_smaller: int = 2
+    n_underpasses: int = 0
+    n_low_crossings: int = 0
 
 
 PRESET_SPECS = {
-    "small": PresetSpec(size_m=1500.0, margin_m=80.0, n_basins=2, n_bridges=1, outfall_spacing_m=250.0),
-    "demo": PresetSpec(size_m=3200.0, margin_m=100.0, n_basins=5, n_bridges=3, outfall_spacing_m=250.0),
-    "large": PresetSpec(size_m=7000.0, margin_m=150.0, n_basins=18, n_bridges=6, outfall_spacing_m=250.0),
+    "small": PresetSpec(size_m=1500.0, margin_m=80.0, n_basins=2, n_bridges=1, outfall_spacing_m=250.0,
+                        n_underpasses=2, n_low_crossings=2),
+    "demo": PresetSpec(size_m=3200.0, margin_m=100.0, n_basins=5, n_bridges=3, outfall_spacing_m=250.0,
+                       n_underpasses=6, n_low_crossings=6),
+    "large": PresetSpec(size_m=7000.0, margin_m=150.0, n_basins=18, n_bridges=6, outfall_spacing_m=250.0,
+                        n_underpasses=24, n_low_crossings=24),
 }
 """The parameters behind each preset name."""
 
@@ -141,17 +172,26 @@ def generate_city(preset: str, seed: int | None = None) -> CityTwin:
     subcatchments = _off_the_river(design.subcatchments, terrain.river)
     conduits = constrain_basin_outlets(design.conduits, design.nodes, terrain.basins,
                                        sizes_smaller=spec.basin_outlet_sizes_smaller)
+    # Sags over manholes that can drain them up to the design storm; then the ground is cut and the
+    # rims follow it (the sewer dips under a sag where its cover would be too thin).
+    manholes = design.nodes.loc[design.nodes["node_type"] == "junction", ["geometry"]].join(
+        max_sag_depth_m(design.nodes, conduits))
+    sags = place_sags(np.random.default_rng([seed, SAG_STREAM]), streets.roads, manholes, terrain.dem,
+                      river=terrain.river, boundary=boundary, n_underpasses=spec.n_underpasses,
+                      n_low_crossings=spec.n_low_crossings)
+    dem = carve_sags(terrain.dem, sags.sags)
+    nodes, conduits = fit_sewer_to_ground(design.nodes, conduits, dem)
 
     area_km2 = boundary.area / 1e6
     districts = generate_districts(boundary, CRS)
     depots = generate_depots(rng, streets.roads, area_km2, CRS)
-    sensors = generate_sensors(rng, design.nodes, boundary, CRS)
+    sensors = generate_sensors(rng, nodes, boundary, CRS)
     vendor_sites = generate_vendor_sites(rng, streets.roads, buildings, streets.blocks, block_use, CRS)
 
     return CityTwin(
-        name=preset, crs=CRS, roads=streets.roads, buildings=buildings.drop(columns=["block_id"]),
-        nodes=design.nodes, conduits=conduits, subcatchments=subcatchments, districts=districts,
-        depots=depots, sensors=sensors, vendor_sites=vendor_sites, dem=terrain.dem,
+        name=preset, crs=CRS, roads=sags.roads, buildings=buildings.drop(columns=["block_id"]),
+        nodes=nodes, conduits=conduits, subcatchments=subcatchments, districts=districts,
+        depots=depots, sensors=sensors, vendor_sites=vendor_sites, dem=dem,
         water=gpd.GeoDataFrame({"kind": ["river"], "name": ["river"]}, geometry=[terrain.river], crs=CRS,
                                index=pd.Index(["W0"], name="water_id")),
         metadata={
@@ -161,6 +201,7 @@ def generate_city(preset: str, seed: int | None = None) -> CityTwin:
             "dem_source": "synthetic (gisdata.terrain)",
             "sewer_design": (f"rational method, IDF {DEFAULT_IDF.name}, "
                              f"P={spec.design_return_period_yr:g} yr, Manning n=0.013"),
+            "sags": _describe_sags(sags.sags),
             "sewer_bottlenecks": (f"{int((conduits['diameter_m'] < design.conduits['diameter_m']).sum())} pipes "
                                   f"leaving {len(terrain.basins)} closed basins are "
                                   f"up to {spec.basin_outlet_sizes_smaller} sizes below design "
@@ -210,6 +251,16 @@ def constrain_basin_outlets(conduits: gpd.GeoDataFrame, nodes: gpd.GeoDataFrame,
             out.at[cid, "diameter_m"] = d
             out.at[cid, "full_flow_cms"] = round(full_flow_capacity_cms(d, out.at[cid, "slope"]), 4)
     return out
+
+
+def _describe_sags(sags: gpd.GeoDataFrame) -> str:
+    """One line for the metadata: how many sags of each kind, and how deep."""
+    parts = []
+    for kind, label in (("underpass", "underpasses"), ("low_crossing", "low crossings")):
+        d = sags.loc[sags["kind"] == kind, "depth_m"]
+        if len(d):
+            parts.append(f"{len(d)} {label} {d.min():.1f}-{d.max():.1f} m deep")
+    return (", ".join(parts) + " (roads: sag, sag_depth_m)") if parts else "none"
 
 
 def _outfall_candidates(centerline, boundary, spacing_m: float) -> gpd.GeoSeries:

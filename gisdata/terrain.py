@@ -147,3 +147,84 @@ def generate_terrain(
     centerline = LineString(np.column_stack([xs, _river_y(xs, y_mid, amplitude, wavelength, phase)]))
     river = centerline.buffer(half, cap_style="flat")
     return Terrain(Raster(z, transform, crs), centerline, river, basins)
+
+
+UNDERPASS_TAPER_M = 6.0
+"""Width over which an underpass cutting meets the ground beside it (its retaining walls), m."""
+
+
+def carve_sags(dem: Raster, sags, *, grade: float = 0.06) -> Raster:
+    """Lower the ground at the sag points of a city: underpass cuttings and low-crossing hollows.
+
+    - **Underpass** (a row with a ``line``): a level floor ``depth_m`` below the
+      road's natural grade at the low point (the sag's geometry), ramps rising
+      at ``grade`` along the road until they meet the ground, across the
+      cutting's ``half_width_m`` on each side of the centre line (carriageway
+      and footways), then up to the ground over :data:`UNDERPASS_TAPER_M`.
+    - **Low crossing** (``line`` None): a paraboloid hollow ``depth_m`` deep at
+      the junction and ``length_m`` across; where the natural ground is lower
+      than the hollow's shape (downhill of the junction) it is kept, so water
+      leaves a low crossing downhill once the hollow is full.
+
+    Parameters
+    ----------
+    dem : Raster
+        Ground elevation, m.
+    sags : geopandas.GeoDataFrame
+        ``SagPlan.sags`` (:func:`gisdata.streets.place_sags`).
+    grade : float
+        Grade of the ramps, m/m.
+
+    Returns
+    -------
+    Raster
+        A new DEM (cm precision); cells off the sags keep their elevation.
+
+    Examples
+    --------
+    >>> import geopandas as gpd
+    >>> from affine import Affine
+    >>> flat = Raster(np.full((40, 40), 50.0), Affine(10, 0, 0, 0, -10, 400), "EPSG:32650")
+    >>> sag = gpd.GeoDataFrame({"kind": ["underpass"], "depth_m": [2.0], "length_m": [100.0],
+    ...                         "half_width_m": [12.0], "line": [LineString([(0, 205), (400, 205)])]},
+    ...                        geometry=[Point(200, 205)], crs="EPSG:32650")
+    >>> z = carve_sags(flat, sag).values
+    >>> float(z.min()), float(z[0, 0])
+    (48.0, 50.0)
+    """
+    import shapely
+
+    z = np.array(dem.values, dtype="float64", copy=True)
+    rows, cols = z.shape
+    cell = dem.cell_size_m
+    tr = dem.transform
+    for sag in sags.itertuples():
+        pt = sag.geometry
+        line = getattr(sag, "line", None)
+        depth = float(sag.depth_m)
+        reach = float(sag.length_m) / 2 + (sag.half_width_m + UNDERPASS_TAPER_M if line is not None else 0.0) + cell
+        r0, r1 = (pt.y + reach - tr.f) / tr.e, (pt.y - reach - tr.f) / tr.e
+        c0, c1 = (pt.x - reach - tr.c) / tr.a, (pt.x + reach - tr.c) / tr.a
+        r0, r1 = max(int(np.floor(r0)), 0), min(int(np.ceil(r1)) + 1, rows)
+        c0, c1 = max(int(np.floor(c0)), 0), min(int(np.ceil(c1)) + 1, cols)
+        if r0 >= r1 or c0 >= c1:
+            continue
+        rr, cc = np.mgrid[r0:r1, c0:c1]
+        xs, ys = tr.c + (cc + 0.5) * tr.a, tr.f + (rr + 0.5) * tr.e
+        win = z[r0:r1, c0:c1]
+        pr, pc = dem.index_of(pt.x, pt.y)
+        z_low = float(dem.values[pr, pc]) - depth
+        if line is not None:
+            pts = shapely.points(xs.ravel(), ys.ravel())
+            along = shapely.line_locate_point(line, pts).reshape(xs.shape)
+            off = shapely.distance(line, pts).reshape(xs.shape)
+            floor = float(sag.length_m) - 2 * depth / grade
+            target = z_low + grade * np.maximum(np.abs(along - line.project(pt)) - floor / 2, 0.0)
+            weight = np.clip((sag.half_width_m + UNDERPASS_TAPER_M - off) / UNDERPASS_TAPER_M, 0.0, 1.0)
+            win -= weight * np.maximum(win - target, 0.0)
+        else:
+            radius = float(sag.length_m) / 2
+            r2 = ((xs - pt.x) ** 2 + (ys - pt.y) ** 2) / radius**2
+            target = np.where(r2 < 1.0, z_low + depth * r2, np.inf)
+            np.minimum(win, target, out=win)
+    return Raster(np.round(z, 2), dem.transform, dem.crs, dem.nodata)

@@ -6,6 +6,7 @@ import time
 
 import networkx as nx
 import numpy as np
+import pandas as pd
 import pytest
 import shapely
 
@@ -146,7 +147,9 @@ def test_dem_has_closed_basins(demo):
 
     terrain = _terrain_of("demo", DEFAULT_SEEDS["demo"])
     z = demo.dem.values
-    assert np.array_equal(z, terrain.dem.values)
+    cut = z != terrain.dem.values  # the sags, and only they, lower the generated terrain
+    assert cut.any() and (z[cut] < terrain.dem.values[cut]).all()
+    assert cut.sum() < 0.02 * z.size
     for basin in terrain.basins:
         c = basin.centroid
         r, col = demo.dem.index_of(c.x, c.y)
@@ -160,3 +163,60 @@ def test_bundled_demo_is_up_to_date(demo):
         pytest.fail(f"{bundled_demo_path()} missing: run `python -m gisdata.build_demo`")
     bundled = load_city("demo")
     assert bundled.equals(demo), "gisdata/data/demo.gpkg is stale: run `python -m gisdata.build_demo`"
+
+
+def test_sags_are_marked_on_the_roads_and_cut_into_the_ground(demo):
+    """Underpasses (1.5-3 m) and low crossings (0.6-1.1 m) away from the river, each over a manhole whose
+    rim follows the cut ground and whose design water level stays below the floor (it drains up to the
+    design storm)."""
+    from gisdata.sewer_design import SAG_FREEBOARD_M
+
+    terrain = _terrain_of("demo", DEFAULT_SEEDS["demo"])
+    roads = demo.roads
+    spec = PRESET_SPECS["demo"]
+    assert set(roads["sag"]) == {"", "underpass", "low_crossing"}
+    assert ((roads["sag"] == "") == (roads["sag_depth_m"] == 0)).all()
+    under = roads[roads["sag"] == "underpass"]
+    low = roads[roads["sag"] == "low_crossing"]
+    assert len(under) == spec.n_underpasses and under["road_class"].isin(["arterial", "collector"]).all()
+    assert under["sag_depth_m"].between(1.5, 3.0).all() and low["sag_depth_m"].between(0.6, 1.1).all()
+    assert low["sag_depth_m"].nunique() == spec.n_low_crossings  # one depth per crossing, 3+ arms each
+    assert len(low) >= 3 * spec.n_low_crossings
+    assert (roads.loc[roads["sag"] != ""].distance(terrain.river) > 100).all()  # never a bridge
+    # each sag's low point is a manhole with its rim on the cut ground, as deep as its sag
+    junctions = demo.nodes[demo.nodes["node_type"] == "junction"]
+    ground = demo.dem.sample(junctions.geometry.x.to_numpy(), junctions.geometry.y.to_numpy())
+    assert np.allclose(junctions["rim_elev_m"], ground, atol=1e-3)
+    natural = terrain.dem.sample(junctions.geometry.x.to_numpy(), junctions.geometry.y.to_numpy())
+    lowered = natural - junctions["rim_elev_m"].to_numpy()
+    for _, road in pd.concat([under, low]).iterrows():
+        on_road = junctions.distance(road.geometry).to_numpy() < 1.0
+        assert on_road.any() and lowered[on_road].max() == pytest.approx(road["sag_depth_m"], abs=0.02)
+    # no pipe crown rises into a sag: the sewer dips under it where its cover would be too thin
+    inv = demo.nodes["invert_elev_m"]
+    crown_up = inv.loc[demo.conduits["from_node"]].to_numpy() + demo.conduits["in_offset_m"] + demo.conduits["diameter_m"]
+    assert (demo.nodes.loc[demo.conduits["from_node"], "rim_elev_m"].to_numpy() - crown_up >= 0.3 - 1e-6).all()
+    assert 0 < SAG_FREEBOARD_M < 0.5
+
+
+def test_sags_leave_the_rest_of_the_city_as_it_was(small, monkeypatch):
+    """Sags draw from their own random stream and only cut the ground and move rims down: the same seed
+    without sags has the same streets, buildings, depots, vendors and sewer layout (water-level sensors
+    watch the lowest rims, so some move to the sags)."""
+    from dataclasses import replace
+
+    import gisdata.synth as synth
+
+    city = small[0]
+    flat_spec = replace(PRESET_SPECS["small"], n_underpasses=0, n_low_crossings=0)
+    monkeypatch.setitem(synth.PRESET_SPECS, "small", flat_spec)
+    flat = generate_city("small", seed=DEFAULT_SEEDS["small"])
+    assert (flat.roads["sag"] == "").all() and (city.roads["sag"] != "").any()
+    assert city.roads.geometry.geom_equals(flat.roads.geometry).all()
+    for layer in ("buildings", "depots", "vendor_sites", "subcatchments"):
+        assert getattr(city, layer).equals(getattr(flat, layer)), layer
+    assert city.nodes.index.equals(flat.nodes.index) and city.nodes.geometry.geom_equals(flat.nodes.geometry).all()
+    moved = city.nodes["rim_elev_m"] != flat.nodes["rim_elev_m"]
+    assert 0 < moved.sum() < 0.1 * len(moved) and (city.nodes["rim_elev_m"] <= flat.nodes["rim_elev_m"]).all()
+    assert city.conduits["diameter_m"].equals(flat.conduits["diameter_m"])
+    assert city.sensors.index.equals(flat.sensors.index)
