@@ -53,6 +53,11 @@ FORMAT = "citytwin-run/1"
 SIGNATURE = "manifest.sig"
 """Detached signature of the run head (:mod:`twin.evidence`); the one file the manifest cannot list."""
 
+KINDS = ("simulation", "flood_event", "forecast", "comparison", "sweep")
+"""What a stored run is (the manifest's ``kind``): a coupled simulation (``twin simulate``, ``twin run``, a
+sweep's run), a flood event, a forecast, a strategy comparison (Dispatch lab), or a sweep (a folder with
+``sweep.json``).  A manifest without ``kind`` was written before runs carried one: a simulation."""
+
 VERSION_PACKAGES = ("citytwin", "numpy", "pandas", "pyarrow", "simpy", "mesa", "scipy", "geopandas",
                     "swmm-toolkit", "shapely")
 
@@ -182,7 +187,8 @@ class RunWriter:
 
     def commit(self, tables: Mapping[str, pd.DataFrame], *, params: Mapping[str, Any],
                kpis: Mapping[str, Any] | None = None, inputs: Mapping[str, str] | None = None,
-               metadata: Mapping[str, Any] | None = None, depths=None) -> Path:
+               metadata: Mapping[str, Any] | None = None, depths=None, kind: str | None = None,
+               files: Mapping[str, bytes | str] | None = None) -> Path:
         """Write the tables, KPIs and manifest, then rename the folder into place.
 
         Parameters
@@ -199,6 +205,10 @@ class RunWriter:
             Anything else (hydraulics metadata, agent sizes).
         depths : DepthSeries, optional
             The street water depth over time, written as ``depth_series.tif`` (hashed like the tables).
+        kind : str, optional
+            What the run is (:data:`KINDS`); default ``params["kind"]``, else ``"simulation"``.
+        files : Mapping[str, bytes or str], optional
+            Other files of the run by plain name (``summary.json``, ``plan.html``), hashed like the tables.
 
         Returns
         -------
@@ -211,7 +221,16 @@ class RunWriter:
             path = child_path(self.tmp, name, "table name", suffix=".parquet")
             _prepare(df).to_parquet(path)
             table_info[name] = {"rows": len(df), "sha256": file_sha256(path)}
-        files = {}
+        kind = kind or params.get("kind") or "simulation"
+        if kind not in KINDS:
+            raise ValueError(f"kind={kind!r} unknown; expected one of {list(KINDS)}")
+        extra, files = dict(files or {}), {}
+        for name, content in extra.items():
+            path = child_path(self.tmp, name, "file name")
+            if name in (MANIFEST, EVENTS, KPIS, SIGNATURE) or name.endswith(".parquet"):
+                raise ValueError(f"file name {name!r} is reserved in a run folder")
+            path.write_bytes(content.encode("utf-8") if isinstance(content, str) else bytes(content))
+            files[name] = {"sha256": file_sha256(path)}
         if kpis is not None:
             (self.tmp / KPIS).write_text(json.dumps(to_jsonable(kpis), indent=1, sort_keys=True, allow_nan=False))
             files[KPIS] = {"sha256": file_sha256(self.tmp / KPIS)}
@@ -220,9 +239,9 @@ class RunWriter:
 
             files[FILE_NAME] = {"sha256": file_sha256(depths.write(self.tmp / FILE_NAME))}
         manifest = {
-            "format": FORMAT, "run_id": self.out.name, "status": "complete",
+            "format": FORMAT, "run_id": self.out.name, "status": "complete", "kind": kind,
             "created_utc": datetime.now(UTC).isoformat(timespec="seconds"),
-            "params": to_jsonable(dict(params)), "seed": to_jsonable(params.get("seed")),
+            "params": to_jsonable({**dict(params), "kind": kind}), "seed": to_jsonable(params.get("seed")),
             "versions": package_versions(), "inputs": to_jsonable(dict(inputs or {})),
             "events": {"file": EVENTS, "n_records": self.log.n_records, "head_sha256": self.log.head_sha256,
                        "file_sha256": file_sha256(self.tmp / EVENTS) if (self.tmp / EVENTS).exists() else None},
@@ -526,3 +545,227 @@ def write_coupled_run(out: str | Path, run, *, params: Mapping[str, Any], city=N
         return w.commit(res.tables(), params=params, kpis=res.kpis, inputs=inputs,
                         metadata={"agents": res.agents.metadata, "hydraulics": res.hydraulics,
                                   "coupler": res.metadata}, depths=getattr(res, "depths", None))
+
+
+# ----------------------------------------------------------------------------- runs the workbench stores
+
+
+def new_run_id(prefix: str, *, now: datetime | None = None) -> str:
+    """A fresh run id: ``<prefix>-<UTC yyyymmdd-hhmmss>-<4 hex>`` (sortable by time, unique in practice).
+
+    Examples
+    --------
+    >>> new_run_id("flood", now=datetime(2025, 7, 1, 8, 30, tzinfo=UTC))[:21]
+    'flood-20250701-083000'
+    """
+    import secrets
+
+    stamp = (now or datetime.now(UTC)).strftime("%Y%m%d-%H%M%S")
+    return check_id(f"{prefix}-{stamp}-{secrets.token_hex(2)}", "run id")
+
+
+def write_result_run(out: str | Path, *, kind: str, tables: Mapping[str, pd.DataFrame], params: Mapping[str, Any],
+                     files: Mapping[str, bytes | str] | None = None, kpis: Mapping[str, Any] | None = None,
+                     inputs: Mapping[str, str] | None = None, metadata: Mapping[str, Any] | None = None,
+                     depths=None, events: list[tuple] = ()) -> Path:
+    """Store a run the workbench made (flood event, forecast, comparison) atomically, like every run.
+
+    Parameters
+    ----------
+    out : path
+        The run folder (its name is the run id; see :func:`new_run_id`).
+    kind : str
+        One of :data:`KINDS`.
+    tables, params, files, kpis, inputs, metadata, depths
+        As :meth:`RunWriter.commit`.
+    events : list of (time_s, kind, actor, payload)
+        Events for the run's log (e.g. the road closures of a flood event).
+    """
+    with RunWriter(out) as w:
+        for t_s, ev_kind, actor, payload in events:
+            w.log.append(t_s, ev_kind, actor, payload=payload)
+        return w.commit(tables, params=params, kpis=kpis, inputs=inputs, metadata=metadata, depths=depths,
+                        kind=kind, files=files)
+
+
+def write_flood_event_run(out: str | Path, result, *, params: Mapping[str, Any], city=None) -> Path:
+    """Store a :class:`twin.flood_event.FloodEventResult` as a run of kind ``flood_event``.
+
+    The folder holds what ``twin swmm run --city --out`` writes, as run-store files:
+    ``depth_series.tif`` (the street water over time, which Replay and ``twin render``
+    draw), ``summary.json`` (headline figures, mass balance, run metadata) and the
+    tables ``roads`` (effective carriageway depth and closure state), ``risk_points``,
+    ``nodes``, ``flood_summary``, ``buildings``, ``node_depth`` (every node's depth at
+    the report times), ``mass_balance`` and ``rain``.  The log holds the event's
+    closures (one ``road_closure`` at the end, the state Replay shows).
+
+    Parameters
+    ----------
+    out : path
+        The run folder.
+    result : FloodEventResult
+        The event.
+    params : Mapping
+        What was asked: ``city``, ``storm`` (its parameters), ``drain_time_h``; ``hours``
+        (the simulated length) is added.
+    city : CityTwin, optional
+        Hashed into the manifest's inputs.
+    """
+    drain_h = float(result.metadata.get("drain_time_h", params.get("drain_time_h", 0.0)) or 0.0)
+    hours = float(result.rain.duration_s) / 3600.0 + drain_h
+    if result.depths is not None and len(result.depths.times_s):
+        hours = max(hours, float(result.depths.times_s[-1]) / 3600.0)
+    roads = result.roads
+    closed = {str(r): str(s) for r, s in roads["status"].astype(str).items() if s != "open"}
+    tables = {"roads": roads, "nodes": result.nodes, "flood_summary": result.flood_summary,
+              "buildings": result.buildings, "node_depth": result.node_depth_m,
+              "rain": result.rain.intensity_mm_h}
+    if result.risk_points is not None:
+        tables["risk_points"] = result.risk_points
+    if result.mass_balance is not None:
+        tables["mass_balance"] = result.mass_balance
+    summary = {"city": result.city_name, "summary": dict(result.summary), "continuity": dict(result.continuity),
+               "metadata": dict(result.metadata)}
+    inputs = {"city_sha256": city_sha256(city)} if city is not None else {}
+    if result.metadata.get("input_sha256"):
+        inputs["swmm_inp_sha256"] = str(result.metadata["input_sha256"])
+    return write_result_run(
+        out, kind="flood_event", tables=tables, params={**dict(params), "hours": hours, "seed": None},
+        files={"summary.json": json.dumps(to_jsonable(summary), indent=1, sort_keys=True, ensure_ascii=False)},
+        kpis=dict(result.summary), inputs=inputs, metadata={"city_name": result.city_name}, depths=result.depths,
+        events=[(0.0, "note", "flood_event", {"rain": str(getattr(result.rain, "label", ""))}),
+                (hours * 3600.0, "road_closure", "flood_event", {"roads": closed, "at": "event maximum"})])
+
+
+def run_kind(manifest: Mapping[str, Any]) -> str:
+    """The manifest's ``kind``; a manifest written before runs carried one is a simulation."""
+    kind = manifest.get("kind") or (manifest.get("params") or {}).get("kind") or "simulation"
+    return kind if kind in KINDS else "simulation"
+
+
+STORED_RUN_COLUMNS = ["run_id", "kind", "city", "storm", "strategy", "seed", "created", "path"]
+
+
+def list_stored_runs(root: str | Path) -> pd.DataFrame:
+    """Every run and sweep directly under ``root``, newest first, with what it was run with.
+
+    Runs are folders with a complete manifest (any :data:`KINDS`); sweeps are folders
+    with a ``sweep.json`` (their runs are inside them).  Unfinished or unreadable
+    folders are skipped.
+
+    Returns
+    -------
+    DataFrame
+        Columns :data:`STORED_RUN_COLUMNS`: ``storm`` and ``strategy`` as short text
+        (empty when none), ``created`` as ISO UTC text.
+    """
+    root = Path(root)
+    rows = []
+    if root.is_dir():
+        for p in root.iterdir():
+            if not p.is_dir() or p.name.startswith(".") or p.is_symlink():
+                continue
+            try:
+                check_id(p.name, "run id")
+            except InvalidIdError:
+                continue
+            row = _sweep_row(p) if (p / "sweep.json").is_file() else _run_row(p)
+            if row is not None:
+                rows.append(row)
+    df = pd.DataFrame(rows, columns=STORED_RUN_COLUMNS)
+    return df.sort_values(["created", "run_id"], ascending=False, kind="stable").reset_index(drop=True)
+
+
+def find_stored_run(root: str | Path, run_id: str) -> Path:
+    """The run or sweep ``run_id`` under ``root`` (the id is checked before it becomes a path).
+
+    Raises
+    ------
+    InvalidIdError
+        ``run_id`` is not a plain name.
+    NotARunError
+        No complete run or sweep of that id.
+    """
+    path = child_path(root, run_id, "run id")
+    if path.is_symlink() or not ((path / "sweep.json").is_file() or (path / MANIFEST).is_file()):
+        raise NotARunError(f"run '{run_id}' not found in the run store")
+    if (path / MANIFEST).is_file():
+        read_manifest(path)  # complete, or NotARunError
+    return path
+
+
+def storm_text(storm: Any) -> str:
+    """A short description of a run's rain parameters (``chicago 100 yr 180 min``), ``""`` for none.
+
+    Examples
+    --------
+    >>> storm_text({"kind": "chicago", "return_period_yr": 100, "duration_min": 180})
+    'chicago 100 yr 180 min'
+    >>> storm_text(None)
+    ''
+    """
+    if not isinstance(storm, Mapping) or not storm:
+        return ""
+    parts = [str(storm.get("kind") or storm.get("method") or "")]
+    rp = storm.get("return_period_yr")
+    if rp not in (None, ""):
+        parts.append(f"{float(rp):g} yr")
+    if storm.get("intensity_mm_h") not in (None, ""):
+        parts.append(f"{float(storm['intensity_mm_h']):g} mm/h")
+    if storm.get("depth_mm") not in (None, "") and rp in (None, ""):
+        parts.append(f"{float(storm['depth_mm']):g} mm")
+    minutes = storm.get("duration_min")
+    if minutes in (None, "") and storm.get("duration_s") not in (None, ""):
+        minutes = float(storm["duration_s"]) / 60.0
+    if minutes not in (None, ""):
+        parts.append(f"{float(minutes):g} min")
+    if storm.get("file"):
+        parts.append(str(storm["file"]))
+    return " ".join(p for p in parts if p)
+
+
+def _city_text(city: Any) -> str:
+    return Path(str(city)).name if city else ""  # a file's name, never the server's folders
+
+
+def _run_row(p: Path) -> dict | None:
+    try:
+        man = read_manifest(p)
+    except (TwinError, OSError):
+        return None
+    params = man.get("params") or {}
+    strategy = params.get("strategy") or params.get("strategies") or ""
+    if isinstance(strategy, (list, tuple)):
+        strategy = ", ".join(map(str, strategy))
+    seed = params.get("seed")
+    if seed is None and params.get("seeds"):
+        seeds = list(params["seeds"])
+        seed = f"{seeds[0]}..{seeds[-1]}" if len(seeds) > 1 else seeds[0]
+    return {"run_id": p.name, "kind": run_kind(man), "city": _city_text(params.get("city")),
+            "storm": storm_text(params.get("storm")), "strategy": str(strategy),
+            "seed": "" if seed is None else str(seed), "created": str(man.get("created_utc", "")), "path": str(p)}
+
+
+def _sweep_row(p: Path) -> dict | None:
+    try:
+        data = parse_json_strict((p / "sweep.json").read_bytes())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(data, dict):
+        return None
+    sc = data.get("scenario") if isinstance(data.get("scenario"), Mapping) else {}
+    rain = sc.get("rain") if isinstance(sc.get("rain"), Mapping) else {}
+    storm = None if rain.get("kind") in (None, "none") else {
+        "kind": rain.get("method") or rain.get("kind"), "return_period_yr": rain.get("return_period_yr"),
+        "duration_min": rain.get("duration_min")}
+    swept = (data.get("sweep") or {}).get("parameters") if isinstance(data.get("sweep"), Mapping) else None
+    strategies = (swept or {}).get("dispatch.strategy") if isinstance(swept, Mapping) else None
+    strategy = ", ".join(map(str, strategies)) if isinstance(strategies, list) else \
+        str((sc.get("dispatch") or {}).get("strategy", "")) if isinstance(sc.get("dispatch"), Mapping) else ""
+    seeds = (data.get("sweep") or {}).get("seeds") if isinstance(data.get("sweep"), Mapping) else None
+    seed = ""
+    if isinstance(seeds, list) and seeds:
+        seed = f"{seeds[0]}..{seeds[-1]}" if len(seeds) > 1 else str(seeds[0])
+    city = (sc.get("city") or {}).get("source") if isinstance(sc.get("city"), Mapping) else ""
+    return {"run_id": p.name, "kind": "sweep", "city": _city_text(city), "storm": storm_text(storm),
+            "strategy": strategy, "seed": seed, "created": str(data.get("created", "")), "path": str(p)}
