@@ -40,6 +40,10 @@ class ReplayError(TwinError, ValueError):
     """A replay time is outside the run, or the run lacks what replay needs."""
 
 
+REPLAY_TABLES = ("incidents", "reports", "cases", "dispatches", "positions")
+"""Tables replay reads; a run without some of them replays what it has (:attr:`ReplayState.missing`)."""
+
+
 @dataclass(frozen=True)
 class ReplayState:
     """The city at one time of a run.
@@ -74,6 +78,10 @@ class ReplayState:
     roads_closed: pd.DataFrame
     kpis: dict
     counts: dict = field(default_factory=dict)
+    missing: tuple[str, ...] = ()
+    """Tables replay reads that the run did not store (its scenario's ``[outputs]`` left them out):
+    ``positions`` (crews and vendors over time; crews then come from ``crew_series`` if stored),
+    ``incidents``, ``reports``, ``cases``, ``dispatches`` (incidents and KPIs up to t)."""
 
 
 @functools.lru_cache(maxsize=8)
@@ -182,29 +190,43 @@ def _state_at(run_dir: str | Path, t: float) -> ReplayState:
     t = float(t)
     if not 0 <= t <= hz:
         raise ReplayError(f"time {t / 3600:g} h is outside the run (0 .. {hz / 3600:g} h)")
-    missing = [n for n in ("incidents", "reports", "cases", "dispatches", "positions") if n not in tables]
-    if missing:
-        raise ReplayError(f"{run_dir}: run lacks table(s) {missing} that replay needs")
+    missing = tuple(n for n in REPLAY_TABLES if n not in tables)
+    if "positions" in missing and "crew_series" not in tables:
+        missing += ("crew_series",)
     upto = log[log["time_s"] <= t]
 
     # crews: position from the tick series, status from the log
-    pos = _last_at(tables["positions"], t)
-    crews = pos[pos["kind"] == "crew"].set_index("agent_id")[["department", "x", "y", "time_s"]]
+    if "positions" in tables:
+        pos = _last_at(tables["positions"], t)
+        crews = pos[pos["kind"] == "crew"].set_index("agent_id")[["department", "x", "y", "time_s"]]
+        vendors = pos[pos["kind"] == "vendor"].rename(columns={"agent_id": "vendor_id"})[["vendor_id", "x", "y"]]
+    else:  # crews from their counters' tick series if stored; vendors' places are only in positions
+        cs = tables.get("crew_series", pd.DataFrame())
+        have = {"crew_id", "department", "x", "y", "time_s"} <= set(cs.columns)
+        crews = _last_at(cs, t).set_index("crew_id")[["department", "x", "y", "time_s"]] if have else \
+            pd.DataFrame({c: pd.Series(dtype=float if c != "department" else object)
+                          for c in ("department", "x", "y", "time_s")}, index=pd.Index([], name="crew_id"))
+        vendors = pd.DataFrame({"vendor_id": pd.Series(dtype=object), "x": pd.Series(dtype=float),
+                                "y": pd.Series(dtype=float)})
     crews = crews.rename(columns={"time_s": "position_time_s"}).rename_axis("crew_id")
-    ev = upto[upto["kind"].isin(list(CREW_EVENTS)) & upto["actor"].str.startswith("crew:")]
+    ev = upto[upto["kind"].isin(list(CREW_EVENTS)) & upto["actor"].astype(str).str.startswith("crew:")]
     last = ev.groupby("actor").tail(1)
     status = pd.Series(last["kind"].map(CREW_EVENTS).to_numpy(), index=last["actor"].str[5:].to_numpy())
     crews["status"] = status.reindex(crews.index).fillna("idle").to_numpy()
-    vendors = pos[pos["kind"] == "vendor"].rename(columns={"agent_id": "vendor_id"})[["vendor_id", "x", "y"]]
 
     # incidents open at t, with their reports so far
-    inc = tables["incidents"]
-    stop = np.fmin(inc["end_s"].to_numpy(float), inc["resolved_s"].fillna(np.inf).to_numpy(float))
-    open_ = inc[(inc["onset_s"].to_numpy(float) <= t) & (stop > t)].copy()
-    rep = upto[upto["kind"] == "report"]
-    by_inc = rep["payload"].map(lambda p: p.get("incident_id", "")).value_counts()
-    open_["reports"] = by_inc.reindex(open_.index).fillna(0).astype(int).to_numpy()
-    open_ = open_[["category", "source", "x", "y", "onset_s", "depth_m", "level", "reports"]]
+    cols = ["category", "source", "x", "y", "onset_s", "depth_m", "level", "reports"]
+    if "incidents" in tables:
+        inc = tables["incidents"]
+        stop = np.fmin(inc["end_s"].to_numpy(float), inc["resolved_s"].fillna(np.inf).to_numpy(float))
+        open_ = inc[(inc["onset_s"].to_numpy(float) <= t) & (stop > t)].copy()
+        rep = upto[upto["kind"] == "report"]
+        by_inc = rep["payload"].map(lambda p: p.get("incident_id", "")).value_counts()
+        open_["reports"] = by_inc.reindex(open_.index).fillna(0).astype(int).to_numpy()
+        open_ = open_[cols]
+    else:
+        open_ = pd.DataFrame({c: pd.Series(dtype=object if c in ("category", "source") else float) for c in cols},
+                             index=pd.Index([], name="incident_id"))
 
     # the flood
     fn = tables.get("flood_nodes", pd.DataFrame())
@@ -217,15 +239,18 @@ def _state_at(run_dir: str | Path, t: float) -> ReplayState:
     else:
         closed = pd.DataFrame({"status": pd.Series(dtype=object)}).rename_axis("road_id")
 
-    if t >= hz:  # the end: the stored final tables (crews and vendors are exact there, not a tick behind)
-        from twin.runstore import read_kpis
+    if t >= hz or any(n in missing for n in ("incidents", "reports", "cases", "dispatches")):
+        # the end: the stored final tables (crews and vendors are exact there, not a tick behind); without the
+        # case tables the KPIs are known only at the end
+        from twin.runstore import KPIS, read_kpis
 
-        kpis = read_kpis(run_dir)
+        kpis = read_kpis(run_dir) if t >= hz and (Path(run_dir) / KPIS).is_file() else {}
     else:
         kpis = compute_kpis(cut_tables(tables, t), horizon_s=t, exposure=None)
     return ReplayState(time_s=t, crews=crews, vendors=vendors.reset_index(drop=True), incidents=open_,
                        flood_nodes=flood.reset_index(drop=True) if len(flood) else flood,
-                       roads_closed=closed, kpis=kpis, counts=upto["kind"].value_counts().sort_index().to_dict())
+                       roads_closed=closed, kpis=kpis, counts=upto["kind"].value_counts().sort_index().to_dict(),
+                       missing=missing)
 
 
 def format_state(state: ReplayState) -> str:
@@ -251,6 +276,9 @@ def format_state(state: ReplayState) -> str:
     rc = state.roads_closed
     lines.append(f"roads closed      {int((rc['status'] == 'closed').sum())} closed, "
                  f"{int((rc['status'] == 'closed_to_cars').sum())} to cars")
+    if state.missing:
+        lines.append(f"not stored        {', '.join(state.missing)} (the run's [outputs] left them out: "
+                     + missing_note(state.missing) + ")")
     flat = flatten_kpis(state.kpis)
     lines.append("kpis up to t")
     for k in ("counts.reports", "counts.cases", "counts.dispatched", "response.all:all.response_s.p50",
@@ -262,6 +290,19 @@ def format_state(state: ReplayState) -> str:
         for cid, r in c.iterrows():
             lines.append(f"  {cid:<24}{r['department']:<17}{r['status']:<9}{r['x']:.1f}, {r['y']:.1f}")
     return "\n".join(lines)
+
+
+def missing_note(missing) -> str:
+    """What a replay of a run without ``missing`` tables cannot show, in words (English, for the CLI)."""
+    parts = []
+    if "positions" in missing:
+        parts.append("no vendor places, " + ("no crew places" if "crew_series" in missing
+                                              else "crews from crew_series"))
+    if "incidents" in missing:
+        parts.append("no incidents")
+    if any(n in missing for n in ("reports", "cases", "dispatches")):
+        parts.append("KPIs only at the end")
+    return "; ".join(parts)
 
 
 def _fmt(v) -> str:
@@ -364,3 +405,46 @@ def kpi_table(kpis: dict, keys, *, lang: str = "en") -> pd.DataFrame:
             v = v / 60.0
         rows.append({tr("kpi.name", lang): tr(f"kpi.{k}", lang), tr("kpi.value", lang): _fmt(v)})
     return pd.DataFrame(rows)
+
+
+# ----------------------------------------------------------------------------- runs of other kinds
+
+
+def read_run_file(run_dir: str | Path, name: str) -> bytes:
+    """A file the run's manifest lists (``summary.json``, ``plan.html``), by plain name.
+
+    Raises
+    ------
+    InvalidIdError
+        ``name`` is not a plain name.
+    InputFileNotFoundError
+        The manifest lists no such file, or it is gone.
+    """
+    from gisdata.errors import InputFileNotFoundError
+    from gisdata.paths import child_path
+
+    man = load_run(run_dir)["manifest"]
+    path = child_path(run_dir, name, "file name")
+    if name not in man.get("files", {}) or path.is_symlink() or not path.is_file():
+        raise InputFileNotFoundError(f"{Path(run_dir).name}: the run holds no file '{name}'")
+    return path.read_bytes()
+
+
+def run_tables(run_dir: str | Path) -> dict[str, pd.DataFrame]:
+    """Every table of a run (a flood event's roads and risk points, a forecast's risk table, ...)."""
+    man = load_run(run_dir)["manifest"]
+    return {n: read_table(run_dir, n) for n in man.get("tables", {})}
+
+
+def sweep_results(sweep_dir: str | Path) -> pd.DataFrame:
+    """A sweep's results table (``results.parquet``: one row per run, swept parameters and KPIs); empty if none yet."""
+    from gisdata.errors import CorruptFileError
+
+    path = Path(sweep_dir) / "results.parquet"
+    if path.is_symlink() or not path.is_file():
+        return pd.DataFrame()
+    try:
+        return pd.read_parquet(path)
+    except (OSError, ValueError) as exc:
+        raise CorruptFileError(f"{Path(sweep_dir).name}/results.parquet: not a readable table ({type(exc).__name__})") \
+            from None
