@@ -13,6 +13,13 @@ reduces the 2D depths of a run (snapshots over time, on the grid of an
   everyone) and the risk points: a segment is a risk point when its
   effective depth stays at or above ``threshold_m`` for at least
   ``min_duration_s``;
+- **sag points** (segments the city marks in its ``sag`` column: an
+  underpass or a low crossing, see :func:`gisdata.streets.place_sags`): the
+  deepest water on the segment's carriageway, where its low point is; a sag
+  is a risk point (kind ``sag``) when that depth stays at or above
+  ``threshold_m`` for at least ``min_duration_s``.  The segment itself is
+  still a road segment with its effective depth (a flooded underpass closes
+  its road once 20 m of it are under water);
 - **building entrances**: the deepest water in the cells around a
   building's footprint (where its doors are);
 - **districts**: flooded road length and the share of road segments closed
@@ -60,7 +67,10 @@ class StreetFlood:
         Index ``road_id``: ``max_depth_m`` (largest effective depth), ``onset_s``
         (first time at or above the threshold, NaN if never), ``flooded_s``
         (time at or above it), ``closed_to_cars_s``, ``closed_s``,
-        ``max_flooded_length_m``, ``is_risk_point``, ``district_id``.
+        ``max_flooded_length_m``, ``is_risk_point``, ``district_id``, ``sag`` (the
+        city's ``sag`` column, ``""`` off a sag), ``sag_max_depth_m`` (deepest water on
+        the carriageway of a sag segment; NaN off a sag), ``sag_onset_s`` and
+        ``is_sag_risk_point``.
     entrances : pandas.DataFrame
         Index ``building_id``: ``max_depth_m`` around the footprint, ``onset_s``,
         ``is_risk_point`` (depth at or above the threshold at any time).
@@ -77,24 +87,35 @@ class StreetFlood:
     threshold_m: float
 
     def risk_points(self) -> pd.DataFrame:
-        """Road segments and building entrances that are risk points, deepest first.
+        """Road segments, sag points and building entrances that are risk points, deepest first.
 
-        Columns ``kind`` (``road`` or ``entrance``), ``element_id``, ``max_depth_m``, ``onset_s``.
+        Columns ``kind`` (``road``, ``sag`` or ``entrance``), ``element_id`` (a ``sag``
+        point is named by its road segment), ``max_depth_m``, ``onset_s``.
         """
         r = self.roads[self.roads["is_risk_point"]]
+        sag = self.roads[self.roads["is_sag_risk_point"]] if "is_sag_risk_point" in self.roads else r.iloc[:0]
         e = self.entrances[self.entrances["is_risk_point"]]
         table = pd.concat([
             pd.DataFrame({"kind": "road", "element_id": r.index, "max_depth_m": r["max_depth_m"].to_numpy(),
                           "onset_s": r["onset_s"].to_numpy()}),
+            pd.DataFrame({"kind": "sag", "element_id": sag.index,
+                          "max_depth_m": sag["sag_max_depth_m"].to_numpy(float) if len(sag) else [],
+                          "onset_s": sag["sag_onset_s"].to_numpy(float) if len(sag) else []}),
             pd.DataFrame({"kind": "entrance", "element_id": e.index, "max_depth_m": e["max_depth_m"].to_numpy(),
                           "onset_s": e["onset_s"].to_numpy()}),
         ], ignore_index=True)
         return table.sort_values(["max_depth_m", "element_id"], ascending=[False, True], ignore_index=True)
 
     def closures_summary(self) -> dict:
-        """Segments ever closed to cars and to everyone (effective depth over the closure depths)."""
-        return {"roads_closed_cars": int((self.roads["max_depth_m"] >= CLOSED_TO_CARS_M).sum()),
-                "roads_closed_all": int((self.roads["max_depth_m"] >= CLOSED_TO_ALL_M).sum())}
+        """Segments ever closed to cars and to everyone (effective depth over the closure depths).
+
+        ``roads_closed_cars_at_sags`` counts the closed segments the city marks as sags.
+        """
+        closed = self.roads["max_depth_m"] >= CLOSED_TO_CARS_M
+        at_sag = (self.roads["sag"] != "") if "sag" in self.roads else closed & False
+        return {"roads_closed_cars": int(closed.sum()),
+                "roads_closed_all": int((self.roads["max_depth_m"] >= CLOSED_TO_ALL_M).sum()),
+                "roads_closed_cars_at_sags": int((closed & at_sag).sum())}
 
 
 def _road_labels(surface: UrbanSurface, roads: gpd.GeoDataFrame, lane_width_m: float) -> np.ndarray:
@@ -187,7 +208,19 @@ class StreetFloodRecorder:
         self._d_names = list(city.districts.index)
         self._d_length = np.zeros(len(self._d_names))
         self._d_share = np.zeros(len(self._d_names))
-        self._last: tuple[float, np.ndarray, np.ndarray, np.ndarray] | None = None  # t, eff, cars, all
+        # sag points: each sag segment's carriageway cells, for its deepest water
+        sag = roads["sag"].fillna("").astype(str).to_numpy() if "sag" in roads.columns else np.full(self._n_r, "")
+        self._sag = sag
+        self._sag_pos = np.flatnonzero(sag != "")
+        which = np.full(self._n_r + 1, -1)
+        which[self._sag_pos] = np.arange(len(self._sag_pos))
+        lab = self._road_lab.ravel()
+        self._sag_cells = np.flatnonzero(which[lab] >= 0)  # -1 (no road) picks which[-1] = -1
+        self._sag_of_cell = which[lab[self._sag_cells]]
+        self._sag_max = np.zeros(len(self._sag_pos))
+        self._sag_onset = np.full(len(self._sag_pos), np.nan)
+        self._sag_flooded = np.zeros(len(self._sag_pos))
+        self._last: tuple | None = None  # t, hit, cars, all, sag hit
 
     def add(self, t_s: float, depth: np.ndarray) -> None:
         """Take the depth grid (m) at time ``t_s`` (s); it holds until the next snapshot."""
@@ -197,13 +230,14 @@ class StreetFloodRecorder:
                                    f"the surface is {self.surface.shape}")
         st = self._stats
         if self._last is not None:  # the previous state held from its time until now
-            t0, hit0, cars0, all0 = self._last
+            t0, hit0, cars0, all0, sag0 = self._last
             if t_s < t0:
                 raise StreetFloodError(f"depth snapshots out of time order: t={t_s} s follows t={t0} s")
             dt = t_s - t0
             st["flooded"] += hit0 * dt
             st["cars"] += cars0 * dt
             st["all"] += all0 * dt
+            self._sag_flooded += sag0 * dt
         eff = _kth_deepest(depth, self._road_lab, self._k, self._n_r)
         lab = self._road_lab
         wet_cells = np.bincount(lab[(lab >= 0) & (depth >= self.threshold_m)], minlength=self._n_r)
@@ -213,7 +247,12 @@ class StreetFloodRecorder:
         hit = eff >= self.threshold_m
         cars = eff >= CLOSED_TO_CARS_M
         self._onset = np.where(hit & np.isnan(self._onset), t_s, self._onset)
-        self._last = (t_s, hit, cars, eff >= CLOSED_TO_ALL_M)
+        deepest = np.zeros(len(self._sag_pos))
+        np.maximum.at(deepest, self._sag_of_cell, depth.ravel()[self._sag_cells])
+        self._sag_max = np.maximum(self._sag_max, deepest)
+        sag_hit = deepest >= self.threshold_m
+        self._sag_onset = np.where(sag_hit & np.isnan(self._sag_onset), t_s, self._sag_onset)
+        self._last = (t_s, hit, cars, eff >= CLOSED_TO_ALL_M, sag_hit)
         if self._n_b:
             e = np.zeros(self._n_b)
             np.maximum.at(e, self._ent_lab[self._ent_sel], depth[self._ent_sel])
@@ -236,7 +275,14 @@ class StreetFloodRecorder:
             "closed_to_cars_s": st["cars"], "closed_s": st["all"], "max_flooded_length_m": st["length"],
             "is_risk_point": (st["max"] >= self.threshold_m) & (st["flooded"] >= self.min_duration_s),
             "district_id": [self._d_names[i] if i >= 0 else "" for i in self._district_of],
+            "sag": self._sag,
+            "sag_max_depth_m": np.nan, "sag_onset_s": np.nan, "is_sag_risk_point": False,
         }, index=roads.index)
+        k = self._sag_pos
+        road_table.iloc[k, road_table.columns.get_loc("sag_max_depth_m")] = self._sag_max
+        road_table.iloc[k, road_table.columns.get_loc("sag_onset_s")] = self._sag_onset
+        road_table.iloc[k, road_table.columns.get_loc("is_sag_risk_point")] = (
+            (self._sag_max >= self.threshold_m) & (self._sag_flooded >= self.min_duration_s))
         entrances = pd.DataFrame({"max_depth_m": self._ent_max, "onset_s": self._ent_onset,
                                   "is_risk_point": self._ent_max >= self.threshold_m}, index=city.buildings.index)
         districts = pd.DataFrame({"flooded_road_length_m": self._d_length, "share_closed_to_cars": self._d_share},

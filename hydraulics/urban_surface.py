@@ -14,8 +14,11 @@ grids :class:`~hydraulics.surface2d.Surface2D` needs, at a chosen cell size:
 - **manning**: smooth asphalt on carriageways, rougher mixed urban ground elsewhere.
 
 Carriageway width is ``lanes x lane_width_m``.  A crossfall towards the
-gutters is not drawn: at the default 5 m cells a two-lane road is one or two
-cells wide, too coarse to resolve it.
+gutters is not drawn: at the default 10 m cells (:data:`DEFAULT_CELL_M`) a
+two-lane road is one cell wide, and two at the finer 5 m
+(:data:`FINE_CELL_M`), too coarse to resolve it.  Sags (underpasses, low
+crossings) are in the city's DEM already (:func:`gisdata.terrain.carve_sags`)
+and come through the resampling.
 
 Examples
 --------
@@ -35,10 +38,24 @@ from gisdata.limits import MAX_GRID_CELLS, check_range
 from gisdata.raster import Raster
 from hydraulics.surface2d import Surface2D
 
-DEFAULT_CELL_M = 5.0
-"""Default cell size of a city's street surface, m (the demo city: 640 x 640 cells)."""
-DETAILED_CELL_M = 2.0
-"""Cell size for detailed studies, m."""
+DEFAULT_CELL_M = 10.0
+"""Default cell size of a city's street surface, m (the demo city: 320 x 320 cells, its DEM's own grid).
+
+What the speed target allows: a storm on the coupled sewer and street model
+should cost at most about three times SWMM alone.  At 10 m an arterial
+(6 lanes, 21 m) is two cells wide and a local street (7 m) one; the sags of
+the synthetic cities (underpasses with a 20-40 m floor, low crossings
+110-160 m across) span several cells, so their ponding and the road
+closures they cause are resolved.  Measured on the demo city, 100-year 3 h
+storm: see the README (Sewer and streets coupled both ways)."""
+FINE_CELL_M = 5.0
+"""Cell size for detailed studies of a city's street surface, m (the demo city: 640 x 640 cells).
+
+Four times the cells of :data:`DEFAULT_CELL_M` and, where water is deep, half
+the time step (the local-inertial CFL limit scales with the cell size): a
+run costs roughly five to eight times the default.  Carriageways two cells
+wider resolve the water's spread across a street and along a kerb; use it
+for one district or one event, not for ensembles."""
 KERB_M = 0.12
 """Height of the kerb above the carriageway, m."""
 LANE_WIDTH_M = 3.5

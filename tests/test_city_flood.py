@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
+from hydraulics.urban_surface import DEFAULT_CELL_M
 from twin.cli import cli
 
 KEYS = {"coupled_nodes", "mass_balance_error_rel", "to_surface_m3", "to_network_m3", "to_river_m3", "max_depth_m",
@@ -23,7 +24,7 @@ def test_small_city_storm_on_the_coupled_model(tmp_path):
     assert "to the river" in result.output and "roads closed" in result.output and "mass balance" in result.output
     summary = json.loads((out / "summary.json").read_text())
     assert KEYS <= set(summary)
-    assert summary["coupled_nodes"] > 100 and summary["cell_size_m"] == 5.0
+    assert summary["coupled_nodes"] > 100 and summary["cell_size_m"] == DEFAULT_CELL_M == 10.0
     assert summary["to_river_m3"] > 1000                                               # the outfalls reached the river
     assert abs(summary["coupling_error_rel"]) < 1e-6                                  # the exchange loses nothing
     assert abs(summary["mass_balance_error_rel"]) < 0.01                              # SWMM's own continuity

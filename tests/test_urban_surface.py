@@ -103,7 +103,7 @@ def test_a_surcharging_manhole_makes_its_street_a_risk_point(small_city):
     flood = street_flood(surf, small_city, snaps, threshold_m=0.05)
     points = flood.risk_points()
     roads_hit = points.loc[points.kind == "road", "element_id"]
-    assert len(roads_hit) >= 1 and set(points["kind"]) <= {"road", "entrance"}
+    assert len(roads_hit) >= 1 and set(points["kind"]) <= {"road", "sag", "entrance"}
     # the segment the manhole sits on is among them, and it was flooded within minutes
     from hydraulics.street_flood import _road_labels
     from hydraulics.urban_surface import LANE_WIDTH_M
@@ -111,3 +111,46 @@ def test_a_surcharging_manhole_makes_its_street_a_risk_point(small_city):
     assert own in set(roads_hit)
     assert flood.roads.loc[own, "onset_s"] <= 600.0
     assert model.mass_balance().to_river_m3 > 0                    # what ran off went to the river, not onto a map
+
+
+def test_an_underpass_is_a_dip_of_the_street_surface(small_city):
+    """The generator's underpass comes through the resampling: its carriageway dips by about its depth."""
+    from hydraulics.street_flood import _road_labels
+    from hydraulics.urban_surface import FINE_CELL_M, LANE_WIDTH_M
+
+    roads = small_city.roads
+    under = roads.index[roads["sag"] == "underpass"]
+    assert len(under) >= 1
+    for cell in (10.0, FINE_CELL_M):
+        surf = build_urban_surface(small_city, cell_size_m=cell)
+        labels = _road_labels(surf, roads, LANE_WIDTH_M)
+        for rid in under:
+            z = surf.ground.values[labels == roads.index.get_loc(rid)]
+            assert z.max() - z.min() >= 0.8 * roads.loc[rid, "sag_depth_m"], (rid, cell)
+
+
+def test_water_in_an_underpass_makes_a_sag_risk_point(small_city):
+    """Water standing at the bottom of an underpass: a sag risk point (its deepest water) even while less
+    than 20 m of the carriageway is under water, so the segment is not closed yet."""
+    from hydraulics.street_flood import _road_labels, street_flood
+    from hydraulics.urban_surface import LANE_WIDTH_M
+
+    surf = build_urban_surface(small_city, cell_size_m=10.0)
+    roads = small_city.roads
+    rid = roads.index[roads["sag"] == "underpass"][0]
+    cells = np.argwhere(_road_labels(surf, roads, LANE_WIDTH_M) == roads.index.get_loc(rid))
+    low = cells[np.argmin(surf.ground.values[cells[:, 0], cells[:, 1]])]
+    pond = np.zeros(surf.shape)
+    pond[low[0], low[1]] = 0.4
+    dry = np.zeros(surf.shape)
+    flood = street_flood(surf, small_city, [(0.0, dry), (600.0, pond), (1800.0, pond), (2400.0, dry)])
+    row = flood.roads.loc[rid]
+    assert row["sag"] == "underpass" and row["sag_max_depth_m"] == pytest.approx(0.4)
+    assert row["sag_onset_s"] == 600.0 and row["is_sag_risk_point"]
+    assert row["max_depth_m"] < 0.15 and not row["is_risk_point"]     # one cell: the road stays open
+    points = flood.risk_points()
+    assert points[points["kind"] == "sag"]["element_id"].tolist() == [rid]
+    assert flood.closures_summary()["roads_closed_cars_at_sags"] == 0
+    assert flood.roads.loc[roads["sag"] == "", "sag_max_depth_m"].isna().all()
+    brief = street_flood(surf, small_city, [(0.0, pond), (300.0, dry)])  # 5 min: deep, but not for long
+    assert not brief.roads["is_sag_risk_point"].any() and brief.roads.loc[rid, "sag_max_depth_m"] == 0.4
