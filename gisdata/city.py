@@ -269,7 +269,8 @@ def read_city_gpkg(path: str | Path, *, dem: str | Path | Raster | None = None) 
     try:
         available = {name for name, _ in pyogrio.list_layers(path)}
     except Exception as exc:  # pyogrio raises DataSourceError and friends for non-GPKG bytes
-        raise CorruptFileError(f"{path}: not a readable GeoPackage ({exc})") from exc
+        raise CorruptFileError(f"{path}: not a readable GeoPackage: the file could not be opened as one",
+                               detail=f"{type(exc).__name__}: {exc}") from exc
     missing = [layer for layer in REQUIRED_LAYERS if layer not in available]
     if missing:
         raise MissingLayerError(
@@ -283,7 +284,8 @@ def read_city_gpkg(path: str | Path, *, dem: str | Path | Raster | None = None) 
         try:
             gdf = pyogrio.read_dataframe(path, layer=layer)
         except Exception as exc:
-            raise CorruptFileError(f"{path}: layer '{layer}' cannot be read ({exc})") from exc
+            raise CorruptFileError(f"{path}: layer '{layer}' cannot be read; the GeoPackage may be damaged",
+                                   detail=f"{type(exc).__name__}: {exc}") from exc
         layer_crs = check_projected_crs(gdf.crs, source=f"{path}: layer '{layer}'")
         if crs is None:
             crs = layer_crs

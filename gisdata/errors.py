@@ -10,10 +10,62 @@ from __future__ import annotations
 
 
 class TwinError(Exception):
-    """Base class of every error CityTwin raises on purpose."""
+    """Base class of every error CityTwin raises on purpose.
+
+    Parameters
+    ----------
+    *args
+        The message (plain words: what is wrong with which file or value).
+    detail : str, optional
+        The technical words behind it (a library's own message), kept apart so
+        a page can fold them away; ``""`` when there are none.
+
+    Examples
+    --------
+    >>> err = CorruptFileError("city.gpkg: not a readable GeoPackage", detail="DataSourceError: ...")
+    >>> str(err), err.detail
+    ('city.gpkg: not a readable GeoPackage', 'DataSourceError: ...')
+    """
+
+    detail: str = ""
+
+    def __init__(self, *args, detail: str | None = None) -> None:
+        super().__init__(*args)
+        if detail:
+            self.detail = str(detail)
 
     def __str__(self) -> str:  # KeyError quotes its message; we do not want that
         return str(self.args[0]) if self.args else self.__class__.__name__
+
+
+def error_parts(exc: BaseException) -> tuple[str, str]:
+    """(plain message, technical detail) of an error.
+
+    The detail is the error's ``detail`` attribute; failing that, a library
+    error it was raised from (``raise ... from exc``) whose words the message
+    quotes in parentheses: they are taken out of the message and returned as
+    the detail.
+
+    Examples
+    --------
+    >>> try:
+    ...     try:
+    ...         raise OSError("'x.tif' not recognized as being in a supported file format.")
+    ...     except OSError as exc:
+    ...         raise CorruptFileError(f"x.tif: not a readable GeoTIFF ({exc})") from exc
+    ... except CorruptFileError as err:
+    ...     error_parts(err)
+    ('x.tif: not a readable GeoTIFF', "OSError: 'x.tif' not recognized as being in a supported file format.")
+    """
+    message = str(exc)
+    detail = str(getattr(exc, "detail", "") or "")
+    cause = exc.__cause__
+    if not detail and cause is not None and not isinstance(cause, TwinError):
+        words = str(cause)
+        if words and f" ({words})" in message:
+            message = message.replace(f" ({words})", "", 1)
+            detail = f"{type(cause).__name__}: {words}"
+    return message, detail
 
 
 class InputFileNotFoundError(TwinError, FileNotFoundError):

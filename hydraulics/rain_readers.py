@@ -23,6 +23,7 @@ Hours not listed had no rain.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
 from dataclasses import dataclass
@@ -35,6 +36,7 @@ import pandas as pd
 from gisdata.errors import CorruptFileError, InputFileNotFoundError
 from gisdata.limits import (
     MAX_RAIN_INTENSITY_MM_H,
+    MAX_RAIN_SPAN_DAYS,
     MAX_RETURN_PERIOD_YR,
     MIN_RETURN_PERIOD_YR,
     LimitError,
@@ -49,6 +51,21 @@ INTERVAL_S = {"HPCP": 3600, "QPCP": 900, "QGAG": 900}
 UNIT_SUFFIXES = {"_mm_h": "mm_h", "_mmh": "mm_h", "_in_h": "in_h", "_mm": "mm", "_in": "in"}
 """CSV column-name suffixes and the unit each declares (intensity per hour or depth per interval)."""
 
+ELAPSED_TIME_COLUMNS = {"elapsed_s": "s", "time_s": "s", "elapsed_min": "min", "time_min": "min",
+                        "elapsed_h": "h", "time_h": "h", "hours": "h"}
+"""CSV time-column names (any case) that hold time from the start of the record, and their unit."""
+
+DATETIME_COLUMNS = ("time", "timestamp", "datetime", "date_time", "date")
+"""CSV time-column names (any case) that hold date-times (any format pandas parses)."""
+
+SECONDS_PER = {"s": 1.0, "min": 60.0, "h": 3600.0}
+TIME_UNIT_WORDS = {"s": "seconds", "min": "minutes", "h": "hours"}
+
+ACCEPTED_TIME_COLUMNS = ("accepted time columns: a date-time column (e.g. 'time', 'timestamp' or 'datetime', "
+                         "values like 2024-07-01 08:00), or time from the start in 'elapsed_s' or 'time_s' "
+                         "(seconds), 'elapsed_min' or 'time_min' (minutes), 'elapsed_h', 'time_h' or 'hours' (hours)")
+"""What a refusal of a CSV's time column says it would have accepted."""
+
 
 class RainFileError(CorruptFileError):
     """A rain file has a value or layout the reader cannot use; names the file and line.
@@ -61,11 +78,19 @@ class RainFileError(CorruptFileError):
         1-based line number, where one applies.
     """
 
-    def __init__(self, path: str | Path, line: int | None, message: str) -> None:
+    def __init__(self, path: str | Path, line: int | None, message: str, *, detail: str | None = None) -> None:
         self.path = Path(path)
         self.line = line
+        self.message = message
         where = f"{self.path}:{line}" if line is not None else f"{self.path}"
-        super().__init__(f"{where}: {message}")
+        super().__init__(f"{where}: {message}", detail=detail)
+
+    def __reduce__(self):  # keep path, line and message across processes (the default would pass one string)
+        return _rain_file_error, (type(self), str(self.path), self.line, self.message, self.detail)
+
+
+def _rain_file_error(cls, path, line, message, detail):
+    return cls(path, line, message, detail=detail or None)
 
 
 @dataclass
@@ -77,16 +102,21 @@ class _Record:
     line: int
 
 
-def _open_lines(path: str | Path) -> tuple[Path, list[str]]:
+def _checked_path(path: str | Path) -> Path:
     path = Path(path)
     if not path.exists():
         raise InputFileNotFoundError(f"{path}: rain file not found")
     if path.is_dir():
         raise RainFileError(path, None, "is a directory; expected a rain data file")
+    return path
+
+
+def _open_lines(path: str | Path) -> tuple[Path, list[str]]:
+    path = _checked_path(path)
     try:
         text = path.read_text(encoding="latin-1")
     except OSError as exc:
-        raise RainFileError(path, None, f"cannot be read ({exc})") from exc
+        raise RainFileError(path, None, "cannot be read", detail=f"{type(exc).__name__}: {exc}") from exc
     return path, text.splitlines()
 
 
@@ -146,8 +176,9 @@ def read_ncdc(path: str | Path, *, missing: Literal["zero", "raise"] = "zero",
     _check_grid(path, (frame.index.max() - frame.index.min()).total_seconds(), interval, frame.shape[1])
     full = pd.date_range(frame.index.min(), frame.index.max(), freq=pd.Timedelta(seconds=interval), name="time")
     frame = frame.reindex(full).fillna(0.0)  # stations may cover different periods
-    return RainSeries(frame, step_s=interval, label=path.stem, source=str(path),
-                      meta={"format": fmt, "missing_steps": n_missing, "accumulated_periods": n_accum})
+    meta = {"format": fmt, "missing_steps": n_missing, "accumulated_periods": n_accum}
+    meta["time_note"] = time_note(meta)
+    return RainSeries(frame, step_s=interval, label=path.stem, source=str(path), meta=meta)
 
 
 def _parse_online(path: Path, lines: list[str], units: str) -> tuple[list[_Record], int]:
@@ -287,6 +318,102 @@ def _station_series(path: Path, recs: list[_Record], interval: int) -> tuple[pd.
     return out, pd.Series(missing, index=index), n_accum
 
 
+# ----------------------------------------------------------------------------- any rain file
+
+RAIN_FILE_FORMATS = ("auto", "csv", "ncdc")
+"""Formats :func:`read_rain_file` reads; ``auto`` tells them apart by their content."""
+
+
+def rain_file_format(path: str | Path) -> str:
+    """``"ncdc"`` if the file's first lines are NCDC precipitation records (either layout), else ``"csv"``."""
+    path = Path(path)
+    try:
+        with path.open("rb") as fh:
+            head = fh.read(8192).decode("latin-1")
+    except OSError:
+        return "csv"  # the reader names the problem
+    lines = head.splitlines()[:12]
+    if any("COOP:" in ln for ln in lines) or any(_TD3240.match(ln) for ln in lines):
+        return "ncdc"
+    return "csv"
+
+
+def read_rain_file(path: str | Path, *, format: str = "auto", units: str | None = None,
+                   missing: Literal["zero", "raise"] | None = None) -> RainSeries:
+    """Read an observed rain record: a CSV of gauge columns or an NCDC precipitation file.
+
+    The one reader behind the workbench's rain upload and the CLI's ``--rain``.
+
+    Parameters
+    ----------
+    path : str or Path
+        The file.
+    format : {"auto", "csv", "ncdc"}
+        ``auto`` (default) reads an NCDC file (online ``COOP:`` layout or
+        TD-3240) as NCDC and anything else as CSV (:func:`read_rain_csv`).
+    units : {"mm_h", "in_h", "mm", "in"}, optional
+        CSV only: unit of gauge columns whose name carries no unit suffix.
+    missing : {"zero", "raise"}, optional
+        Missing values: default ``raise`` for a CSV (an empty cell) and
+        ``zero`` for NCDC (flagged gaps count as no rain, as SWMM does).
+
+    Returns
+    -------
+    RainSeries
+        ``meta["format"]`` says what was read and ``meta["time_note"]`` where
+        the times came from.
+
+    Raises
+    ------
+    InputFileNotFoundError, RainFileError
+    """
+    if format not in RAIN_FILE_FORMATS:
+        raise ValueError(f"format={format!r}; expected one of {RAIN_FILE_FORMATS}")
+    path = _checked_path(path)
+    fmt = rain_file_format(path) if format == "auto" else format
+    if fmt == "ncdc":
+        return read_ncdc(path, missing=missing or "zero")
+    return read_rain_csv(path, units=units, missing=missing or "raise")
+
+
+def read_rain_files(paths, *, units: str | None = None, missing: Literal["zero", "raise"] | None = None) -> RainSeries:
+    """Read one or more rain files (:func:`read_rain_file`) as one series, gauges side by side.
+
+    Several files are put on the finest step among them (depth conserved);
+    outside a file's own record its gauges have no rain.
+
+    Raises
+    ------
+    RainFileError
+        A file cannot be read, or the files cannot be put together: some with
+        dates and some without, or one gauge ID in two files.
+    """
+    paths = [Path(p) for p in paths]
+    if not paths:
+        raise ValueError("read_rain_files: no file given")
+    series = [read_rain_file(p, units=units, missing=missing) for p in paths]
+    if len(series) == 1:
+        return series[0]
+    from hydraulics.rain_series import combine_gauges
+
+    dated = [p.name for p, s in zip(paths, series) if s.is_timestamped]
+    if dated and len(dated) < len(series):
+        undated = [p.name for p, s in zip(paths, series) if not s.is_timestamped]
+        raise RainFileError(paths[0], None, f"files {dated} have dates but {undated} only time from the start; "
+                                            "give every file the same kind of time column")
+    seen: dict[str, Path] = {}
+    for p, s in zip(paths, series):
+        for g in s.gauges:
+            if g in seen:
+                raise RainFileError(p, 1, f"gauge '{g}' is also in {seen[g].name}; each gauge belongs to one file")
+            seen[g] = p
+    out = combine_gauges(series, label="+".join(p.name for p in paths))
+    notes = sorted({s.meta.get("time_note", "") for s in series} - {""})
+    meta = {"format": "+".join(dict.fromkeys(s.meta.get("format", "?") for s in series)),
+            "files": ",".join(str(p) for p in paths), "time_note": "; ".join(notes)}
+    return dataclasses.replace(out, meta=meta)
+
+
 # ----------------------------------------------------------------------------- CSV
 
 
@@ -300,9 +427,17 @@ def read_rain_csv(path: str | Path, *, time_col: str | None = None, units: str |
     path : str or Path
         The CSV file (header row first).
     time_col : str, optional
-        Name of the time column; default the first column.  Timestamps (any
-        format pandas parses), or elapsed time if the column is named
-        ``elapsed_s``, ``elapsed_min`` or ``elapsed_h``.
+        Name of the time column.  By default the column is found by its name
+        (any case): date-times (any format pandas parses) in ``time``,
+        ``timestamp``, ``datetime``, ``date_time`` or ``date`` (a ``date`` and a
+        ``time`` column together make one date-time), or time from the start in
+        ``elapsed_s``/``time_s`` (seconds), ``elapsed_min``/``time_min``
+        (minutes) or ``elapsed_h``/``time_h``/``hours`` (hours; decimal minutes
+        and hours are rounded to whole seconds).  With no such name, the first
+        column, read as date-times.  The series' ``meta`` says which column was
+        used (``time_column``, ``time_unit``, ``time_note``: e.g. "time from
+        column 'time_min' (minutes from the start)"); a refusal lists the
+        accepted time columns (:data:`ACCEPTED_TIME_COLUMNS`).
     units : {"mm_h", "in_h", "mm", "in"}, optional
         Unit of columns whose name carries no suffix: intensity per hour
         (``mm_h``, ``in_h``) or depth per interval (``mm``, ``in``).  A suffix in
@@ -320,53 +455,94 @@ def read_rain_csv(path: str | Path, *, time_col: str | None = None, units: str |
     Raises
     ------
     InputFileNotFoundError, RainFileError
-        With the line number of a bad time or value.
+        With the line number of a bad time or value and the column it is in.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> p = pathlib.Path(tempfile.mkdtemp()) / "gauge.csv"
+    >>> _ = p.write_text("time_min,RG1_mm\\n0,0.5\\n5,1.0\\n10,0\\n")
+    >>> rain = read_rain_csv(p)
+    >>> rain.step_s, float(rain.max_depth_mm), rain.meta["time_note"]
+    (300, 1.5, "time from column 'time_min' (minutes from the start)")
     """
-    path, _ = _open_lines(path)  # existence and directory checks
+    path = _checked_path(path)
     if time_label not in ("start", "end"):
         raise ValueError(f"time_label={time_label!r}; expected 'start' or 'end'")
     try:
         df = pd.read_csv(path, dtype=str, keep_default_na=False, skip_blank_lines=False)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise RainFileError(path, None, f"not a readable CSV ({exc})") from exc
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, OSError) as exc:
+        raise RainFileError(path, None, "not a readable CSV file (a header row, then one row per time)",
+                            detail=f"{type(exc).__name__}: {exc}") from exc
     lineno = np.arange(len(df)) + 2  # header is line 1
     blank = (df == "").all(axis=1).to_numpy()
     df, lineno = df[~blank], lineno[~blank]
     if df.empty:
         raise RainFileError(path, None, "holds no data rows")
-    tcol = time_col if time_col is not None else df.columns[0]
-    if tcol not in df.columns:
-        raise RainFileError(path, 1, f"no time column '{tcol}'; columns are {list(df.columns)}")
-    gauge_cols = [c for c in df.columns if c != tcol]
+    tcols, tunit, ignored = _time_columns(path, list(df.columns), time_col)
+    gauge_cols = [c for c in df.columns if c not in tcols and c not in ignored]
     if not gauge_cols:
-        raise RainFileError(path, 1, "no gauge columns after the time column")
+        if time_col is None and not _is_time_name(tcols[0]):
+            raise RainFileError(path, 1, f"found only column '{tcols[0]}'; expected a time column, then one column "
+                                         f"per rain gauge; {ACCEPTED_TIME_COLUMNS}")
+        raise RainFileError(path, 1, "no gauge columns besides the time column")
     col_units = {col: _column_unit(path, col, units) for col in gauge_cols}  # header errors first
 
-    elapsed_unit = {"elapsed_s": 1.0, "elapsed_min": 60.0, "elapsed_h": 3600.0}.get(str(tcol))
-    if elapsed_unit is not None:
-        t = pd.to_numeric(df[tcol], errors="coerce").to_numpy() * elapsed_unit
+    shown = df[tcols[0]] if len(tcols) == 1 else df[tcols[0]] + " " + df[tcols[1]]
+    named = " and ".join(f"'{c}'" for c in tcols)
+    if tunit != "datetime":
+        raw = df[tcols[0]].str.strip()
+        t = pd.to_numeric(raw, errors="coerce").to_numpy(dtype=float) * SECONDS_PER[tunit]
         bad = ~np.isfinite(t)
+        if bad.any():
+            k = int(np.argmax(bad))
+            raise RainFileError(path, int(lineno[k]), f"time {raw.iloc[k]!r} in column {named} is not a number of "
+                                                      f"{TIME_UNIT_WORDS[tunit]} from the start")
+        if (t < 0).any():
+            k = int(np.argmax(t < 0))
+            raise RainFileError(path, int(lineno[k]), f"time {raw.iloc[k]!r} in column {named} is negative; "
+                                                      "expected time from the start, >= 0")
+        if tunit != "s":  # decimal minutes or hours (0.0833 h): to whole seconds
+            t = np.round(t)
+        far = t > MAX_RAIN_SPAN_DAYS * 86400.0  # an offset of centuries is refused before any grid
+        if far.any():
+            k = int(np.argmax(far))
+            raise RainFileError(path, int(lineno[k]), f"time {raw.iloc[k]!r} in column {named} is "
+                                                      f"{t[k] / 86400.0:,.0f} d from the start; expected at most "
+                                                      f"{MAX_RAIN_SPAN_DAYS:,g} d (MAX_RAIN_SPAN_DAYS)")
     else:
-        t = pd.to_datetime(df[tcol], errors="coerce", format="mixed")
+        t = pd.to_datetime(shown, errors="coerce", format="mixed")
         bad = t.isna().to_numpy()
-    if bad.any():
-        k = int(np.argmax(bad))
-        raise RainFileError(path, int(lineno[k]), f"time {df[tcol].iloc[k]!r} in column '{tcol}' cannot be read")
-    secs = t - t[0] if elapsed_unit is not None else (t - t.iloc[0]).dt.total_seconds().to_numpy()
+        if bad.any() and len(tcols) == 2 and not pd.to_datetime(df[tcols[1]], errors="coerce", format="mixed").isna().any():
+            tcols, ignored = [tcols[1]], [*ignored, tcols[0]]  # 'time' holds whole date-times; 'date' repeats them
+            shown, named = df[tcols[0]], f"'{tcols[0]}'"
+            t = pd.to_datetime(shown, errors="coerce", format="mixed")
+            bad = t.isna().to_numpy()
+        if bad.any():
+            k = int(np.argmax(bad))
+            value = shown.iloc[k]
+            if tunit == "datetime" and time_col is None and not _is_time_name(tcols[0]) and _is_float(value):
+                raise RainFileError(path, int(lineno[k]), f"column {named} holds numbers, not date-times, and its "
+                                                          "name does not say their unit (name it e.g. 'time_min' "
+                                                          f"for minutes from the start); {ACCEPTED_TIME_COLUMNS}")
+            raise RainFileError(path, int(lineno[k]), f"time {value!r} in column {named} cannot be read as a "
+                                                      f"date-time; {ACCEPTED_TIME_COLUMNS}")
+    secs = t - t[0] if tunit != "datetime" else (t - t.iloc[0]).dt.total_seconds().to_numpy()
     secs = np.asarray(secs, dtype=float)
     d = np.diff(secs)
     if (d <= 0).any():
         k = int(np.argmax(d <= 0)) + 1
-        raise RainFileError(path, int(lineno[k]), f"time {df[tcol].iloc[k]!r} does not come after the previous row")
+        raise RainFileError(path, int(lineno[k]), f"time {shown.iloc[k]!r} in column {named} does not come after "
+                                                  "the previous row")
     step = int(step_s) if step_s else (int(round(d.min())) if len(d) else None)
     if step is None or step <= 0:
-        raise RainFileError(path, None, "cannot infer the step from one row; pass step_s")
+        raise RainFileError(path, None, "one row gives no time step; give at least two rows (or step_s)")
     off = secs / step
     irregular = np.abs(off - np.round(off)) > 1e-6
     if irregular.any():
         k = int(np.argmax(irregular))
-        raise RainFileError(path, int(lineno[k]), f"time {df[tcol].iloc[k]!r} is not a whole number of "
-                                                  f"{step} s steps after the first row")
+        raise RainFileError(path, int(lineno[k]), f"time {shown.iloc[k]!r} in column {named} is not a whole number "
+                                                  f"of {step} s steps after the first row")
     _check_grid(path, float(secs[-1]), step, len(gauge_cols))
     slot = np.round(off).astype(int)
 
@@ -404,13 +580,42 @@ def read_rain_csv(path: str | Path, *, time_col: str | None = None, units: str |
         full[slot] = rate
         values[gauge] = full
     shift = -step if time_label == "end" else 0
-    if elapsed_unit is not None:
-        index = pd.Index((t[0] + shift + np.arange(slot[-1] + 1) * step).astype("int64"), name="elapsed_s")
+    if tunit != "datetime":
+        index = pd.Index((round(float(t[0])) + shift + np.arange(slot[-1] + 1) * step).astype("int64"),
+                         name="elapsed_s")
     else:
         index = pd.DatetimeIndex(t.iloc[0] + pd.to_timedelta(shift + np.arange(slot[-1] + 1) * step, unit="s"),
                                  name="time")
-    return RainSeries(pd.DataFrame(values, index=index), step_s=step, label=path.stem, source=str(path),
-                      meta={"format": "csv", "missing_steps": n_missing})
+    meta = {"format": "csv", "missing_steps": n_missing, "time_column": "+".join(tcols), "time_unit": tunit}
+    if ignored:
+        meta["time_columns_ignored"] = ",".join(ignored)
+    meta["time_note"] = time_note(meta)
+    return RainSeries(pd.DataFrame(values, index=index), step_s=step, label=path.stem, source=str(path), meta=meta)
+
+
+def time_note(meta) -> str:
+    """Where a series' times came from, in words, from a reader's ``meta`` (``""`` if it does not say).
+
+    Examples
+    --------
+    >>> time_note({"format": "csv", "time_column": "time_min", "time_unit": "min"})
+    "time from column 'time_min' (minutes from the start)"
+    >>> time_note({"format": "ncdc_online"})
+    "time from the NCDC record's dates and hours (each value ends at its hour, local standard time)"
+    """
+    fmt = str(meta.get("format", ""))
+    if fmt.startswith("ncdc"):
+        return "time from the NCDC record's dates and hours (each value ends at its hour, local standard time)"
+    column, unit = str(meta.get("time_column", "")), str(meta.get("time_unit", ""))
+    if not column:
+        return ""
+    cols = " and ".join(f"'{c}'" for c in column.split("+"))
+    what = "date and time" if unit == "datetime" else f"{TIME_UNIT_WORDS.get(unit, unit)} from the start"
+    note = f"time from column{'s' if '+' in column else ''} {cols} ({what})"
+    ignored = str(meta.get("time_columns_ignored", ""))
+    if ignored:
+        note += "; also a time column, not used: " + ", ".join(f"'{c}'" for c in ignored.split(","))
+    return note
 
 
 def _check_grid(path: Path, span_s: float, step_s: float, n_gauges: int) -> None:
@@ -419,6 +624,35 @@ def _check_grid(path: Path, span_s: float, step_s: float, n_gauges: int) -> None
         check_rain_grid("rain record", span_s, step_s, n_gauges)
     except LimitError as exc:
         raise RainFileError(path, None, str(exc).removeprefix("rain record: ")) from None
+
+
+def _is_time_name(col) -> bool:
+    name = str(col).strip().lower()
+    return name in ELAPSED_TIME_COLUMNS or name in DATETIME_COLUMNS
+
+
+def _time_columns(path: Path, columns: list, time_col: str | None) -> tuple[list, str, list]:
+    """(time column(s), unit: "datetime", "s", "min" or "h", other time columns left unused).
+
+    By name: the first column called like :data:`ELAPSED_TIME_COLUMNS` or
+    :data:`DATETIME_COLUMNS` (any case); a ``date`` column and a ``time`` column
+    together are read as one date-time.  With no such name, the first column,
+    read as date-times.
+    """
+    norm = {c: str(c).strip().lower() for c in columns}
+    if time_col is not None:
+        if time_col not in columns:
+            raise RainFileError(path, 1, f"no time column '{time_col}'; columns are {list(columns)}")
+        return [time_col], ELAPSED_TIME_COLUMNS.get(norm[time_col], "datetime"), []
+    known = [c for c in columns if _is_time_name(c)]
+    if not known:
+        return [columns[0]], "datetime", []
+    by_name = {norm[c]: c for c in reversed(known)}
+    if "date" in by_name and "time" in by_name and norm[known[0]] in ("date", "time"):
+        pair = [by_name["date"], by_name["time"]]
+        return pair, "datetime", [c for c in known if c not in pair]
+    first = known[0]
+    return [first], ELAPSED_TIME_COLUMNS.get(norm[first], "datetime"), known[1:]
 
 
 def _column_unit(path: Path, col: str, units: str | None) -> tuple[str, str]:

@@ -259,6 +259,61 @@ class RainSeries:
         idx = pd.Index(self.elapsed_s, name="elapsed_s")
         return dataclasses.replace(self, intensity_mm_h=self.intensity_mm_h.set_axis(idx))
 
+    def window(self, start=None, end=None) -> RainSeries:
+        """Return the intervals that start in ``[start, end)``.
+
+        Parameters
+        ----------
+        start, end : pandas.Timestamp, str or float, optional
+            A date-time (timestamped series only) or seconds from the start of
+            the record; default the record's start and end.
+
+        Raises
+        ------
+        RainDataError
+            A date-time on an elapsed series, or no interval in the window (the
+            message gives the record's span).
+
+        Examples
+        --------
+        >>> s = RainSeries(pd.DataFrame({"RG1": [0.0, 12.0, 6.0, 0.0]}, index=[0, 300, 600, 900]), step_s=300)
+        >>> s.window(300, 900).intensity_mm_h["RG1"].tolist()
+        [12.0, 6.0]
+        """
+        index = self.intensity_mm_h.index
+        first = index[0]
+
+        def bound(value, default):
+            if value is None:
+                return default
+            if isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool):
+                if not np.isfinite(value):
+                    raise RainDataError(f"rain series '{self.label}': window bound {value!r} is not finite")
+                return first + (pd.Timedelta(seconds=float(value)) if self.is_timestamped else float(value))
+            if not self.is_timestamped:
+                raise RainDataError(f"rain series '{self.label}' has no dates (time from the start only); give the "
+                                    f"window in seconds from the start, not {value!r}")
+            try:
+                return pd.Timestamp(value)
+            except (TypeError, ValueError) as exc:
+                raise RainDataError(f"rain series '{self.label}': window bound {value!r} is not a date-time") from exc
+
+        t0 = bound(start, first)
+        t1 = bound(end, index[-1] + (pd.Timedelta(seconds=self.step_s) if self.is_timestamped else self.step_s))
+        keep = (index >= t0) & (index < t1)
+        if not keep.any():
+            last = index[-1]
+            raise RainDataError(f"rain series '{self.label}': no interval between {t0} and {t1}; the record runs "
+                                f"from {first} to {last} (interval starts)")
+        return dataclasses.replace(self, intensity_mm_h=self.intensity_mm_h[keep])
+
+    def wettest_start(self, hours: float):
+        """Start of the ``hours`` long window with the most rain (the gauges' mean), as an index label."""
+        n = max(1, int(round(hours * 3600.0 / self.step_s)))
+        mean = self.intensity_mm_h.mean(axis=1)
+        total = mean[::-1].rolling(n, min_periods=1).sum()[::-1]  # the window starting at each interval
+        return total.idxmax()
+
     def _index_for(self, offsets_s: np.ndarray) -> pd.Index:
         first = self.intensity_mm_h.index[0]
         if self.is_timestamped:

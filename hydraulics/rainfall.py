@@ -4,8 +4,9 @@
   column per gauge (:mod:`hydraulics.rain_series`);
 - design storms: :func:`chicago_storm`, :func:`nrcs_storm`, :func:`idf_table_storm`,
   :func:`block_storm` (:mod:`hydraulics.design_storms`);
-- readers: :func:`read_ncdc`, :func:`read_rain_csv`, :func:`read_idf_table`,
-  :func:`read_design_storm_curves` (:mod:`hydraulics.rain_readers`).
+- readers: :func:`read_rain_file` / :func:`read_rain_files` (an observed record,
+  CSV or NCDC, told apart by content), :func:`read_ncdc`, :func:`read_rain_csv`,
+  :func:`read_idf_table`, :func:`read_design_storm_curves` (:mod:`hydraulics.rain_readers`).
 
 Examples
 --------
@@ -27,18 +28,22 @@ from hydraulics.design_storms import (
     resolve_idf,
 )
 from hydraulics.rain_readers import (
+    ACCEPTED_TIME_COLUMNS,
     RainFileError,
     design_storm_for_city,
     read_design_storm_curves,
     read_idf_table,
     read_ncdc,
     read_rain_csv,
+    read_rain_file,
+    read_rain_files,
+    time_note,
 )
 from hydraulics.rain_series import MM_PER_INCH, RainDataError, RainSeries, Storm, combine_gauges
 
 __all__ = [
-    "DEFAULT_IDF", "IDF_PRESETS", "MM_PER_INCH", "NRCS_TYPES", "ChineseIDF", "IDFTable", "RainDataError",
+    "ACCEPTED_TIME_COLUMNS", "DEFAULT_IDF", "IDF_PRESETS", "MM_PER_INCH", "NRCS_TYPES", "ChineseIDF", "IDFTable", "RainDataError",
     "RainFileError", "RainSeries", "Storm", "block_storm", "chicago_storm", "combine_gauges",
     "cumulative_curve_storm", "design_storm_for_city", "idf_table_storm", "nrcs_curve", "nrcs_storm",
-    "read_design_storm_curves", "read_idf_table", "read_ncdc", "read_rain_csv", "resolve_idf",
+    "read_design_storm_curves", "read_idf_table", "read_ncdc", "read_rain_csv", "read_rain_file", "read_rain_files", "resolve_idf", "time_note",
 ]

@@ -302,10 +302,44 @@ def load_uploaded_city(files: UploadedFiles, kind: str) -> CityTwin:
             osm.write_bytes(files[0][1])
             return load_city(osm)
         except TwinError as exc:
-            message = str(exc).replace(str(tmp_dir) + os.sep, "").replace(str(tmp_dir), ".")
-            if message == str(exc):
+            plain, detail = upload_error_parts(exc, tmp_dir)
+            if (plain, detail) == (str(exc), exc.detail):
                 raise
-            raise type(exc)(message) from exc
+            raise _retold(exc, plain, detail) from exc
+
+
+def upload_error_parts(exc: BaseException, tmp_dir: str | os.PathLike | None = None) -> tuple[str, str]:
+    """(plain message, technical detail) of an upload error, for a page to show the first and fold the second.
+
+    The plain message says what is wrong in words a planner reads ("not a
+    readable GeoPackage: the file could not be opened as one"); the detail
+    holds the library's own words (``TwinError.detail``, or the error it was
+    raised from; see :func:`gisdata.errors.error_parts`), ``""`` if none.
+    ``tmp_dir``, the folder an upload was written to, is taken out of both.
+
+    Examples
+    --------
+    >>> from gisdata.errors import CorruptFileError
+    >>> upload_error_parts(CorruptFileError("/tmp/u1/x.gpkg: not a readable GeoPackage", detail="Error: /tmp/u1/x.gpkg"),
+    ...                    "/tmp/u1")
+    ('x.gpkg: not a readable GeoPackage', 'Error: x.gpkg')
+    """
+    from gisdata.errors import error_parts
+
+    plain, detail = error_parts(exc)
+    if tmp_dir is not None:
+        tmp = str(tmp_dir)
+        plain, detail = (text.replace(tmp + os.sep, "").replace(tmp, ".") for text in (plain, detail))
+    return plain, detail
+
+
+def _retold(exc: TwinError, plain: str, detail: str) -> TwinError:
+    """An error of ``exc``'s type with another message and detail (a plain TwinError if the type cannot be remade)."""
+    try:
+        out = type(exc)(plain, detail=detail)
+    except TypeError:  # a type with its own constructor (e.g. RainFileError(path, line, message))
+        out = TwinError(plain, detail=detail)
+    return out
 
 
 def summary_table(city: CityTwin, lang: str = "en") -> pd.DataFrame:

@@ -122,36 +122,189 @@ class StormSpec:
         return nrcs_storm(self.depth_mm, self.nrcs_type, step_min=self.step_min)
 
 
-def read_rain_upload(name: str, data: bytes, **csv_options):
-    """Read an uploaded rain CSV (time column, then one column per gauge) as a RainSeries.
+def read_rain_upload(name: str, data: bytes, **options):
+    """Read an uploaded rain record (a CSV of gauge columns or an NCDC file) as a RainSeries.
+
+    The same reader as the CLI's ``--rain`` (:func:`hydraulics.rainfall.read_rain_file`).
 
     Parameters
     ----------
     name : str
-        The file's name as uploaded (named in error messages).
+        The file's name as uploaded (named in error messages and as the series' source).
     data : bytes
         Its content.
-    **csv_options
-        Passed to :func:`hydraulics.rainfall.read_rain_csv` (``units``, ``time_col``, ...).
+    **options
+        Passed to :func:`hydraulics.rainfall.read_rain_file` (``units`` of a
+        CSV's unsuffixed columns, ``format``, ``missing``).
+
+    Returns
+    -------
+    RainSeries
+        ``meta["time_note"]`` says where its times came from (e.g. "time from
+        column 'time_min' (minutes from the start)").
 
     Raises
     ------
     RainFileError
-        From the reader, naming the file as uploaded and the bad line.
+        From the reader, naming the file as uploaded, the bad line and column,
+        and for a time column it cannot use, the time columns it accepts.
     """
-    from hydraulics.rainfall import RainFileError, read_rain_csv
+    import dataclasses
+
+    from hydraulics.rainfall import RainFileError, read_rain_file
 
     safe = Path(name).name or "rain.csv"
     with tempfile.TemporaryDirectory(prefix="citytwin-rain-") as tmp:
         path = Path(tmp) / safe
         path.write_bytes(data)
         try:
-            return read_rain_csv(path, **csv_options)
+            rain = read_rain_file(path, **options)
         except RainFileError as exc:
-            where = f"{path}:{exc.line}" if exc.line is not None else str(path)
-            text = str(exc)
-            message = text[len(where) + 2:] if text.startswith(where + ": ") else text
-            raise RainFileError(safe, exc.line, message) from None
+            detail = exc.detail.replace(str(path), safe).replace(tmp, ".")
+            raise RainFileError(safe, exc.line, exc.message.replace(str(path), safe), detail=detail or None) from None
+    return dataclasses.replace(rain, source=safe)
+
+
+def read_rain_inputs(paths, *, units: str | None = None, start=None, hours: float | None = None):
+    """The observed rain of a command's ``--rain FILE [--rain FILE2 ...]``: read, put together, cut to a window.
+
+    Parameters
+    ----------
+    paths : sequence of str or Path
+        Rain files: CSVs of gauge columns or NCDC files, one or more gauges
+        each (:func:`hydraulics.rainfall.read_rain_files`).
+    units : str, optional
+        Unit of CSV gauge columns without a unit suffix (``mm_h``, ``mm``, ``in_h``, ``in``).
+    start : datetime, str or float, optional
+        Start of the event within the record: a date-time, or seconds from the
+        record's start.
+    hours : float, optional
+        Length of the event, h (default: to the end of the record).
+
+    Raises
+    ------
+    RainFileError, RainDataError
+        A file cannot be read, the window is outside the record, or no rain
+        falls in it.
+    """
+    from hydraulics.rainfall import RainDataError, read_rain_files
+    from gisdata.limits import check_range
+
+    rain = read_rain_files(paths, units=units)
+    if start is not None or hours is not None:
+        if hours is not None:
+            check_range("--rain-hours", hours, 0, MAX_RAIN_EVENT_H, "h", lo_inclusive=False)
+        end = None
+        if hours is not None:
+            first = rain.intensity_mm_h.index[0]
+            t0 = first if start is None else start
+            if isinstance(t0, (int, float)):
+                end = float(t0) + hours * 3600.0
+            else:
+                end = pd.Timestamp(t0) + pd.Timedelta(hours=hours)
+        rain = rain.window(start, end)
+    if rain.max_depth_mm <= 0:
+        raise RainDataError(f"rain {rain.label}: no rain falls in {_span_text(rain)}")
+    return rain
+
+
+MAX_RAIN_EVENT_H = 72.0
+"""Longest observed rain a city flood or a simulation takes, h (as the longest design storm, 3 days)."""
+
+
+def check_rain_event(rain, *, max_hours: float = MAX_RAIN_EVENT_H) -> None:
+    """Refuse a rain record longer than ``max_hours``, pointing at its wettest stretch.
+
+    Raises
+    ------
+    RainDataError
+        Naming the record's span and the start of its wettest ``24 h`` (or
+        shorter) window, to give as ``--rain-start``.
+    """
+    from hydraulics.rainfall import RainDataError
+
+    hours = rain.duration_s / 3600.0
+    if hours <= max_hours:
+        return
+    span = min(24.0, max_hours)
+    wettest = rain.wettest_start(span)
+    where = (f"{pd.Timestamp(wettest):%Y-%m-%dT%H:%M}" if rain.is_timestamped
+             else f"{int(wettest) - int(rain.intensity_mm_h.index[0])}s")
+    raise RainDataError(f"rain {rain.label}: the record runs {hours:,.0f} h ({_span_text(rain)}); a run takes at most "
+                        f"{max_hours:g} h of rain: choose the event with --rain-start and --rain-hours (the wettest "
+                        f"{span:g} h start at {where})")
+
+
+def _span_text(rain) -> str:
+    index = rain.intensity_mm_h.index
+    if rain.is_timestamped:
+        end = index[-1] + pd.Timedelta(seconds=rain.step_s)
+        return f"{index[0]:%Y-%m-%d %H:%M} .. {end:%Y-%m-%d %H:%M}"
+    return f"{int(index[0])} s .. {int(index[-1]) + rain.step_s} s from the start"
+
+
+def city_rain_gauges(city: CityTwin) -> list[str]:
+    """The rain gauges a city's SWMM model gets (:func:`hydraulics.build.build_swmm`'s rule)."""
+    from hydraulics.build import _gauges
+
+    return list(_gauges(city)[0])
+
+
+def match_rain_gauges(city: CityTwin, rain) -> dict[str, str]:
+    """Which rain column feeds each of the city's rain gauges, as :func:`hydraulics.build.build_swmm` matches them.
+
+    One column feeds every gauge; several columns must include every city
+    gauge by its ID.
+
+    Returns
+    -------
+    dict
+        City gauge ID -> rain column.
+
+    Raises
+    ------
+    RainDataError
+        Several columns that do not cover the city's gauges (the message names both).
+    """
+    from hydraulics.rainfall import RainDataError
+
+    gauges = city_rain_gauges(city)
+    columns = list(rain.gauges)
+    if len(columns) == 1:
+        return {g: columns[0] for g in gauges}
+    missing = [g for g in gauges if g not in columns]
+    if missing:
+        raise RainDataError(f"rain {rain.label}: gauges {columns}, but the city's rain gauges {missing} have no series; "
+                            f"give one column per city gauge ({gauges}) or a single column for all of them")
+    return {g: g for g in gauges}
+
+
+def rain_summary_lines(rain, match: dict[str, str] | None = None) -> list[str]:
+    """The printed lines naming a rain: its files or design, period, gauges, depth and peak.
+
+    Examples
+    --------
+    >>> from hydraulics.rainfall import block_storm
+    >>> print("\\n".join(rain_summary_lines(block_storm(30.0, 60), {"RG1": "RG1"})))
+    rain              block 30 mm/h x 60 min: 60 min
+    rain gauges       RG1 <- RG1
+    rain depth        30.0 mm (largest gauge), peak 30.0 mm/h
+    """
+    files = rain.meta.get("files") or (rain.source if rain.meta.get("format") else "")
+    name = ", ".join(Path(f).name for f in files.split(",")) if files else (rain.label or "rain")
+    period = _span_text(rain) if rain.is_timestamped else f"{rain.duration_s / 60:g} min"
+    lines = [f"rain              {name}: {period}"]
+    if match:
+        if len(set(match.values())) == 1 and len(match) > 1:
+            lines.append(f"rain gauges       {', '.join(match)} <- {next(iter(match.values()))} "
+                         "(one record for every gauge)")
+        else:
+            lines.append("rain gauges       " + ", ".join(f"{g} <- {c}" for g, c in match.items()))
+    lines.append(f"rain depth        {rain.max_depth_mm:.1f} mm (largest gauge), peak {rain.max_peak_mm_h:.1f} mm/h")
+    note = rain.meta.get("time_note", "")
+    if note:
+        lines.append(f"rain time         {note}")
+    return lines
 
 
 def rain_key(rain) -> str:
