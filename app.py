@@ -26,6 +26,7 @@ from twin.pages import batch as batch_page
 from twin.pages import dispatch_lab
 from twin.pages import forecast as forecast_page
 from twin.pages import replay as replay_page
+from twin.runstore import write_flood_event_run
 from twin.viz import flood_layers
 from twin.viz.map2d import MAP_LAYERS, city_deck
 
@@ -150,7 +151,8 @@ def page_city(lang: str) -> None:
     if "geometry_repairs" in city.metadata:  # an OSM import: say what was done to its invalid polygons
         st.caption(t("city.osm_repairs", lang, repairs=city.metadata["geometry_repairs"],
                      skipped=city.metadata.get("skipped_buildings", "0")))
-    tab_map, tab_stats, tab_scene = st.tabs([t("tab.map", lang), t("tab.stats", lang), t("tab.scene", lang)])
+    tab_map, tab_stats, tab_scene = support.kept_tabs(["map", "stats", "scene"], [t("tab.map", lang), t(
+        "tab.stats", lang), t("tab.scene", lang)], key="city_tab", lang=lang)
 
     with tab_map:
         layers = choice(st.multiselect, t("map.layers", lang), list(MAP_LAYERS), name="map_layers", lang=lang,
@@ -176,7 +178,7 @@ def page_city(lang: str) -> None:
 
     with tab_scene:
         ve = st.select_slider(t("scene.vertical_exaggeration", lang), options=[1.0, 2.0, 3.0, 5.0, 10.0],
-                              value=1.0, key="scene_ve")
+                              value=1.0, **support.persistent("scene_ve"))
         with st.spinner(t("scene.building", lang)):
             html = cached_scene_html(key, city, float(ve), lang)
         show_html(html, height=650)
@@ -187,8 +189,15 @@ def page_city(lang: str) -> None:
 FLOOD_EVENTS_KEPT = 4
 
 
+def storm_params(spec: fe.StormSpec) -> dict:
+    """What a stored flood event records of its design storm (only the parameters of its kind)."""
+    keep = {"chicago": ("idf", "return_period_yr", "duration_min", "r"), "block": ("intensity_mm_h", "duration_min"),
+            "nrcs": ("depth_mm", "nrcs_type")}[spec.kind]
+    return {"kind": spec.kind, **{k: getattr(spec, k) for k in keep}, "step_min": spec.step_min}
+
+
 def choose_rain(lang: str):
-    """The rain chosen in the storm form (a RainSeries), or None (with a message shown)."""
+    """The rain chosen in the storm form and its parameters: (RainSeries, dict), or (None, None) with a message shown."""
     from hydraulics.rainfall import IDF_PRESETS, NRCS_TYPES
 
     kind = choice(st.radio, t("flood.rain_source", lang), [*fe.STORM_KINDS, "csv"], name="flood_rain", lang=lang,
@@ -201,27 +210,32 @@ def choose_rain(lang: str):
                              format_func=lambda k: t(f"flood.idf.{k}", lang))
             with cols[1]:
                 period = st.select_slider(t("flood.return_period_yr", lang), [1, 2, 3, 5, 10, 20, 50, 100],
-                                          value=20, key="flood_period")
+                                          value=20, **support.persistent("flood_period"))
             with cols[2]:
                 duration = st.select_slider(t("flood.duration_min", lang), [30, 60, 90, 120, 180, 360],
-                                            value=120, key="flood_duration")
-            r = st.slider(t("flood.peak_ratio", lang), 0.1, 0.9, 0.4, 0.05, key="flood_r")
-            return cached_storm(fe.StormSpec("chicago", idf=idf, return_period_yr=float(period),
-                                             duration_min=float(duration), r=float(r)))
+                                            value=120, **support.persistent("flood_duration"))
+            r = st.slider(t("flood.peak_ratio", lang), 0.1, 0.9, 0.4, 0.05, **support.persistent("flood_r"))
+            spec = fe.StormSpec("chicago", idf=idf, return_period_yr=float(period), duration_min=float(duration),
+                                r=float(r))
+            return cached_storm(spec), storm_params(spec)
         if kind == "block":
             with cols[0]:
                 intensity = st.number_input(t("flood.intensity_mm_h", lang), 1.0, 500.0, 60.0, 5.0,
-                                            key="flood_intensity")
+                                            **support.persistent("flood_intensity"))
             with cols[1]:
                 duration = st.select_slider(t("flood.duration_min", lang), [30, 60, 90, 120, 180, 360],
-                                            value=60, key="flood_block_duration")
-            return cached_storm(fe.StormSpec("block", intensity_mm_h=float(intensity), duration_min=float(duration)))
+                                            value=60, **support.persistent("flood_block_duration"))
+            spec = fe.StormSpec("block", intensity_mm_h=float(intensity), duration_min=float(duration))
+            return cached_storm(spec), storm_params(spec)
         if kind == "nrcs":
             with cols[0]:
-                depth = st.number_input(t("flood.depth_mm", lang), 1.0, 1000.0, 150.0, 10.0, key="flood_depth_mm")
+                depth = st.number_input(t("flood.depth_mm", lang), 1.0, 1000.0, 150.0, 10.0,
+                                        **support.persistent("flood_depth_mm"))
             with cols[1]:
-                ntype = st.selectbox(t("flood.nrcs_type", lang), list(NRCS_TYPES), index=2, key="flood_nrcs")
-            return cached_storm(fe.StormSpec("nrcs", depth_mm=float(depth), nrcs_type=ntype, step_min=6.0))
+                ntype = st.selectbox(t("flood.nrcs_type", lang), list(NRCS_TYPES), index=2,
+                                     **support.persistent("flood_nrcs"))
+            spec = fe.StormSpec("nrcs", depth_mm=float(depth), nrcs_type=ntype, step_min=6.0)
+            return cached_storm(spec), storm_params(spec)
         with cols[0]:
             units = choice(st.selectbox, t("flood.csv_units", lang), ["mm_h", "mm", "in_h", "in"],
                            name="flood_csv_units", lang=lang, format_func=lambda u: t(f"flood.csv_unit.{u}", lang))
@@ -229,12 +243,13 @@ def choose_rain(lang: str):
                                   max_upload_size=support.upload_limit_mb("rain_csv"))
         if upload is None:
             st.info(t("flood.upload_hint", lang))
-            return None
+            return None, None
         ((name, data),) = support.read_uploads([upload], "rain_csv")  # size-checked before it is read
-        return cached_rain_upload(support.upload_key([(name, data)]), name, data, units)
+        return (cached_rain_upload(support.upload_key([(name, data)]), name, data, units),
+                {"kind": "csv", "file": Path(name).name, "units": units})
     except TwinError as exc:
         st.error(str(exc))
-        return None
+        return None, None
 
 
 def page_flood_event(lang: str) -> None:
@@ -244,10 +259,11 @@ def page_flood_event(lang: str) -> None:
         return
     city_key, city = chosen
     st.subheader(t("flood.header", lang, name=city.name))
-    rain = choose_rain(lang)
+    rain, storm = choose_rain(lang)
     if rain is None:
         return
-    drain_h = st.select_slider(t("flood.drain_time_h", lang), [0.5, 1.0, 2.0, 4.0, 6.0], value=2.0, key="flood_drain")
+    drain_h = st.select_slider(t("flood.drain_time_h", lang), [0.5, 1.0, 2.0, 4.0, 6.0], value=2.0,
+                               **support.persistent("flood_drain"))
     st.caption(support.rain_description(rain, lang))
     st.altair_chart(flood_layers.rain_chart(rain, lang=lang), width="stretch")
 
@@ -265,11 +281,37 @@ def page_flood_event(lang: str) -> None:
             return
         bar.empty()
         support.keep_latest(events, event_key, result, FLOOD_EVENTS_KEPT)
-    result = events.get(event_key)
+        st.session_state.setdefault("flood_event_cities", {})[event_key] = city
+        save_run(lang, "flood", lambda out: write_flood_event_run(
+            out, result, city=city, params={"city": city_key.split(":", 1)[1] if city_key.startswith("preset:")
+                                            else f"upload {city.name}", "storm": storm,
+                                            "drain_time_h": float(drain_h)}))
+    shown_key, result, stale = support.shown_result(events, event_key, st.session_state, "flood_shown")
     if result is None:
         st.info(t("flood.not_run", lang))
         return
-    show_flood_event(lang, event_key, city, result)
+    if stale:
+        st.warning(t("state.stale", lang))
+        city = st.session_state.get("flood_event_cities", {}).get(shown_key, city)
+    show_flood_event(lang, shown_key, city, result)
+
+
+def save_run(lang: str, prefix: str, write) -> None:
+    """Store a run the page made in the workspace run store (``write(out)``); say where, or why not.
+
+    The run id is new (:func:`twin.runstore.new_run_id`); the Replay page lists the run at once.
+    """
+    from twin.runstore import new_run_id
+
+    try:
+        root = support.runs_dir()
+        root.mkdir(parents=True, exist_ok=True)
+        out = write(root / new_run_id(prefix))
+    except (TwinError, OSError) as exc:
+        st.warning(t("run.save_error", lang, error=str(exc).replace(str(support.workspace_root()), ".")))
+        return
+    st.session_state["last_saved_run"] = out.name
+    st.caption(t("run.saved", lang, run=out.name))
 
 
 def show_flood_event(lang: str, event_key: str, city: CityTwin, result) -> None:
@@ -279,9 +321,10 @@ def show_flood_event(lang: str, event_key: str, city: CityTwin, result) -> None:
         column.metric(label, value)
     if result.summary["flooded_nodes"] == 0:
         st.info(t("flood.no_flooding", lang))
-    tab_map, tab_hydro, tab_scene, tab_tables = st.tabs(
+    tab_map, tab_hydro, tab_scene, tab_tables = support.kept_tabs(
+        ["map", "hydrograph", "scene", "tables"],
         [t("flood.tab.map", lang), t("flood.tab.hydrograph", lang), t("flood.tab.scene", lang),
-         t("flood.tab.tables", lang)])
+         t("flood.tab.tables", lang)], key="flood_tab", lang=lang)
 
     series = getattr(result, "depths", None)
     if series is not None and len(series.times_s) == 0:
@@ -310,7 +353,7 @@ def show_flood_event(lang: str, event_key: str, city: CityTwin, result) -> None:
 
     with tab_scene:
         ve = st.select_slider(t("scene.vertical_exaggeration", lang), options=[1.0, 2.0, 3.0, 5.0, 10.0],
-                              value=1.0, key="flood_scene_ve")
+                              value=1.0, **support.persistent("flood_scene_ve"))
         scene_frame = None if series is None else depth_frame_slider(
             lang, series, key="flood_scene_frame", event_key=event_key, label=t("flood.depth.scene_time", lang))
         with st.spinner(t("scene.building", lang)):
@@ -382,8 +425,15 @@ def main() -> None:
     current = st.session_state.get("lang", DEFAULT_LANG)
     lang = st.sidebar.radio(t("app.language", current), list(LANGUAGES), format_func=LANGUAGES.get,
                             horizontal=True, key="lang")
+    asked = st.query_params.get("page")
+    if asked in PAGES and asked != st.session_state.get("_url_page"):  # a shared link: /?page=replay&run=<id>
+        st.session_state["_url_page"] = st.session_state["page"] = asked
     page = choice(st.sidebar.radio, t("app.page", lang), list(PAGES), name="page", lang=lang,
                   format_func=lambda k: t(f"page.{k}", lang))
+    st.session_state["_url_page"] = page
+    st.query_params["page"] = page  # the address bar names the page (and Replay's run): a link to share
+    if page != "replay" and "run" in st.query_params:
+        del st.query_params["run"]
     st.title(t("app.title", lang))
     st.caption(t("app.caption", lang))
     PAGES[page](lang)

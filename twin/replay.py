@@ -277,8 +277,7 @@ def format_state(state: ReplayState) -> str:
     lines.append(f"roads closed      {int((rc['status'] == 'closed').sum())} closed, "
                  f"{int((rc['status'] == 'closed_to_cars').sum())} to cars")
     if state.missing:
-        lines.append(f"not stored        {', '.join(state.missing)} (the run's [outputs] left them out: "
-                     + missing_note(state.missing) + ")")
+        lines.append(f"not stored        {', '.join(state.missing)} ({missing_note(state.missing)})")
     flat = flatten_kpis(state.kpis)
     lines.append("kpis up to t")
     for k in ("counts.reports", "counts.cases", "counts.dispatched", "response.all:all.response_s.p50",
