@@ -53,7 +53,8 @@ def _goto(app: AppTest, page: str) -> None:
 
 
 @pytest.mark.parametrize("lang", ["en", "zh"])
-def test_dispatch_lab_runs_seeds_and_shows_intervals(app, lang):
+def test_dispatch_lab_runs_seeds_and_shows_intervals(app, lang, tmp_path, monkeypatch):
+    monkeypatch.setenv("CITYTWIN_RUNS_DIR", str(tmp_path / "runs"))  # the comparison is saved here
     _goto(app, "dispatch")
     if lang == "zh":
         app.sidebar.radio(key="lang").set_value("zh").run()
@@ -71,17 +72,25 @@ def test_dispatch_lab_runs_seeds_and_shows_intervals(app, lang):
     per_seed = frames[1]
     assert sorted(per_seed["seed"].unique()) == [1, 2, 3, 4, 5]
     assert len(app.get("vega_lite_chart")) == 1
+    (saved,) = (tmp_path / "runs").iterdir()  # the comparison is a stored run of kind "comparison"
+    assert any(saved.name in c.value for c in app.caption)
+    from twin.runstore import read_manifest, read_table, verify_run
+
+    man = read_manifest(saved)
+    assert man["kind"] == "comparison" and man["params"]["seeds"] == [1, 2, 3, 4, 5] and verify_run(saved).ok
+    assert sorted(read_table(saved, "per_seed")["seed"].unique()) == [1, 2, 3, 4, 5]
 
 
 def test_replay_page_map_and_kpis_move_with_the_slider(app):
     _goto(app, "replay")
-    assert app.selectbox(key="replay_run").value.name == "storm1"
+    assert app.selectbox(key="replay_run").value == "storm1"
     assert len(app.get("deck_gl_json_chart")) == 1
     app.slider(key="replay_minutes").set_value(60).run()
     assert not app.exception, [e.value for e in app.exception]
     metrics = {m.label: m.value for m in app.metric}
     assert int(metrics[t("replay.metric.wet", "en")]) > 0  # the storm started at 00:30
-    kpis = app.dataframe[0].value
+    runs, kpis = (df.value for df in app.dataframe)  # the store's runs, then the KPIs up to t
+    assert runs[t("replay.col.run_id", "en")].tolist() == ["storm1"]
     assert t("kpi.counts.reports", "en") in kpis.iloc[:, 0].tolist()
     import json
 

@@ -12,9 +12,12 @@ from __future__ import annotations
 
 import streamlit as st
 
+from twin.app_support import persistent
 from twin.i18n import t
 
 MIN_SEEDS = 5
+RESULTS_KEPT = 4
+"""Comparisons a session keeps, so going back to earlier settings shows them again without a new run."""
 
 
 @st.cache_resource(show_spinner=False, max_entries=2)
@@ -47,20 +50,20 @@ def render(lang: str) -> None:
     c1, c2, c3 = st.columns(3)
     with c1:
         strategies = st.multiselect(t("lab.strategies", lang), names, default=["siloed", "priority"],
-                                    format_func=lambda s: t(f"strategy.{s}", lang), key="lab_strategies")
+                                    format_func=lambda s: t(f"strategy.{s}", lang), **persistent("lab_strategies"))
         n_seeds = st.number_input(t("lab.n_seeds", lang), min_value=MIN_SEEDS, max_value=30, value=MIN_SEEDS,
-                                  key="lab_n_seeds")
-        first_seed = st.number_input(t("lab.first_seed", lang), min_value=0, value=1, key="lab_first_seed")
+                                  **persistent("lab_n_seeds"))
+        first_seed = st.number_input(t("lab.first_seed", lang), min_value=0, value=1, **persistent("lab_first_seed"))
     with c2:
-        hours = st.slider(t("lab.hours", lang), 1, 24, 12, key="lab_hours")
+        hours = st.slider(t("lab.hours", lang), 1, 24, 12, **persistent("lab_hours"))
         citizens = st.number_input(t("lab.citizens", lang), min_value=0, max_value=20000, value=300, step=100,
-                                   key="lab_citizens")
-        vendors = st.number_input(t("lab.vendors", lang), min_value=0, max_value=500, value=10, key="lab_vendors")
+                                   **persistent("lab_citizens"))
+        vendors = st.number_input(t("lab.vendors", lang), min_value=0, max_value=500, value=10, **persistent("lab_vendors"))
     with c3:
-        storm = st.checkbox(t("lab.storm", lang), value=False, key="lab_storm")
-        rp = st.select_slider(t("lab.return_period", lang), [2, 5, 10, 20, 50, 100], value=50, key="lab_rp",
+        storm = st.checkbox(t("lab.storm", lang), value=False, **persistent("lab_storm"))
+        rp = st.select_slider(t("lab.return_period", lang), [2, 5, 10, 20, 50, 100], value=50, **persistent("lab_rp"),
                               disabled=not storm)
-        start_h = st.slider(t("lab.start_h", lang), 0, 23, 1, key="lab_start_h", disabled=not storm)
+        start_h = st.slider(t("lab.start_h", lang), 0, 23, 1, **persistent("lab_start_h"), disabled=not storm)
     if not strategies:
         st.info(t("lab.pick", lang))
         return
@@ -86,20 +89,47 @@ def render(lang: str) -> None:
                               progress=_progress_cb(bar, lang, "lab.progress"), n_citizens=int(citizens),
                               n_vendors=int(vendors))
         bar.empty()
-        results[key] = df
-    df = results.get(key)
+        from twin.app_support import keep_latest
+
+        keep_latest(results, key, df, RESULTS_KEPT)
+        _save(lang, df, summarise_sweep(df, HEADLINE_KPIS, baseline=strategies[0]), params={
+            "city": source, "strategies": list(strategies), "seeds": list(seeds), "hours": int(hours),
+            "n_citizens": int(citizens), "n_vendors": int(vendors), "baseline": strategies[0],
+            "storm": {"kind": "chicago", "idf": "beijing", "return_period_yr": int(rp), "duration_min": 120,
+                      "start_h": int(start_h)} if storm else None})
+    key, df, stale = support.shown_result(results, key, st.session_state, "lab_shown")
     if df is None:
         st.info(t("lab.hint", lang))
         return
+    if stale:
+        st.warning(t("state.stale", lang))
+    strategies, seeds = list(key[1]), key[2]
     summary = summarise_sweep(df, HEADLINE_KPIS, baseline=strategies[0])
     st.markdown(t("lab.ci_note", lang, n=len(seeds), base=t(f"strategy.{strategies[0]}", lang)))
     kpi = st.selectbox(t("lab.kpi", lang), [k for k in HEADLINE_KPIS if k in summary.index.get_level_values(0)],
-                       format_func=lambda k: t(f"kpi.{k}", lang), key="lab_kpi")
+                       format_func=lambda k: t(f"kpi.{k}", lang), **persistent("lab_kpi"))
     st.altair_chart(ci_chart(summary, kpi, lang=lang), width="stretch")
     st.caption(t(f"kpi_def.{kpi}", lang))
     st.dataframe(summary_display(summary, lang=lang), width="stretch")
     with st.expander(t("lab.per_seed", lang)):
         st.dataframe(df, width="stretch")
+
+
+def _save(lang: str, per_seed, summary, *, params: dict) -> None:
+    """Store the comparison in the workspace run store (kind ``comparison``): per-seed KPIs and the summary."""
+    from gisdata.errors import TwinError
+    from twin import app_support as support
+    from twin.runstore import new_run_id, write_result_run
+
+    try:
+        root = support.runs_dir()
+        root.mkdir(parents=True, exist_ok=True)
+        out = write_result_run(root / new_run_id("compare"), kind="comparison",
+                               tables={"per_seed": per_seed, "summary": summary}, params=params)
+    except (TwinError, OSError) as exc:
+        st.warning(t("run.save_error", lang, error=str(exc).replace(str(support.workspace_root()), ".")))
+        return
+    st.caption(t("run.saved", lang, run=out.name))
 
 
 def _scale(kpi: str, unit: str) -> tuple[float, str]:
