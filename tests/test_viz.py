@@ -135,7 +135,7 @@ def test_city_png_is_not_blank(tiny_city, tmp_path):
 def test_city_deck_is_offline_and_in_lon_lat(tiny_city):
     deck = city_deck(tiny_city)
     spec = json.loads(deck.to_json())
-    assert spec.get("mapStyle") in (None, "")
+    assert spec.get("mapStyle") == "__MAP_STYLE__"  # unset: Streamlit draws no basemap (None fetches CARTO's)
     ids = [layer["id"] for layer in spec["layers"]]
     assert ids == list(MAP_LAYERS)
     roads = next(layer for layer in spec["layers"] if layer["id"] == "roads")
@@ -180,7 +180,7 @@ def test_scene_legend_follows_the_language(tiny_city, tmp_path):
     out = write_scene_html(tiny_city, tmp_path / "zh.html", lang="zh")
     text = out.read_text(encoding="utf-8")
     # The overlay is JSON-escaped inside a script; decode it before looking for the words.
-    overlay = json.loads(re.search(r"var html=(\".*?\");function attach", text).group(1).replace("<\\/", "</"))
+    overlay = json.loads(re.search(r"var html=(\".*?\");var KEY", text).group(1).replace("<\\/", "</"))
     assert "地下排水管道" in overlay and "检查井" in overlay
     assert "CityTwin 三维场景 - tiny" in overlay
 

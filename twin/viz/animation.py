@@ -41,21 +41,21 @@ import pandas as pd
 from gisdata.errors import TwinError
 from gisdata.raster import Raster
 from twin.i18n import t
+from twin.viz import palette as pal
 
 ANIMATION_FORMATS = (".gif", ".mp4")
 FRAME_SIZE = (960, 600)
 """Default frame size (width, height), pixels."""
 
-DEPARTMENT_COLORS = {"city_management": "#ff8c00", "drainage": "#1e5adc", "police": "#7828c8",
-                     "emergency": "#dc143c"}
-"""Crew colour by department (the Replay map's colours)."""
-OTHER_DEPARTMENT_COLOR = "#5a5a5a"
-INCIDENT_STATUSES = ("unreported", "reported", "en_route", "on_site")
-INCIDENT_COLORS = {"unreported": "#ffd43b", "reported": "#f76707", "en_route": "#e64980", "on_site": "#2f9e44"}
+DEPARTMENT_COLORS = dict(pal.DEPARTMENT)
+"""Crew colour by department (:data:`twin.viz.palette.DEPARTMENT`, as on every map)."""
+OTHER_DEPARTMENT_COLOR = pal.OTHER_DEPARTMENT
+INCIDENT_STATUSES = tuple(pal.INCIDENT)
+INCIDENT_COLORS = dict(pal.INCIDENT)
 """Open incident colour by status: nobody reported it yet; reported, no crew yet; a crew on its way; a crew there."""
-ROAD_CLOSED_COLORS = {"closed_to_cars": "#f59f00", "closed": "#c92a2a"}
+ROAD_CLOSED_COLORS = dict(pal.CLOSURE)
 MIN_WATER_DEPTH_M = 0.02
-WATER_COLORS = ["#74c0fc", "#1c7ed6", "#0b2e6b"]
+WATER_COLORS = pal.WATER_RAMP
 """Shallow to deep water: even 2 cm shows blue (matplotlib's Blues starts at white)."""
 SHORT_LEGEND_KEYS = ("scene.legend.terrain", "scene.legend.buildings")
 MAX_ANIMATION_FRAMES = 1000
@@ -244,7 +244,7 @@ class ReplayScene:
         seed = pv.PolyData(np.zeros((3, 3)), faces=np.array([3, 0, 1, 2]))
         seed.point_data["depth_m"] = np.zeros(3)
         sbar = {"vertical": True, "height": 0.28, "width": 0.05, "title_font_size": 14, "label_font_size": 12,
-                "fmt": "%.2f", "color": "#222222", "position_x": 0.90, "position_y": 0.02}
+                "fmt": "%.2f", "color": pal.TEXT_3D, "position_x": 0.90, "position_y": 0.02}
         cmap = LinearSegmentedColormap.from_list("citytwin_water", WATER_COLORS)
         self.water = self.pl.add_mesh(seed, scalars="depth_m", opacity=0.9, cmap=cmap, name="water",
                                       clim=(0.0, self.depth_max_m), reset_camera=False, render=False,
@@ -345,7 +345,7 @@ class ReplayScene:
         label = t("render.time_label", self.vtk_lang, hhmm=_hhmm(state.time_s), incidents=len(inc), busy=busy,
                   crews=len(state.crews))
         size = max(7, round(12 * pl.window_size[1] / 600))  # in points: scale with the frame
-        text = pl.add_text(label, position="upper_left", font_size=size, color="#111111", name="time_label",
+        text = pl.add_text(label, position="upper_left", font_size=size, color=pal.TEXT, name="time_label",
                            render=False)
         if self.font:
             from twin.viz.scene import _use_font

@@ -37,6 +37,7 @@ from gisdata.raster import Raster
 from hydraulics.depth_series import DepthSeries
 from hydraulics.street_flood import CLOSED_TO_ALL_M, CLOSED_TO_CARS_M
 from twin.i18n import t
+from twin.viz import palette as pal
 
 MIN_WET_DEPTH_M = 0.05
 """Street water shallower than this is not drawn, m."""
@@ -46,13 +47,16 @@ DEPTH_CLASS_EDGES_M = (MIN_WET_DEPTH_M, CLOSED_TO_CARS_M, CLOSED_TO_ALL_M, DEEP_
 """Lower edge of each depth class, m (the last class has no upper edge)."""
 DEPTH_CLASS_KEYS = ("wet", "closed_to_cars", "closed", "deep")
 """Message key suffix of each class (``depth.class.<key>``)."""
-DEPTH_CLASS_COLORS = ("#74c0fc", "#1c7ed6", "#0b3d91", "#6a1b9a")
+DEPTH_CLASS_COLORS = pal.DEPTH_CLASS
 """Colour of each class: light to dark blue, then purple for deep water (fixed, never rescaled)."""
 DEPTH_ALPHA = 0.85
 """Opacity of wet cells in 2D pictures (dry cells are fully transparent)."""
 MAX_BITMAP_PX = 2048
 """Largest side of a map layer's image, pixels (cells are repeated up to this, to keep class edges sharp)."""
 LAYER_ID = "street_depth"
+SHARP_TEXTURE = {"minFilter": "nearest", "magFilter": "nearest"}
+"""deck.gl ``textureParameters`` of depth bitmaps: no smoothing, so a wet street a few pixels wide at city
+zoom keeps its class colour instead of fading into the transparent cells beside it."""
 
 
 def _rgb(hex_colour: str) -> list[int]:
@@ -185,7 +189,8 @@ def depth_frame_layer(series: DepthSeries, k: int | None, *, layer_id: str = LAY
     if rep > 1:
         rgba = np.repeat(np.repeat(rgba, rep, axis=0), rep, axis=1)
     return pdk.Layer("BitmapLayer", id=layer_id, image=pdk.types.String(_png_data_url(rgba)),
-                     bounds=corners_lonlat(series.bounds(), series.crs), opacity=float(opacity))
+                     bounds=corners_lonlat(series.bounds(), series.crs), opacity=float(opacity),
+                     texture_parameters=SHARP_TEXTURE)
 
 
 # ----------------------------------------------------------------------------- legend
@@ -244,8 +249,8 @@ def depth_legend_html(lang: str = "en", *, series: DepthSeries | None = None, k:
         parts.append(
             f'<span style="display:inline-flex;align-items:center;margin-right:14px">'
             f'<span style="display:inline-block;width:14px;height:14px;background:{colour};opacity:{DEPTH_ALPHA};'
-            f'border:1px solid #495057;margin-right:5px"></span>{_html.escape(label)}</span>')
-    parts.append(f'<span style="color:#495057;margin-right:14px">'
+            f'border:1px solid {pal.LEGEND_EDGE};margin-right:5px"></span>{_html.escape(label)}</span>')
+    parts.append(f'<span style="color:{pal.LEGEND_EDGE};margin-right:14px">'
                  f'{_html.escape(t("depth.legend.dry", lang, min=f"{MIN_WET_DEPTH_M:.2f}"))}</span>')
     if not wrap:
         return "".join(parts)
@@ -319,22 +324,22 @@ def render_depth_frames(series: DepthSeries, times: Sequence[float], *, city=Non
         # map on the left, legend on the right
         ax = fig.add_axes((0.01, 0.02, 0.58, 0.86))
         ax.set_axis_off()
-        ax.set_facecolor("#f1f3f5")
+        ax.set_facecolor(pal.BACKDROP)
         ax.imshow(np.ma.masked_where(~np.asarray(series.domain, bool), np.ones(series.shape)), extent=extent,
-                  origin="upper", cmap=ListedColormap(["#f8f9fa"]), vmin=0, vmax=1, zorder=0, interpolation="nearest")
+                  origin="upper", cmap=ListedColormap([pal.STREET_DOMAIN]), vmin=0, vmax=1, zorder=0, interpolation="nearest")
         if city is not None:
             cx0, cy0, cx1, cy1 = city.extent
             ax.imshow(hillshade_rgb(city), extent=(cx0, cx1, cy0, cy1), origin="upper", zorder=0, alpha=0.6)
         walls = ~np.asarray(series.domain, bool)
         if walls.any():
             ax.imshow(np.ma.masked_where(~walls, np.ones(walls.shape)), extent=extent, origin="upper",
-                      cmap=ListedColormap(["#adb5bd"]), vmin=0, vmax=1, zorder=1, interpolation="nearest")
+                      cmap=ListedColormap([pal.WALLS_LIGHT]), vmin=0, vmax=1, zorder=1, interpolation="nearest")
         if city is not None and len(city.roads):
-            ax.add_collection(LineCollection(_lines_xy(city.roads.geometry), colors="#868e96",
+            ax.add_collection(LineCollection(_lines_xy(city.roads.geometry), colors=pal.ROAD_BACKDROP,
                                              linewidths=0.4 * scale, zorder=2))
         if city is not None and len(city.buildings):
             rings, _ = _rings_xy(city.buildings.geometry)
-            ax.add_collection(PolyCollection(rings, facecolors="#6c757d", edgecolors="none", zorder=2))
+            ax.add_collection(PolyCollection(rings, facecolors=pal.BUILDING_BACKDROP, edgecolors="none", zorder=2))
         im = ax.imshow(np.zeros((*series.shape, 4), np.uint8), extent=extent, origin="upper", zorder=3,
                        interpolation="nearest")
         ax.set_xlim(xmin, xmax)
@@ -348,10 +353,10 @@ def render_depth_frames(series: DepthSeries, times: Sequence[float], *, city=Non
                     va="center", fontsize=fs * 1.5,
                     arrowprops={"facecolor": "black", "width": 3 * scale, "headwidth": 9 * scale,
                                 "headlength": 8 * scale})
-        handles = [Patch(facecolor=c, edgecolor="#495057", alpha=DEPTH_ALPHA, label=label)
+        handles = [Patch(facecolor=c, edgecolor=pal.LEGEND_EDGE, alpha=DEPTH_ALPHA, label=label)
                    for label, c in depth_legend_entries(lang)]
-        handles.append(Patch(facecolor="#adb5bd", edgecolor="none", label=t("depth.legend.walls", lang)))
-        handles.append(Patch(facecolor="none", edgecolor="#adb5bd", linestyle=":",
+        handles.append(Patch(facecolor=pal.WALLS_LIGHT, edgecolor="none", label=t("depth.legend.walls", lang)))
+        handles.append(Patch(facecolor="none", edgecolor=pal.WALLS_LIGHT, linestyle=":",
                              label=t("depth.legend.dry", lang, min=f"{MIN_WET_DEPTH_M:.2f}")))
         legend = fig.legend(handles=handles, loc="upper left", bbox_to_anchor=(0.60, 0.88), fontsize=fs,
                             frameon=False, title=t("depth.legend.title", lang), title_fontsize=fs * 1.1,

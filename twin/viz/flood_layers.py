@@ -27,13 +27,14 @@ import pandas as pd
 from gisdata.city import CityTwin
 from gisdata.raster import Raster
 from twin.i18n import t
+from twin.viz import palette as pal
 from twin.viz.map2d import tooltip_columns
 
-STATUS_RGB = {"open": [134, 142, 150], "closed_to_cars": [253, 126, 20], "closed": [224, 49, 49]}
-"""Road colour by closure state."""
-STATUS_WIDTH_M = {"open": 3.0, "closed_to_cars": 7.0, "closed": 9.0}
-FLOODED_NODE_RGB = [156, 54, 181]
-WATER_CMAP = "Blues"
+STATUS_RGB = {"open": pal.rgb(pal.OPEN_ROAD), **{k: pal.rgb(c) for k, c in pal.CLOSURE.items()}}
+"""Road colour by closure state (:data:`twin.viz.palette.CLOSURE`)."""
+STATUS_WIDTH_M = {"open": 3.0, "closed_to_cars": 10.0, "closed": 12.0}
+FLOODED_NODE_RGB = pal.rgb(pal.SPILL)
+WATER_CMAP = pal.WATER_CMAP
 MIN_DEPTH_M = 0.02
 """Water shallower than this is not drawn, m (matches the 3D scene)."""
 
@@ -81,16 +82,23 @@ def corners_lonlat(bounds, crs: str) -> list[list[float]]:
     return [list(tr.transform(x, y)) for x, y in ((xmin, ymin), (xmin, ymax), (xmax, ymax), (xmax, ymin))]
 
 
-def depth_layer(depth: Raster, *, min_depth_m: float = MIN_DEPTH_M, vmax_m: float | None = None):
-    """A deck.gl ``BitmapLayer`` of the water depth (PNG inlined, transparent where dry)."""
-    import pydeck as pdk
-    from matplotlib.image import imsave
+def depth_layer(depth: Raster, *, min_depth_m: float = MIN_DEPTH_M, vmax_m: float | None = None,
+                layer_id: str = "flood_depth"):
+    """A deck.gl ``BitmapLayer`` of a water depth raster in the fixed depth classes of :mod:`twin.viz.depth_map`.
 
-    buf = io.BytesIO()
-    imsave(buf, depth_rgba(depth, min_depth_m=min_depth_m, vmax_m=vmax_m), format="png")
-    url = "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
-    return pdk.Layer("BitmapLayer", id="flood_depth", image=pdk.types.String(url),
-                     bounds=corners_lonlat(depth.bounds, depth.crs), opacity=1.0)
+    The same scale as every other picture of street water (0.05 / 0.15 / 0.30 / 0.50 m),
+    transparent where shallower than 0.05 m, cells kept sharp (no texture smoothing, so a
+    street a few pixels wide at city zoom keeps its full colour).  ``min_depth_m`` and
+    ``vmax_m`` are kept for callers of the old continuous scale and no longer change the picture.
+    """
+    import pydeck as pdk
+
+    from twin.viz.depth_map import SHARP_TEXTURE, depth_class_rgba
+    from twin.viz.depth_map import _png_data_url as png_url
+
+    rgba = depth_class_rgba(np.nan_to_num(np.asarray(depth.values, dtype=float), nan=0.0))
+    return pdk.Layer("BitmapLayer", id=layer_id, image=pdk.types.String(png_url(rgba)),
+                     bounds=corners_lonlat(depth.bounds, depth.crs), opacity=1.0, texture_parameters=SHARP_TEXTURE)
 
 
 def road_status_layer(roads, closures: pd.DataFrame, *, lang: str = "en"):
@@ -127,7 +135,7 @@ def road_status_layer(roads, closures: pd.DataFrame, *, lang: str = "en"):
             for k in order),
     })
     return pdk.Layer("PathLayer", id="road_status", data=df, get_path="path", get_color="color",
-                     get_width="width_m", width_min_pixels=2, pickable=True)
+                     get_width="width_m", width_min_pixels=2, cap_rounded=True, pickable=True)
 
 
 def flooded_nodes_layer(nodes, event_nodes: pd.DataFrame, *, lang: str = "en", max_radius_m: float = 25.0):
@@ -158,8 +166,8 @@ def flooded_nodes_layer(nodes, event_nodes: pd.DataFrame, *, lang: str = "en", m
                                        sel["max_depth_m"])),
     })
     return pdk.Layer("ScatterplotLayer", id="flooded_nodes", data=df, get_position=["lon", "lat"],
-                     get_fill_color=FLOODED_NODE_RGB + [200], get_radius="radius_m", radius_min_pixels=3,
-                     stroked=True, get_line_color=[255, 255, 255], line_width_min_pixels=1, pickable=True)
+                     get_fill_color=FLOODED_NODE_RGB + [220], get_radius="radius_m", radius_units="'meters'",
+                     radius_min_pixels=3, radius_max_pixels=18, stroked=True, get_line_color=pal.rgb(pal.CREW_RING), line_width_min_pixels=1, pickable=True)
 
 
 def flood_deck(city: CityTwin, result, *, lang: str = "en", height_px: int = 600, terrain: bool = True,
@@ -210,7 +218,7 @@ def flood_deck(city: CityTwin, result, *, lang: str = "en", height_px: int = 600
     if (result.nodes["flood_volume_m3"] > 0).any():
         xmin, ymin, xmax, ymax = city.extent
         layers.append(flooded_nodes_layer(city.nodes, result.nodes, lang=lang,
-                                          max_radius_m=max(xmax - xmin, ymax - ymin) / 50))
+                                          max_radius_m=max(xmax - xmin, ymax - ymin) / 100))
     deck.layers = layers
     return deck
 
@@ -251,16 +259,10 @@ def flood_legend_html(result, *, lang: str = "en", depth_frame: int | None = Non
 
         parts = [depth_legend_html(lang, series=series, k=depth_frame, maximum=depth_frame is None, wrap=False),
                  "<br/>"]
-    else:
-        vmax = _vmax(result.depth, None)
-        stops = [water_cmap()(f) for f in np.linspace(0, 1, 6)]
-        grad = ",".join("rgb({},{},{})".format(*(round(c * 255) for c in s[:3])) for s in stops)
-        parts = [(
-            f'<span style="display:inline-flex;align-items:center;margin-right:14px">'
-            f'{_html.escape(t("flood.legend.depth", lang))}&nbsp;{MIN_DEPTH_M:g}'
-            f'<span style="display:inline-block;width:90px;height:10px;margin:0 5px;'
-            f'background:linear-gradient(to right,{grad})"></span>{vmax:.2f} m</span>'
-        )]
+    else:  # the maximum depth raster, in the same fixed classes
+        from twin.viz.depth_map import depth_legend_html
+
+        parts = [depth_legend_html(lang, wrap=False), "<br/>"]
     for status, rgb in STATUS_RGB.items():
         parts.append(_swatch(rgb, t("flood.legend.road", lang, status=t(f"flood.status.{status}", lang),
                                     n=int(counts.get(status, 0))), line=True))
@@ -287,18 +289,18 @@ def hydrograph_chart(result, node_id: str, *, lang: str = "en", height_px: int =
     x_title, depth_title = t("flood.chart.time_min", lang), t("flood.chart.depth_m", lang)
     flow_title = t("flood.chart.flooding_cms", lang)
     x = alt.X("elapsed_min:Q", title=x_title)
-    depth = alt.Chart(h).mark_line(color="#1c7ed6").encode(
-        x, alt.Y("depth_m:Q", title=depth_title, axis=alt.Axis(titleColor="#1c7ed6")),
+    depth = alt.Chart(h).mark_line(color=pal.CHART["depth"]).encode(
+        x, alt.Y("depth_m:Q", title=depth_title, axis=alt.Axis(titleColor=pal.CHART["depth"])),
         tooltip=[alt.Tooltip("elapsed_min:Q", title=x_title, format=".1f"),
                  alt.Tooltip("depth_m:Q", title=depth_title, format=".3f"),
                  alt.Tooltip("flooding_cms:Q", title=flow_title, format=".4f")])
-    flow = alt.Chart(h).mark_area(color="#e03131", opacity=0.35, line={"color": "#e03131"}).encode(
-        x, alt.Y("flooding_cms:Q", title=flow_title, axis=alt.Axis(titleColor="#e03131", orient="right")))
+    flow = alt.Chart(h).mark_area(color=pal.CHART["overflow"], opacity=0.35, line={"color": pal.CHART["overflow"]}).encode(
+        x, alt.Y("flooding_cms:Q", title=flow_title, axis=alt.Axis(titleColor=pal.CHART["overflow"], orient="right")))
     depth_side = depth
     if node_id in result.nodes.index and np.isfinite(result.nodes.loc[node_id, "max_depth_m"]):
         rim = pd.DataFrame({"rim": [float(result.nodes.loc[node_id, "max_depth_m"])],
                             "label": [t("flood.chart.rim", lang)]})
-        rule = alt.Chart(rim).mark_rule(color="#495057", strokeDash=[6, 4]).encode(
+        rule = alt.Chart(rim).mark_rule(color=pal.CHART["rim"], strokeDash=[6, 4]).encode(
             y="rim:Q", tooltip=[alt.Tooltip("label:N", title=" ")])
         depth_side = alt.layer(depth, rule)
     return (alt.layer(flow, depth_side).resolve_scale(y="independent")
@@ -315,7 +317,7 @@ def rain_chart(rain, *, lang: str = "en", height_px: int = 180):
     df = pd.DataFrame({"start_min": mins, "end_min": mins + rain.step_s / 60.0,
                        "intensity_mm_h": frame.mean(axis=1).to_numpy()})
     x_title, y_title = t("flood.chart.time_min", lang), t("flood.chart.intensity_mm_h", lang)
-    return alt.Chart(df).mark_rect(color="#4dabf7").encode(
+    return alt.Chart(df).mark_rect(color=pal.CHART["rain"]).encode(
         x=alt.X("start_min:Q", title=x_title), x2="end_min:Q",
         y=alt.Y("intensity_mm_h:Q", title=y_title), y2=alt.datum(0),
         tooltip=[alt.Tooltip("start_min:Q", title=x_title, format=".0f"),
@@ -329,7 +331,7 @@ def rain_chart(rain, *, lang: str = "en", height_px: int = 180):
 def write_flood_png(city: CityTwin, result, path: str | Path, *, dpi: int = 120, lang: str = "en") -> Path:
     """Write a static map of the flood event to a PNG file.
 
-    Hillshade, buildings, maximum water depth (blue, with a colour bar), roads
+    Hillshade, buildings, maximum water depth (the fixed depth classes), roads
     by closure state, manholes that overflowed (size by volume), legend, scale
     bar and north arrow.  Axes in metres of the city's CRS.
 
@@ -367,15 +369,16 @@ def write_flood_png(city: CityTwin, result, path: str | Path, *, dpi: int = 120,
         ax.imshow(hillshade_rgb(city), extent=(xmin, xmax, ymin, ymax), origin="upper", zorder=0)
         if len(city.buildings):
             rings, _ = _rings_xy(city.buildings.geometry)
-            ax.add_collection(PolyCollection(rings, facecolors="#868e96", edgecolors="none", alpha=0.6, zorder=2))
-        d = np.asarray(result.depth.values, dtype=float)
-        vmax = _vmax(result.depth, None)
+            ax.add_collection(PolyCollection(rings, facecolors=pal.BUILDING_FLAT, edgecolors="none", alpha=0.6,
+                                             zorder=2))
+        from twin.viz.depth_map import DEPTH_ALPHA, depth_class_rgba, depth_legend_entries
+
+        d = np.nan_to_num(np.asarray(result.depth.values, dtype=float), nan=0.0)
         bx0, by0, bx1, by1 = result.depth.bounds
-        im = ax.imshow(np.ma.masked_less(d, MIN_DEPTH_M), extent=(bx0, bx1, by0, by1), origin="upper",
-                       cmap=water_cmap(), vmin=0.0, vmax=vmax, alpha=0.9, zorder=3, interpolation="nearest")
-        cb = fig.colorbar(im, ax=ax, shrink=0.55, pad=0.02)
-        cb.set_label(t("flood.legend.depth", lang) + " (m)")
-        handles = [Patch(facecolor=water_cmap()(0.5), label=t("flood.legend.water", lang))]
+        ax.imshow(depth_class_rgba(d), extent=(bx0, bx1, by0, by1), origin="upper", zorder=3,
+                  interpolation="nearest")
+        handles = [Patch(facecolor=c, edgecolor=pal.LEGEND_EDGE, alpha=DEPTH_ALPHA, label=label)
+                   for label, c in depth_legend_entries(lang)]
         status = result.roads["status"].astype(str).reindex(city.roads.index).fillna("open")
         counts = status.value_counts()
         for st, rgb in STATUS_RGB.items():
@@ -455,7 +458,7 @@ def write_depth_png(depth: np.ndarray, ground: Raster, path: str | Path, *, outs
         fig = Figure(figsize=(10, max(3.0, min(10.0, 8.5 * aspect + 1.0))), dpi=dpi)
         ax = fig.subplots()
         ax.imshow(hillshade_rgb(ground), extent=extent, origin="upper", zorder=0)
-        for mask, colour in ((outside, "#868e96"), (river, "#1c4f8a")):
+        for mask, colour in ((outside, pal.WALLS), (river, pal.RIVER)):
             if mask is not None and np.any(mask):
                 ax.imshow(np.ma.masked_where(~np.asarray(mask, bool), np.ones(d.shape)), extent=extent,
                           origin="upper", cmap=ListedColormap([colour]), vmin=0, vmax=1, zorder=1,

@@ -28,26 +28,37 @@ import shapely
 from gisdata.city import CityTwin
 from gisdata.raster import Raster
 from twin.i18n import t
+from twin.viz import palette as pal
 
 MAP_LAYERS = ("terrain", "roads", "buildings", "pipes", "manholes", "depots", "sensors", "vendor_sites")
 """Layers :func:`city_deck` can draw, bottom to top."""
 
-ROAD_RGB = {
-    "motorway": [201, 42, 42], "arterial": [232, 89, 12], "collector": [250, 176, 5],
-    "local": [110, 110, 110], "service": [150, 150, 150], "path": [116, 184, 22],
-}
-DEPARTMENT_RGB = {
-    "city_management": [25, 113, 194], "drainage": [12, 166, 120],
-    "police": [54, 79, 199], "emergency": [224, 49, 49],
-}
-USE_RGB = {
-    "residential": [222, 214, 196], "commercial": [201, 196, 230], "industrial": [200, 200, 200],
-    "public": [196, 222, 230], "mixed": [230, 210, 196], "other": [210, 210, 210],
-}
-SENSOR_RGB = {"rain_gauge": [34, 139, 230], "water_level": [21, 170, 191]}
-VENDOR_RGB = [190, 75, 219]
-MANHOLE_RGB = [73, 80, 87]
-OUTFALL_RGB = [224, 49, 49]
+ROAD_RGB = {cls: pal.rgb(c) for cls, c in pal.ROAD_CLASS.items()}
+"""Road colour by class as deck.gl [r, g, b] (:data:`twin.viz.palette.ROAD_CLASS`)."""
+DEPARTMENT_RGB = {d: pal.rgb(c) for d, c in pal.DEPARTMENT.items()}
+USE_RGB = {u: pal.rgb(c) for u, c in pal.BUILDING_USE.items()}
+SENSOR_RGB = {s: pal.rgb(c) for s, c in pal.SENSOR.items()}
+VENDOR_RGB = pal.rgb(pal.VENDOR)
+MANHOLE_RGB = pal.rgb(pal.MANHOLE)
+OUTFALL_RGB = pal.rgb(pal.OUTFALL)
+MANHOLE_RADIUS_M = 1.2
+"""Drawn radius of a manhole, m: it scales with the zoom between :data:`MANHOLE_PX` pixels."""
+MANHOLE_PX = (1.5, 5.0)
+"""Smallest and largest drawn manhole radius, pixels (at city zoom a dot, never a disc over the street)."""
+
+
+def offline_deck(layers, view_state, *, height_px: int = 600, tooltip: dict | None = None):
+    """A :class:`pydeck.Deck` that asks for no basemap at all.
+
+    ``map_provider=None`` with pydeck's default style leaves the style unset in the
+    JSON (``"__MAP_STYLE__"``); Streamlit then draws no basemap.  ``map_style=None``
+    would not do: Streamlit reads it as "pick a basemap for the theme" and fetches
+    one from basemaps.cartocdn.com (console errors offline).
+    """
+    import pydeck as pdk
+
+    return pdk.Deck(layers=list(layers), initial_view_state=view_state, map_provider=None, height=height_px,
+                    tooltip=deck_tooltip() if tooltip is None else tooltip)
 
 
 # ----------------------------------------------------------------------------- deck.gl
@@ -158,12 +169,10 @@ def hillshade_rgb(city: CityTwin | Raster) -> np.ndarray:
     """Hillshade of a city's DEM (or of a ground raster) coloured by elevation, (rows, cols, 3) floats in 0-1."""
     from matplotlib.colors import LightSource, LinearSegmentedColormap
 
-    from twin.viz.scene import TERRAIN_COLORS
-
     dem = city if isinstance(city, Raster) else city.dem
     z = np.asarray(dem.values, dtype=float)
     z = np.where(np.isfinite(z), z, np.nanmin(z) if np.isfinite(z).any() else 0.0)
-    cmap = LinearSegmentedColormap.from_list("citytwin_terrain", TERRAIN_COLORS)
+    cmap = LinearSegmentedColormap.from_list("citytwin_terrain", pal.TERRAIN)
     ls = LightSource(azdeg=315, altdeg=45)
     lo, hi = float(z.min()), float(z.max())
     return ls.shade(z, cmap=cmap, blend_mode="soft", vert_exag=3.0, dx=dem.cell_size_m,
@@ -228,7 +237,7 @@ def city_deck(city: CityTwin, layers=MAP_LAYERS, *, lang: str = "en", height_px:
         cls = roads["road_class"].to_numpy()[src]
         df = pd.DataFrame({
             "path": paths,
-            "color": [ROAD_RGB.get(c, [120, 120, 120]) for c in cls],
+            "color": [ROAD_RGB.get(c, pal.rgb(pal.ROAD_OTHER)) for c in cls],
             "width_m": np.clip(roads["lanes"].to_numpy()[src], 1, 8) * 3.0,
             **tooltip_columns((t("map.road", lang), {t("map.id", lang): i, t("map.class", lang): t(f"road_class.{c}", lang),
                                                t("map.name", lang): n or "-", t("map.length_m", lang): f"{ln:.0f}"})
@@ -245,14 +254,14 @@ def city_deck(city: CityTwin, layers=MAP_LAYERS, *, lang: str = "en", height_px:
         df = pd.DataFrame({
             "polygon": rings,
             "height_m": b["height_m"].to_numpy()[src],
-            "color": [USE_RGB.get(u, [210, 210, 210]) for u in use],
+            "color": [USE_RGB.get(u, USE_RGB["other"]) for u in use],
             **tooltip_columns((t("map.building", lang), {t("map.id", lang): i, t("map.height_m", lang): f"{h:.1f}",
                                                    t("map.use", lang): t(f"use.{u}", lang), t("map.residents", lang): r})
                     for i, h, u, r in zip(b.index[src], b["height_m"].to_numpy()[src], use,
                                           b["residents"].to_numpy()[src])),
         })
         out.append(pdk.Layer("PolygonLayer", id="buildings", data=df, get_polygon="polygon", extruded=True,
-                             get_elevation="height_m", get_fill_color="color", get_line_color=[90, 90, 90],
+                             get_elevation="height_m", get_fill_color="color", get_line_color=pal.rgb(pal.BUILDING_EDGE),
                              opacity=0.9, pickable=True, auto_highlight=True))
 
     if "pipes" in layers and len(wgs["conduits"]):
@@ -280,14 +289,18 @@ def city_deck(city: CityTwin, layers=MAP_LAYERS, *, lang: str = "en", height_px:
         df = _points_lonlat(n)
         out_mask = (n["node_type"] == "outfall").to_numpy()
         df["color"] = [OUTFALL_RGB if o else MANHOLE_RGB for o in out_mask]
-        df["radius_m"] = np.where(out_mask, span / 250, min(3.0, span / 800))
+        df["radius_m"] = np.where(out_mask, 3 * MANHOLE_RADIUS_M, MANHOLE_RADIUS_M)
         df = df.assign(**tooltip_columns((t("map.outfall" if o else "map.manhole", lang),
                           {t("map.id", lang): i, t("map.rim_elev_m", lang): f"{r:.2f}",
                            t("map.invert_elev_m", lang): f"{v:.2f}", t("map.max_depth_m", lang): f"{m:.2f}"})
                      for i, o, r, v, m in zip(n.index, out_mask, n["rim_elev_m"], n["invert_elev_m"], n["max_depth_m"])))
+        # outfalls last, on top of the manholes
+        df = df.iloc[np.argsort(out_mask, kind="stable")]
         out.append(pdk.Layer("ScatterplotLayer", id="manholes", data=df.reset_index(drop=True),
                              get_position=["lon", "lat"], get_fill_color="color", get_radius="radius_m",
-                             radius_min_pixels=2, pickable=True))
+                             radius_units="'meters'", radius_min_pixels=MANHOLE_PX[0], radius_max_pixels=MANHOLE_PX[1],
+                             stroked=True, get_line_color=pal.rgb(pal.MANHOLE_RING), line_width_min_pixels=1,
+                             pickable=True))
 
     for name, key in (("depots", "depots"), ("sensors", "sensors"), ("vendor_sites", "vendor_sites")):
         if name not in layers or not len(wgs[key]):
@@ -295,32 +308,34 @@ def city_deck(city: CityTwin, layers=MAP_LAYERS, *, lang: str = "en", height_px:
         g = wgs[key]
         df = _points_lonlat(g)
         if name == "depots":
-            df["color"] = [DEPARTMENT_RGB.get(d, [0, 0, 0]) for d in g["department"]]
+            df["color"] = [DEPARTMENT_RGB.get(d, pal.rgb(pal.OTHER_DEPARTMENT)) for d in g["department"]]
             df = df.assign(**tooltip_columns((t("map.depot", lang), {t("map.id", lang): i, t("map.name", lang): nm,
                                                      t("map.department", lang): t(f"department.{d}", lang),
                                                      t("map.n_crews", lang): k})
                          for i, nm, d, k in zip(g.index, g["name"], g["department"], g["n_crews"])))
-            radius, min_px = span / 100, 7
-        elif name == "sensors":
-            df["color"] = [SENSOR_RGB.get(s, [0, 0, 0]) for s in g["sensor_type"]]
+            # a ring in the department's colour around a white centre: not a crew's solid dot
+            out.append(pdk.Layer("ScatterplotLayer", id=name, data=df.reset_index(drop=True),
+                                 get_position=["lon", "lat"], get_fill_color=pal.rgb(pal.DEPOT_CENTRE),
+                                 get_line_color="color", get_radius=span / 120, radius_units="'meters'",
+                                 radius_min_pixels=6, radius_max_pixels=14, stroked=True, line_width_units="'pixels'",
+                                 get_line_width=4, pickable=True))
+            continue
+        if name == "sensors":
+            df["color"] = [SENSOR_RGB.get(s, pal.rgb(pal.SENSOR["rain_gauge"])) for s in g["sensor_type"]]
             df = df.assign(**tooltip_columns((t("map.sensor", lang), {t("map.id", lang): i, t("map.type", lang): t(f"sensor_type.{s}", lang),
                                                       t("map.node", lang): nd or "-"})
                          for i, s, nd in zip(g.index, g["sensor_type"], g["node_id"])))
-            radius, min_px = span / 200, 5
         else:
             df["color"] = [VENDOR_RGB] * len(g)
             df = df.assign(**tooltip_columns((t("map.vendor_site", lang), {t("map.id", lang): i, t("map.type", lang): t(f"site_type.{s}", lang),
                                                            t("map.attractiveness", lang): f"{a:.2f}"})
                          for i, s, a in zip(g.index, g["site_type"], g["attractiveness"])))
-            radius, min_px = span / 200, 5
         out.append(pdk.Layer("ScatterplotLayer", id=name, data=df.reset_index(drop=True), get_position=["lon", "lat"],
-                             get_fill_color="color", get_radius=radius, radius_min_pixels=min_px, stroked=True,
-                             get_line_color=[255, 255, 255], line_width_min_pixels=1, pickable=True))
+                             get_fill_color="color", get_radius=span / 250, radius_units="'meters'", radius_min_pixels=3,
+                             radius_max_pixels=8, stroked=True, get_line_color=pal.rgb(pal.CREW_RING),
+                             line_width_min_pixels=1, pickable=True))
 
-    return pdk.Deck(
-        layers=out, initial_view_state=_view(city), map_style=None, map_provider=None, height=height_px,
-        tooltip=deck_tooltip(),
-    )
+    return offline_deck(out, _view(city), height_px=height_px)
 
 
 # ----------------------------------------------------------------------------- static overview
@@ -403,17 +418,17 @@ def _draw_city_map(fig, city: CityTwin, lang: str) -> None:
     xmin, ymin, xmax, ymax = city.extent
     ax = fig.subplots()
     ax.imshow(hillshade_rgb(city), extent=(xmin, xmax, ymin, ymax), origin="upper", zorder=0)
-    handles = [Patch(facecolor="#a8b88a", edgecolor="none", label=t("legend.terrain", lang))]
+    handles = [Patch(facecolor=pal.TERRAIN_SWATCH, edgecolor="none", label=t("legend.terrain", lang))]
 
     if len(city.buildings):
         rings, _ = _rings_xy(city.buildings.geometry)
-        ax.add_collection(PolyCollection(rings, facecolors="#5c5f66", edgecolors="none", alpha=0.85, zorder=2))
-        handles.append(Patch(facecolor="#5c5f66", label=t("legend.buildings", lang, n=len(city.buildings))))
+        ax.add_collection(PolyCollection(rings, facecolors=pal.BUILDING_FLAT, edgecolors="none", alpha=0.85, zorder=2))
+        handles.append(Patch(facecolor=pal.BUILDING_FLAT, label=t("legend.buildings", lang, n=len(city.buildings))))
 
     for cls, rgb in ROAD_RGB.items():
         sel = city.roads[city.roads["road_class"] == cls]
         if len(sel):
-            lw = {"motorway": 4.0, "arterial": 3.5, "collector": 2.5}.get(cls, 1.0)
+            lw = pal.ROAD_WIDTH_PX.get(cls, 1.0)
             color = np.array(rgb) / 255
             ax.add_collection(LineCollection(_lines_xy(sel.geometry), colors=[color], linewidths=lw, zorder=3))
             handles.append(Line2D([], [], color=color, lw=lw, label=t("legend.road", lang, cls=t(f"road_class.{cls}", lang))))
@@ -430,8 +445,8 @@ def _draw_city_map(fig, city: CityTwin, lang: str) -> None:
 
     outf = city.nodes[city.nodes["node_type"] == "outfall"]
     if len(outf):
-        ax.scatter(outf.geometry.x, outf.geometry.y, marker="v", s=90, c="#e03131", edgecolors="white", zorder=6)
-        handles.append(Line2D([], [], marker="v", color="none", markerfacecolor="#e03131",
+        ax.scatter(outf.geometry.x, outf.geometry.y, marker="v", s=90, c=pal.OUTFALL, edgecolors="white", zorder=6)
+        handles.append(Line2D([], [], marker="v", color="none", markerfacecolor=pal.OUTFALL,
                               markeredgecolor="white", markersize=10, label=t("legend.outfalls", lang)))
     for dept, rgb in DEPARTMENT_RGB.items():
         sel = city.depots[city.depots["department"] == dept]

@@ -21,6 +21,7 @@ import pandas as pd
 
 from gisdata.city import CityTwin
 from twin.kpi_stats import HIGHER_IS_BETTER, LOWER_IS_BETTER
+from twin.viz import palette as pal
 
 KPI_ROWS: tuple[tuple[str, str, str], ...] = (
     ("response p50", "response.all:all.response_s.p50", "min"),
@@ -95,12 +96,12 @@ def write_demo_map_png(city: CityTwin, risk: pd.DataFrame, depths, path: str | P
     ax = fig.subplots()
     ax.imshow(hillshade_rgb(city), extent=(xmin, xmax, ymin, ymax), origin="upper", zorder=0)
     if len(city.roads):
-        ax.add_collection(LineCollection(_lines_xy(city.roads.geometry), colors="#6c757d", linewidths=0.6, zorder=2))
+        ax.add_collection(LineCollection(_lines_xy(city.roads.geometry), colors=pal.ROAD_BACKDROP, linewidths=0.6, zorder=2))
     if depths is not None and len(depths.times_s):
         bx0, by0, bx1, by1 = depths.bounds()
         ax.imshow(depth_class_rgba(depths.max_depth_m(), domain=depths.domain), extent=(bx0, bx1, by0, by1),
                   origin="upper", interpolation="nearest", zorder=3)
-        handles = [Patch(facecolor=c, edgecolor="#495057", label=label) for label, c in depth_legend_entries("en")]
+        handles = [Patch(facecolor=c, edgecolor=pal.LEGEND_EDGE, label=label) for label, c in depth_legend_entries("en")]
         ax.legend(handles=handles, title="storm: max street depth (2D surface)", loc="lower right", fontsize=8,
                   title_fontsize=8, framealpha=0.9)
     if len(risk):

@@ -11,8 +11,9 @@ import pandas as pd
 
 from gisdata.city import CityTwin
 from twin.i18n import t
+from twin.viz import palette as pal
 
-NO_RISK_RGB = [173, 181, 189]
+NO_RISK_RGB = pal.rgb(pal.NO_RISK)
 """Grey of roads and points with no forecast water."""
 
 PROB_CMAP = "YlOrRd"
@@ -97,20 +98,22 @@ def risk_deck(city: CityTwin, risk: pd.DataFrame, *, lang: str = "en", height_px
                 df = pd.DataFrame({"polygon": rings, "color": [rgb[sel[k]].tolist() + [80] for k in src],
                                    **tooltip_columns(tips[sel[k]] for k in src)})
                 under.insert(0, pdk.Layer("PolygonLayer", id="risk_districts", data=df, get_polygon="polygon",
-                                          get_fill_color="color", get_line_color=[120, 60, 20], line_width_min_pixels=1,
+                                          get_fill_color="color", get_line_color=pal.rgb(pal.RISK_EDGE), line_width_min_pixels=1,
                                           pickable=True))
             elif kind == "road":
                 rp, src = paths_lonlat(part.geometry)
                 df = pd.DataFrame({"path": rp, "color": [rgb[sel[k]].tolist() for k in src],
                                    **tooltip_columns(tips[sel[k]] for k in src)})
                 over.append(pdk.Layer("PathLayer", id="risk_roads", data=df, get_path="path", get_color="color",
-                                      get_width=span / 60, width_min_pixels=4, pickable=True))
+                                      get_width=10.0, width_min_pixels=4, width_max_pixels=12, cap_rounded=True,
+                                      pickable=True))
             else:
                 df = pd.DataFrame({"lon": part.geometry.x.round(6).to_numpy(), "lat": part.geometry.y.round(6).to_numpy(),
                                    "color": [rgb[k].tolist() for k in sel], **tooltip_columns(tips[k] for k in sel)})
                 over.append(pdk.Layer("ScatterplotLayer", id="risk_manholes", data=df, get_position=["lon", "lat"],
-                                      get_fill_color="color", get_radius=span / 70, radius_min_pixels=5, stroked=True,
-                                      get_line_color=[255, 255, 255], line_width_min_pixels=1, pickable=True))
+                                      get_fill_color="color", get_radius=6.0, radius_units="'meters'", radius_min_pixels=4,
+                                      radius_max_pixels=10, stroked=True,
+                                      get_line_color=pal.rgb(pal.CREW_RING), line_width_min_pixels=1, pickable=True))
     # Terrain at the bottom, then district shading and grey roads, buildings, then the risky roads and manholes.
     deck.layers = layers[:1] + under + layers[1:] + over
     return deck

@@ -30,25 +30,19 @@ from gisdata.city import CityTwin
 from gisdata.raster import Raster
 from twin.i18n import t
 from twin.viz import geometry as geo
+from twin.viz import palette as pal
 from twin.viz.fonts import cjk_font_path
 
-ROAD_STYLE: dict[str, tuple[str, float]] = {
-    "motorway": ("#c92a2a", 5.0),
-    "arterial": ("#e8590c", 4.0),
-    "collector": ("#fab005", 3.0),
-    "local": ("#f8f9fa", 1.5),
-    "service": ("#ced4da", 1.0),
-    "path": ("#94d82d", 1.0),
-}
-"""Colour and line width (px) of each road class."""
+ROAD_STYLE: dict[str, tuple[str, float]] = {cls: (c, pal.ROAD_WIDTH_PX[cls] + 0.5) for cls, c in pal.ROAD_CLASS.items()}
+"""Colour and line width (px) of each road class (:data:`twin.viz.palette.ROAD_CLASS`)."""
 
-BUILDING_COLOR = "#d9dce3"
-MANHOLE_COLOR = "#495057"
-OUTFALL_COLOR = "#e03131"
-TERRAIN_COLORS = ["#3d7a4a", "#86a86b", "#cfc48f", "#b08a5e", "#7d5a41"]
+BUILDING_COLOR = pal.BUILDING_3D
+MANHOLE_COLOR = pal.MANHOLE_3D
+OUTFALL_COLOR = pal.OUTFALL
+TERRAIN_COLORS = pal.TERRAIN
 """Green lowlands to brown hills (no blue: low ground is not water)."""
-PIPE_CMAP = "plasma"
-WATER_CMAP = "Blues"
+PIPE_CMAP = pal.PIPE_CMAP
+WATER_CMAP = pal.WATER_CMAP
 
 
 @dataclass
@@ -67,6 +61,8 @@ class SceneInfo:
     ranges: dict[str, tuple[float, float]] = field(default_factory=dict)
     lang: str = "en"
     title: str = "CityTwin 3D"
+    camera_key: str = ""
+    """Scenes with the same key share the viewer's camera in the browser (:func:`write_scene_html`)."""
 
     def labels(self, lang: str | None = None) -> list[tuple[str, str]]:
         """(label, colour) of every legend entry, in ``lang`` (default the scene's)."""
@@ -213,14 +209,15 @@ def build_city_scene(city: CityTwin, *, flood_depth: Raster | None = None, depth
     diag = float(np.hypot(xmax - xmin, ymax - ymin))
     min_r = pipe_min_radius_m if pipe_min_radius_m is not None else max(0.15, diag / 1000)
     info = SceneInfo(vertical_exaggeration=float(vertical_exaggeration), origin=(xmin, ymin), crs=city.crs,
-                     lang=lang, title=t("scene.title", lang, name=city.name))
+                     lang=lang, title=t("scene.title", lang, name=city.name),
+                     camera_key=scene_camera_key(city, vertical_exaggeration))
     font = cjk_font_path() if lang != "en" else None
     vtk_lang = lang if (lang == "en" or font) else "en"  # VTK's own font has no CJK glyphs
 
     pl = pv.Plotter(off_screen=off_screen, window_size=list(window_size))
-    pl.set_background("#f4f6f8", top="#c5d6e8")
+    pl.set_background(pal.SKY[0], top=pal.SKY[1])
     sbar = {"vertical": True, "height": 0.28, "width": 0.05, "title_font_size": 14, "label_font_size": 12,
-                "fmt": "%.1f", "color": "#222222"}
+                "fmt": "%.1f", "color": pal.TEXT_3D}
 
     terrain = geo.build_terrain(city.dem, frame)
     zr = terrain.get_data_range("elevation_m")
@@ -231,7 +228,7 @@ def build_city_scene(city: CityTwin, *, flood_depth: Raster | None = None, depth
     pl.add_mesh(terrain, scalars="elevation_m", cmap=cmap, n_colors=256, opacity=terrain_opacity,
                 clim=zr if zr[1] > zr[0] else (zr[0] - 1, zr[1] + 1), name="terrain", smooth_shading=True,
                 scalar_bar_args=dict(title=t("scene.bar.elevation", vtk_lang), position_x=0.90, position_y=0.62, **sbar))
-    info.legend.append(("scene.legend.terrain", {}, "#8ca872"))
+    info.legend.append(("scene.legend.terrain", {}, pal.TERRAIN_SWATCH))
 
     if len(city.buildings):
         bmesh = geo.build_buildings(city.buildings, city.dem, frame)
@@ -255,7 +252,7 @@ def build_city_scene(city: CityTwin, *, flood_depth: Raster | None = None, depth
                     clim=dr if dr[1] > dr[0] else (dr[0] * 0.9, dr[1] * 1.1 + 1e-3),
                     scalar_bar_args=dict(title=t("scene.bar.diameter", vtk_lang), position_x=0.90, position_y=0.30,
                                          n_labels=4, **{**sbar, "fmt": "%.2f"}))
-        info.legend.append(("scene.legend.pipes", {"w": f"{2 * min_r:.1f}"}, "#cc4778"))
+        info.legend.append(("scene.legend.pipes", {"w": f"{2 * min_r:.1f}"}, pal.PIPE_SWATCH))
     manholes = geo.build_manholes(city.nodes, frame, radius_m=1.2 * min_r)
     if manholes.n_points:
         pl.add_mesh(manholes, color=MANHOLE_COLOR, name="manholes")
@@ -277,7 +274,7 @@ def build_city_scene(city: CityTwin, *, flood_depth: Raster | None = None, depth
                         clim=(0.0, max(wr[1], 0.1)),
                         scalar_bar_args=dict(title=t("scene.bar.depth", vtk_lang), position_x=0.90, position_y=0.02,
                                              **{**sbar, "fmt": "%.2f"}))
-            info.legend.append(("scene.legend.water", {}, "#339af0"))
+            info.legend.append(("scene.legend.water", {}, pal.WATER_SWATCH))
 
     # Scale bar and north arrow as real geometry, so they survive the vtk.js export.
     w, h = xmax - xmin, ymax - ymin
@@ -285,9 +282,9 @@ def build_city_scene(city: CityTwin, *, flood_depth: Raster | None = None, depth
     info.scale_bar_m = bar
     ztop = float(zr[1]) * frame.vertical_exaggeration + lift * 2
     dark, light = geo.build_scale_bar((0.05 * w, -0.06 * h), bar, ztop)
-    pl.add_mesh(dark, color="#212529", name="scale_dark")
-    pl.add_mesh(light, color="#ffffff", name="scale_light")
-    pl.add_mesh(geo.build_north_arrow((-0.06 * w, 0.02 * h), 0.12 * min(w, h), ztop), color="#212529",
+    pl.add_mesh(dark, color=pal.TEXT, name="scale_dark")
+    pl.add_mesh(light, color=pal.PANEL, name="scale_light")
+    pl.add_mesh(geo.build_north_arrow((-0.06 * w, 0.02 * h), 0.12 * min(w, h), ztop), color=pal.TEXT,
                 name="north_arrow")
     pl.add_point_labels(np.array([[0.05 * w + bar / 2, -0.06 * h - 0.05 * h, ztop]]), [f"{bar:g} m"],
                         font_size=16, shape=None, show_points=False, always_visible=True, name="scale_label")
@@ -296,7 +293,7 @@ def build_city_scene(city: CityTwin, *, flood_depth: Raster | None = None, depth
                         name="north_label")
     _add_legend(pl, info.labels(vtk_lang), font)
     ve = t("scene.ve", vtk_lang, ve=f"{vertical_exaggeration:g}") if vertical_exaggeration != 1 else ""
-    caption = pl.add_text(f"{city.name} - {city.crs}{ve}", position="lower_left", font_size=10, color="#333333")
+    caption = pl.add_text(f"{city.name} - {city.crs}{ve}", position="lower_left", font_size=10, color=pal.TEXT_3D)
     if font:
         _use_font(caption.GetTextProperty(), font)
         for bar in pl.scalar_bars.values():
@@ -306,6 +303,18 @@ def build_city_scene(city: CityTwin, *, flood_depth: Raster | None = None, depth
     _set_camera(pl, w, h, zr, frame.vertical_exaggeration)
     pl._citytwin_info = info  # private names are allowed on pyvista objects
     return pl
+
+
+def scene_camera_key(city: CityTwin, vertical_exaggeration: float = 1.0) -> str:
+    """The key under which the browser keeps the camera of a city's 3D scenes (same city, same exaggeration).
+
+    Examples
+    --------
+    >>> scene_camera_key(make_tiny_city())   # doctest: +SKIP
+    'tiny|500000,3400000,500200,3400090|ve1'
+    """
+    xmin, ymin, xmax, ymax = city.extent
+    return f"{city.name}|{xmin:.0f},{ymin:.0f},{xmax:.0f},{ymax:.0f}|ve{float(vertical_exaggeration):g}"
 
 
 def _set_camera(pl: pv.Plotter, w: float, h: float, zr, ve: float) -> None:
@@ -430,6 +439,9 @@ def write_scene_html(city_or_plotter, path: str | Path, *, title: str | None = N
         # the overlay lists the colour ranges instead.
         for bar_title in list(pl.scalar_bars.keys()):
             pl.remove_scalar_bar(bar_title, render=False)
+        # the foldable HTML legend replaces VTK's legend box (it would cover the view, unfoldable)
+        if "legend" in pl.actors:
+            pl.remove_actor("legend", render=False)
         _export_html(pl, tmp)
         text = tmp.read_text(encoding="utf-8")
         text = _inject_overlay(text, title, info)
@@ -492,14 +504,19 @@ def export_vtksz(pl: pv.Plotter) -> bytes:
     return buf.getvalue()
 
 
+LEGEND_FOLD_ROWS = 12
+"""A 3D legend with more lines than this starts folded (the viewer's choice is then kept)."""
+
+
 def _inject_overlay(text: str, title: str, info: SceneInfo | None) -> str:
+    """Add the foldable legend (an HTML ``<details>``) and the camera keeper to an exported vtk.js page."""
     esc = _html.escape
     rows = []
     if info is not None:
         lang = info.lang
-        rows = [f'<div><span style="display:inline-block;width:12px;height:12px;background:{esc(c)};'
-                f'border:1px solid #555;margin-right:6px;vertical-align:middle"></span>{esc(label)}</div>'
-                for label, c in info.labels()]
+        rows = [f'<div style="white-space:nowrap"><span style="display:inline-block;width:11px;height:11px;'
+                f'background:{esc(c)};border:1px solid #555;margin-right:6px;vertical-align:middle"></span>'
+                f'{esc(label)}</div>' for label, c in info.labels()]
         names = {"elevation_m": "scene.bar.elevation", "diameter_m": "scene.bar.diameter", "depth_m": "scene.bar.depth"}
         for key, (lo, hi) in info.ranges.items():
             rows.append(f"<div>{esc(t(names.get(key, key), lang))}: {lo:.2f} - {hi:.2f}</div>")
@@ -508,22 +525,46 @@ def _inject_overlay(text: str, title: str, info: SceneInfo | None) -> str:
         rows.append("<div>" + esc(t("scene.overlay.origin", lang, x=f"{info.origin[0]:.0f}", y=f"{info.origin[1]:.0f}",
                                     crs=info.crs) + ve) + "</div>")
         rows.append(f"<div>{esc(t('scene.overlay.help', lang))}</div>")
+    fold = len(rows) > LEGEND_FOLD_ROWS + 4
+    hint = t("scene.legend.fold", info.lang if info is not None else "en")
     overlay = (
-        '<div id="citytwin-legend" style="position:fixed;top:8px;left:8px;z-index:1000;'
-        'background:rgba(255,255,255,0.88);border:1px solid #999;border-radius:4px;padding:6px 8px;'
-        'font:12px sans-serif;color:#222;pointer-events:none;max-width:320px">'
-        f'<div style="font-weight:bold;margin-bottom:4px">{esc(title)}</div>' + "".join(rows) + "</div>"
+        f'<details id="citytwin-legend"{"" if fold else " open"} style="position:fixed;top:8px;left:8px;'
+        'z-index:1000;background:rgba(255,255,255,0.9);border:1px solid #999;border-radius:4px;padding:4px 8px;'
+        'font:11px/1.45 sans-serif;color:#222;max-width:min(300px,42vw);max-height:calc(100vh - 24px);'
+        'overflow:auto;box-sizing:border-box">'
+        f'<summary title="{esc(hint)}" style="cursor:pointer;font-weight:bold;font-size:12px;outline:none">'
+        f'{esc(title)}</summary>' + "".join(rows) + "</details>"
     )
     if "<title>" in text:
         start, end = text.index("<title>") + 7, text.index("</title>")
         text = text[:start] + esc(title) + text[end:]
+    key = json.dumps(info.camera_key if info is not None and info.camera_key else title).replace("</", "<\\/")
     # vtk.js replaces the page body when it mounts, so the overlay is (re)attached by a script.
+    # The camera: restored from sessionStorage once the scene is there, saved after each move; so a
+    # page re-rendered for another time step (Replay) opens where the viewer left it.
     script = (
-        "<script>(function(){var html=" + json.dumps(overlay).replace("</", "<\\/") + ";"
+        "<script>(function(){var html=" + json.dumps(overlay).replace("</", "<\\/") + ";var KEY=" + key + ";"
+        'function store(){try{return window.sessionStorage;}catch(e){return null;}}'
         'function attach(){if(!document.getElementById("citytwin-legend")&&document.body){'
-        'var d=document.createElement("div");d.innerHTML=html;document.body.appendChild(d.firstChild);}}'
+        'var d=document.createElement("div");d.innerHTML=html;var el=d.firstChild;document.body.appendChild(el);'
+        'var s=store();try{var o=s&&s.getItem("citytwin-legend-open");if(o!==null&&o!==undefined&&s){el.open=o==="1";}}catch(e){}'
+        'el.addEventListener("toggle",function(){try{s&&s.setItem("citytwin-legend-open",el.open?"1":"0");}catch(e){}});}}'
         'var n=0;var h=setInterval(function(){attach();if(++n>60)clearInterval(h);},250);'
-        'window.addEventListener("load",attach);})();</script>'
+        'window.addEventListener("load",attach);'
+        'var CK="citytwin-camera:"+KEY,tries=0,seen=0;'
+        'var c=setInterval(function(){if(++tries>600){clearInterval(c);return;}'
+        'var rw=window.renderWindow;var r=rw&&rw.getRenderers&&rw.getRenderers()[0];'
+        'if(!r||!r.getActors().length){return;}if(++seen<4){return;}clearInterval(c);'
+        'var cam=r.getActiveCamera(),s=store(),saved=null;'
+        'try{saved=s&&JSON.parse(s.getItem(CK)||"null");}catch(e){saved=null;}'
+        'if(saved&&saved.position&&saved.focalPoint&&saved.viewUp){cam.setPosition.apply(cam,saved.position);'
+        'cam.setFocalPoint.apply(cam,saved.focalPoint);cam.setViewUp.apply(cam,saved.viewUp);'
+        'if(saved.viewAngle){cam.setViewAngle(saved.viewAngle);}r.resetCameraClippingRange();rw.render();}'
+        'window.citytwinCameraRestored=!!saved;var t=null;'
+        'cam.onModified(function(){if(t){return;}t=setTimeout(function(){t=null;try{s&&s.setItem(CK,JSON.stringify('
+        '{position:cam.getPosition(),focalPoint:cam.getFocalPoint(),viewUp:cam.getViewUp(),'
+        'viewAngle:cam.getViewAngle()}));}catch(e){}},250);});},100);'
+        "})();</script>"
     )
     idx = text.rfind("</html>")
     return text[:idx] + script + text[idx:] if idx >= 0 else text + script
