@@ -137,8 +137,17 @@ def select_city(lang: str) -> tuple[str, CityTwin] | None:
         with st.spinner(t("city.loading", lang)):
             return key, cached_upload(key, kind, files)
     except TwinError as exc:
-        st.error(str(exc))
+        show_upload_error(exc, lang)
         return None
+
+
+def show_upload_error(exc: TwinError, lang: str) -> None:
+    """A refused input in plain words, with the library's own words folded away below it."""
+    plain, detail = support.upload_error_parts(exc)
+    st.error(plain)
+    if detail:
+        with st.expander(t("upload.error.detail", lang)):
+            st.code(detail, language=None)
 
 
 def page_city(lang: str) -> None:
@@ -239,16 +248,17 @@ def choose_rain(lang: str):
         with cols[0]:
             units = choice(st.selectbox, t("flood.csv_units", lang), ["mm_h", "mm", "in_h", "in"],
                            name="flood_csv_units", lang=lang, format_func=lambda u: t(f"flood.csv_unit.{u}", lang))
-        upload = st.file_uploader(t("flood.upload_csv", lang), type=["csv", "txt"], key="flood_csv",
+        upload = st.file_uploader(t("flood.upload_rain", lang), type=["csv", "txt", "dat"], key="flood_csv",
                                   max_upload_size=support.upload_limit_mb("rain_csv"))
         if upload is None:
             st.info(t("flood.upload_hint", lang))
             return None, None
         ((name, data),) = support.read_uploads([upload], "rain_csv")  # size-checked before it is read
-        return (cached_rain_upload(support.upload_key([(name, data)]), name, data, units),
-                {"kind": "csv", "file": Path(name).name, "units": units})
+        rain = cached_rain_upload(support.upload_key([(name, data)]), name, data, units)
+        st.caption(support.rain_time_note(rain, lang))  # which time column the reader used
+        return rain, {"kind": "csv", "file": Path(name).name, "units": units}
     except TwinError as exc:
-        st.error(str(exc))
+        show_upload_error(exc, lang)
         return None, None
 
 

@@ -333,6 +333,34 @@ def upload_error_parts(exc: BaseException, tmp_dir: str | os.PathLike | None = N
     return plain, detail
 
 
+def rain_time_note(rain, lang: str = "en") -> str:
+    """Where an uploaded rain record's times came from, in ``lang`` (``""`` if the reader did not say).
+
+    Examples
+    --------
+    >>> from hydraulics.rain_series import RainSeries
+    >>> rain = RainSeries(pd.DataFrame({"RG1": [1.0]}, index=[0]), step_s=300,
+    ...                   meta={"format": "csv", "time_column": "time_min", "time_unit": "min"})
+    >>> rain_time_note(rain, "en")
+    "Time from column 'time_min' (minutes from the start)."
+    """
+    meta = getattr(rain, "meta", {}) or {}
+    if str(meta.get("format", "")).startswith("ncdc"):
+        return t("flood.rain_time.ncdc", lang)
+    column, unit = str(meta.get("time_column", "")), str(meta.get("time_unit", ""))
+    if not column:
+        return ""
+    columns = " + ".join(f"'{c}'" for c in column.split("+"))
+    if unit == "datetime":
+        note = t("flood.rain_time.datetime", lang, column=columns)
+    else:
+        note = t("flood.rain_time.elapsed", lang, column=columns, unit=t(f"flood.rain_time.unit.{unit}", lang))
+    ignored = str(meta.get("time_columns_ignored", ""))
+    if ignored:
+        note += " " + t("flood.rain_time.ignored", lang, columns=", ".join(f"'{c}'" for c in ignored.split(",")))
+    return note
+
+
 def _retold(exc: TwinError, plain: str, detail: str) -> TwinError:
     """An error of ``exc``'s type with another message and detail (a plain TwinError if the type cannot be remade)."""
     try:
