@@ -556,6 +556,9 @@ def read_rain_csv(path: str | Path, *, time_col: str | None = None, units: str |
         if nonnum.any():
             k = int(np.argmax(nonnum))
             raise RainFileError(path, int(lineno[k]), f"column '{col}': {raw.iloc[k]!r} is not a number")
+        if np.isinf(num).any():
+            k = int(np.argmax(np.isinf(num)))
+            raise RainFileError(path, int(lineno[k]), f"column '{col}': {raw.iloc[k]!r} is not a finite number")
         if empty.any():
             if missing == "raise":
                 k = int(np.argmax(empty))

@@ -302,9 +302,9 @@ class RainSeries:
         t1 = bound(end, index[-1] + (pd.Timedelta(seconds=self.step_s) if self.is_timestamped else self.step_s))
         keep = (index >= t0) & (index < t1)
         if not keep.any():
-            last = index[-1]
-            raise RainDataError(f"rain series '{self.label}': no interval between {t0} and {t1}; the record runs "
-                                f"from {first} to {last} (interval starts)")
+            last = index[-1] + (pd.Timedelta(seconds=self.step_s) if self.is_timestamped else self.step_s)
+            raise RainDataError(f"rain series '{self.label}': nothing recorded between {t0} and {t1}; the record "
+                                f"runs from {first} to {last}")
         return dataclasses.replace(self, intensity_mm_h=self.intensity_mm_h[keep])
 
     def wettest_start(self, hours: float):

@@ -196,12 +196,12 @@ def read_rain_inputs(paths, *, units: str | None = None, start=None, hours: floa
             check_range("--rain-hours", hours, 0, MAX_RAIN_EVENT_H, "h", lo_inclusive=False)
         end = None
         if hours is not None:
-            first = rain.intensity_mm_h.index[0]
-            t0 = first if start is None else start
-            if isinstance(t0, (int, float)):
-                end = float(t0) + hours * 3600.0
+            if start is None:  # seconds from the record's start
+                end = hours * 3600.0
+            elif isinstance(start, (int, float, np.integer, np.floating)):
+                end = float(start) + hours * 3600.0
             else:
-                end = pd.Timestamp(t0) + pd.Timedelta(hours=hours)
+                end = pd.Timestamp(start) + pd.Timedelta(hours=hours)
         rain = rain.window(start, end)
     if rain.max_depth_mm <= 0:
         raise RainDataError(f"rain {rain.label}: no rain falls in {_span_text(rain)}")

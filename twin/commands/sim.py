@@ -29,7 +29,7 @@ from gisdata.limits import (
     MIN_RETURN_PERIOD_YR,
     check_range,
 )
-from twin.commands.swmm import Duration, parse_duration_s
+from twin.commands.swmm import Duration, observed_rain, parse_duration_s, rain_options
 
 
 def _parse_crews(text: str | None):
@@ -100,9 +100,11 @@ def _bar(enabled: bool, desc: str):
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True,
               help="Run folder to create (runs/<run_id>).")
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Show a progress bar.")
+@rain_options
 def simulate_command(city, hours, strategy, seed, storm, return_period, duration_s, start_at, idf, citizens,
-                     vendors, crews, risk_points, coupling_s, out, progress) -> None:
-    """Simulate a day of the city (agents, dispatch and, with --storm, SWMM) into a run folder.
+                     vendors, crews, risk_points, coupling_s, out, progress, rain_files=(), rain_units=None,
+                     rain_start=None, rain_hours=None) -> None:
+    """Simulate a day of the city (agents, dispatch and, with --storm or --rain, SWMM) into a run folder.
 
     Writes OUT/manifest.json, the tables as Parquet, kpis.json and the
     hash-chained event log events.jsonl; the folder appears only when complete.
@@ -114,6 +116,10 @@ def simulate_command(city, hours, strategy, seed, storm, return_period, duration
           --duration 2h --start-at 7 --out runs/storm1
       twin simulate --city demo --strategy forecast_staging --storm chicago --risk-points fc/risk_points.csv \\
           --out runs/staged
+      twin simulate --city demo --rain gauges.csv --start-at 7 --out runs/observed
+
+    --rain replays observed rain (CSV or NCDC; see twin swmm run --help): its
+    first interval falls at --start-at, and it must end within --hours.
 
     forecast_staging stages crews at the --risk-points table's risk points,
     else at the manholes the storm floods (SWMM runs once, first), else, with
@@ -138,9 +144,23 @@ def simulate_command(city, hours, strategy, seed, storm, return_period, duration
 
     check_out_dir(out, "--out")  # writable, before the simulation rather than after it
     check_id(out.name, "run id (the --out folder's name)")
+    observed = observed_rain(rain_files, rain_units, rain_start, rain_hours,
+                             design={"storm": "--storm", "return_period": "--return-period",
+                                     "duration_s": "--duration", "idf": "--idf"})
     city_obj = load_city(city)
     rain = None
-    if storm == "chicago":
+    rain_lines: list[str] = []
+    if observed is not None:
+        from twin.flood_event import match_rain_gauges, rain_summary_lines
+
+        rain_lines = rain_summary_lines(observed, match_rain_gauges(city_obj, observed))
+        if not start_s < hours * 3600:
+            raise TwinError(f"--start-at {start_at} must be before the end of the run ({hours:g} h)")
+        if start_s + observed.duration_s > hours * 3600 + 1e-6:
+            raise TwinError(f"--rain: the rain lasts {observed.duration_s / 60:g} min from --start-at {start_at}, past "
+                            f"the end of the run ({hours:g} h); give more --hours or a shorter --rain-hours")
+        rain = observed.to_elapsed()  # the run's clock puts its first interval at --start-at
+    if storm == "chicago" and observed is None:
         from hydraulics.rainfall import chicago_storm
 
         check_range("--return-period", return_period, MIN_RETURN_PERIOD_YR, MAX_RETURN_PERIOD_YR, "yr")
@@ -156,10 +176,13 @@ def simulate_command(city, hours, strategy, seed, storm, return_period, duration
         if strategy != "forecast_staging":
             raise TwinError(f"--risk-points is used only by --strategy forecast_staging (got '{strategy}')")
         risk_table = read_risk_points(risk_points, city_obj)  # bad table -> exit 2 before any run
+    if observed is not None:
+        storm_params = _observed_params(observed, rain_files, rain_start, rain_hours, start_s)
+    else:
+        storm_params = None if rain is None else {
+            "kind": storm, "idf": idf, "return_period_yr": return_period, "duration_s": duration_s, "start_s": start_s}
     params = {"city": city, "hours": hours, "strategy": strategy, "seed": seed, "n_citizens": citizens,
-              "n_vendors": vendors, "crews": crew_spec, "storm": None if rain is None else {
-                  "kind": storm, "idf": idf, "return_period_yr": return_period, "duration_s": duration_s,
-                  "start_s": start_s}, "coupling_step_s": coupling_s,
+              "n_vendors": vendors, "crews": crew_spec, "storm": storm_params, "coupling_step_s": coupling_s,
               "risk_points": None if risk_points is None else {"file": str(risk_points),
                                                                "sha256": table_sha256(risk_points)}}
     opts = CouplingOptions(coupling_step_s=coupling_s)
@@ -177,6 +200,8 @@ def simulate_command(city, hours, strategy, seed, storm, return_period, duration
     from twin.runstore import read_manifest
 
     man = read_manifest(path)
+    for line in rain_lines:
+        click.echo(line)
     click.echo(f"wrote {path}: {man['events']['n_records']} events, head {man['events']['head_sha256'][:12]}")
     staging = (man.get("metadata", {}).get("coupler") or {}).get("staging") or {}
     if staging.get("source"):
@@ -184,6 +209,19 @@ def simulate_command(city, hours, strategy, seed, storm, return_period, duration
     if staging.get("warning"):
         click.echo(f"warning: {staging['warning']}", err=True)
     click.echo(_format_compare([path]))
+
+
+def _observed_params(rain, files, rain_start, rain_hours, start_s: float) -> dict:
+    """The run manifest's record of ``--rain``: the files (with their SHA-256), the window and the rain's figures."""
+    import hashlib
+
+    first = rain.intensity_mm_h.index[0]
+    return {"kind": "observed", "label": rain.label, "return_period_yr": None,
+            "files": [{"file": str(f), "sha256": hashlib.sha256(Path(f).read_bytes()).hexdigest()} for f in files],
+            "rain_start": rain_start, "rain_hours": rain_hours,
+            "record_start": str(first) if rain.is_timestamped else int(first), "gauges": list(rain.gauges),
+            "step_s": rain.step_s, "duration_s": rain.duration_s, "depth_mm": round(rain.max_depth_mm, 3),
+            "peak_mm_h": round(rain.max_peak_mm_h, 3), "start_s": start_s}
 
 
 def _hours_s(text: str, name: str) -> float:

@@ -92,6 +92,81 @@ def _time_or_offset(text: str) -> datetime | float:
                         "(e.g. 1h, 90min) or an ISO date-time (2024-07-01T12:00)") from None
 
 
+RAIN_UNITS = ("mm_h", "mm", "in_h", "in")
+
+
+def rain_options(func):
+    """The observed-rain options ``--rain FILE`` (repeatable), ``--rain-units``, ``--rain-start``, ``--rain-hours``."""
+    options = [
+        click.option("--rain", "rain_files", multiple=True, type=click.Path(dir_okay=False, path_type=Path),
+                     help="Observed rain instead of a design storm: a CSV (a time column such as time, "
+                          "elapsed_min or hours, then one column per rain gauge) or an NCDC precipitation file; "
+                          "repeatable for gauges in several files. One column feeds every rain gauge of the city; "
+                          "several must be named after the city's gauges."),
+        click.option("--rain-units", type=click.Choice(RAIN_UNITS), default=None,
+                     help="Unit of CSV gauge columns whose name has no unit suffix (RG1_mm_h, RG1_mm, RG1_in_h, "
+                          "RG1_in declare their own): mm_h, in_h intensity; mm, in depth per interval."),
+        click.option("--rain-start", default=None,
+                     help="Start of the event in the --rain record: a date-time (2013-04-17T05:00) or a duration "
+                          "after the record's start (36h)."),
+        click.option("--rain-hours", type=float, default=None,
+                     help="Length of the event in the --rain record, h (default: to the record's end)."),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def _given(ctx: click.Context, name: str) -> bool:
+    from click.core import ParameterSource
+
+    return ctx.get_parameter_source(name) in (ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT)
+
+
+def observed_rain(rain_files, rain_units, rain_start, rain_hours, *, design: dict[str, str]):
+    """The ``--rain`` record (read, put together, cut to ``--rain-start``/``--rain-hours``), or None without ``--rain``.
+
+    Parameters
+    ----------
+    design : dict
+        Parameter name -> option of the design-storm options; giving any of
+        them with ``--rain`` is an error.
+
+    Raises
+    ------
+    TwinError
+        One line: a clash with a design-storm option, a window option without
+        ``--rain``, a file the reader refuses, a record longer than 72 h.
+    """
+    from twin.flood_event import check_rain_event, read_rain_inputs
+
+    ctx = click.get_current_context()
+    if not rain_files:
+        extra = [opt for name, opt in (("rain_units", "--rain-units"), ("rain_start", "--rain-start"),
+                                       ("rain_hours", "--rain-hours")) if _given(ctx, name)]
+        if extra:
+            raise TwinError(f"{'/'.join(extra)}: used only with --rain FILE; give the observed rain file too")
+        return None
+    clash = [opt for name, opt in design.items() if _given(ctx, name)
+             and not (name == "storm" and ctx.params.get("storm") == "none")]
+    if clash:
+        raise TwinError(f"--rain and {'/'.join(clash)} cannot be combined: give observed rain (--rain FILE) "
+                        "or a design storm, not both")
+    start = None
+    if rain_start is not None:
+        try:
+            start = datetime.fromisoformat(rain_start.strip())
+        except ValueError:
+            try:
+                start = parse_duration_s(rain_start)
+            except ValueError:
+                raise TwinError(f"--rain-start {rain_start!r}: not understood; expected a date-time "
+                                "(2013-04-17T05:00) or a duration after the record's start (36h)") from None
+    rain = read_rain_inputs(rain_files, units=rain_units, start=start, hours=rain_hours)
+    check_rain_event(rain)
+    return rain
+
+
 @click.group("swmm")
 def group() -> None:
     """Run SWMM models, import a model as a city, export a city as a model."""
@@ -170,10 +245,12 @@ def _format_results(res, label: str, surface_depth: tuple[float, str] | None) ->
 @click.option("--cell-size", "cell_size_m", type=float, default=None,
               help="With --city: cell size of the city's street surface, m (default 10; 5 or 2 for detailed "
                    "studies, slower).")
+@rain_options
 def run_command(model, city, storm, return_period, duration_s, idf, out_dir, coupling_s, save_at,
                 hotstart_out, hotstart, start, allow_read, progress, surface=None, dem=None, manning=0.03,
-                exchange_step_s=5, inlets=None, inlet_capacity=None, boundary="closed", cell_size_m=None) -> None:
-    """Run MODEL.inp (or a city with a design storm) and print the flood summary.
+                exchange_step_s=5, inlets=None, inlet_capacity=None, boundary="closed", cell_size_m=None,
+                rain_files=(), rain_units=None, rain_start=None, rain_hours=None) -> None:
+    """Run MODEL.inp (or a city with a design storm or observed rain) and print the flood summary.
 
     A city runs on its sewer coupled both ways with its 2D street surface and
     prints the coupled mass balance, the road segments closed and the water
@@ -185,6 +262,8 @@ def run_command(model, city, storm, return_period, duration_s, idf, out_dir, cou
     Examples:
       twin swmm run Example1.inp --out runs/ex1
       twin swmm run --city demo --storm chicago --return-period 100 --duration 3h --out runs/city
+      twin swmm run --city demo --rain gauges.csv --out runs/observed
+      twin swmm run --city demo --rain ncdc.dat --rain-start 2013-04-17T05:00 --rain-hours 24
       twin swmm run --city demo --surface screening --return-period 20 --duration 2h
       twin swmm run Example1.inp --save-hotstart 12h --hotstart-out ex1.hsf
       twin swmm run Example1.inp --hotstart ex1.hsf --start 1998-01-01T12:00
@@ -200,9 +279,15 @@ def run_command(model, city, storm, return_period, duration_s, idf, out_dir, cou
         raise TwinError("--surface screening spreads a city's overflow over its DEM; it needs --city")
     if surface != "2d" and cell_size_m is not None:
         raise TwinError("--cell-size sets the 2D street surface of --city; it has no use here")
+    if rain_files and city is None:
+        raise TwinError("--rain feeds the rain gauges of --city; MODEL.inp runs with its own rain")
+    rain = observed_rain(rain_files, rain_units, rain_start, rain_hours,
+                         design={"storm": "--storm", "return_period": "--return-period", "duration_s": "--duration",
+                                 "idf": "--idf"})
     if surface == "2d" and city is not None:
         _run_city_2d(city, model, dem, idf, return_period, duration_s, out_dir, exchange_step_s, inlets,
-                     inlet_capacity, cell_size_m, progress, bool(save_at or hotstart or hotstart_out or start))
+                     inlet_capacity, cell_size_m, progress, bool(save_at or hotstart or hotstart_out or start),
+                     rain=rain)
         return
     if surface == "2d":
         _run_surface_2d(model, city, dem, out_dir, manning, exchange_step_s, inlets, inlet_capacity, boundary,
@@ -225,13 +310,20 @@ def run_command(model, city, storm, return_period, duration_s, idf, out_dir, cou
     start_dt = parse_datetime("--start", start) if start else None
     city_obj = None
     tmp = None
+    rain_lines: list[str] = []
     if city is not None:
         from gisdata.city import load_city
         from hydraulics.build import write_swmm_inp
         from hydraulics.rainfall import chicago_storm
+        from twin.flood_event import match_rain_gauges, rain_summary_lines
 
         city_obj = load_city(city)
-        rain = chicago_storm(idf, return_period, duration_s / 60.0)
+        if rain is None:
+            rain = chicago_storm(idf, return_period, duration_s / 60.0)
+            label = f"city {city_obj.name}, {storm} storm P={return_period:g} yr, {duration_s / 3600:g} h"
+        else:
+            label = f"city {city_obj.name}, observed rain {rain.label}"
+            rain_lines = rain_summary_lines(rain, match_rain_gauges(city_obj, rain))
         tmp = tempfile.TemporaryDirectory(prefix="citytwin-build-")
         # the city's name comes from its file: used as a file name only when it is a plain name
         from gisdata.paths import InvalidIdError, check_id
@@ -241,7 +333,6 @@ def run_command(model, city, storm, return_period, duration_s, idf, out_dir, cou
         except InvalidIdError:
             stem = "city"
         model = write_swmm_inp(city_obj, Path(tmp.name) / f"{stem}.inp", rain=rain)
-        label = f"city {city_obj.name}, {storm} storm P={return_period:g} yr, {duration_s / 3600:g} h"
     else:
         label = str(model)
     try:
@@ -267,7 +358,7 @@ def run_command(model, city, storm, return_period, duration_s, idf, out_dir, cou
             flood = max_surface_depth(city_obj.dem, city_obj.nodes, res.flood_summary["volume_m3"])
             surface = (flood.max_depth_m, "quick screening: overflow volumes spread over the DEM by "
                                           "fill-and-spill, no street flow")
-    click.echo(_format_results(res, label, surface))
+    click.echo("\n".join([*rain_lines, _format_results(res, label, surface)]))
     if out_dir is not None:
         res.flood_summary.to_csv(Path(out_dir) / "flood_summary.csv")
         click.echo(f"kept              {out_dir}")
@@ -329,8 +420,11 @@ def _progress_bar(progress: bool, desc: str):
 
 
 def _run_city_2d(city, model, dem, idf, return_period, duration_s, out_dir, exchange_step_s, inlets,
-                 inlet_capacity, cell_size_m, progress, hotstart_options) -> None:
-    """``--city ... --surface 2d``: the city's flood event on its sewer and street surface, coupled."""
+                 inlet_capacity, cell_size_m, progress, hotstart_options, *, rain=None) -> None:
+    """``--city ... --surface 2d``: the city's flood event on its sewer and street surface, coupled.
+
+    ``rain`` is the observed rain of ``--rain`` (None: the Chicago design storm of the options).
+    """
     import warnings
 
     import numpy as np
@@ -356,7 +450,15 @@ def _run_city_2d(city, model, dem, idf, return_period, duration_s, out_dir, exch
     if out_dir is not None:
         check_out_dir(out_dir, "--out")
     city_obj = load_city(city)
-    rain = chicago_storm(idf, return_period, duration_s / 60.0)
+    rain_lines: list[str] = []
+    if rain is None:
+        rain = chicago_storm(idf, return_period, duration_s / 60.0)
+        title = storm_label(return_period, duration_s)
+    else:
+        from twin.flood_event import match_rain_gauges, rain_summary_lines
+
+        rain_lines = rain_summary_lines(rain, match_rain_gauges(city_obj, rain))  # a mismatch stops here, not in the run
+        title = f"observed rain {rain.label}"
     limits = {} if inlets is None and inlet_capacity is None else {"inlets_per_node": inlets,
                                                                      "inlet_capacity_m3s": inlet_capacity}
     opts = city_options(exchange_step_s=exchange_step_s, **limits)
@@ -369,14 +471,14 @@ def _run_city_2d(city, model, dem, idf, return_period, duration_s, out_dir, exch
             close()
     for w in caught:
         click.echo(f"warning: {w.message}", err=True)
-    click.echo("\n".join(res.lines()))
+    click.echo("\n".join([*rain_lines, *res.lines()]))
     if out_dir is None:
         return
     write_city_flood(res, out_dir)
     surf = res.surface
     write_depth_png(np.where(surf.outside | surf.river, 0.0, res.coupled.max_depth_m), surf.ground,
                     Path(out_dir) / "max_depth.png", outside=surf.outside, river=surf.river,
-                    title=f"{city_obj.name}: maximum street depth, {storm_label(return_period, duration_s)}")
+                    title=f"{city_obj.name}: maximum street depth, {title}")
     click.echo(f"kept              {out_dir}")
 
 
