@@ -24,6 +24,7 @@ import pandas as pd
 import streamlit as st
 
 from gisdata.city import CityTwin
+from twin.app_support import persistent
 from twin.i18n import t
 from twin.viz.risk_map import format_time, risk_deck, risk_legend_html
 
@@ -252,9 +253,11 @@ def render(lang: str, *, choice: Callable) -> None:
 
     r1, r2 = st.columns(2)
     with r1:
-        threshold = st.select_slider(t("forecast.threshold_m", lang), THRESHOLDS_M, value=0.15, key="fc_threshold")
+        threshold = st.select_slider(t("forecast.threshold_m", lang), THRESHOLDS_M, value=0.15,
+                                     **persistent("fc_threshold"))
     with r2:
-        prob = st.select_slider(t("forecast.prob_threshold", lang), PROB_THRESHOLDS, value=0.5, key="fc_prob")
+        prob = st.select_slider(t("forecast.prob_threshold", lang), PROB_THRESHOLDS, value=0.5,
+                                **persistent("fc_prob"))
     thresholds = (float(threshold), float(prob))
     run_key = ensemble_key(source, ens, hours=options["hours"], settings=options["settings"])
     runs = st.session_state.setdefault("fc_runs", {})
@@ -263,10 +266,15 @@ def render(lang: str, *, choice: Callable) -> None:
         if run is None:
             return
         support.keep_latest(runs, run_key, run, FORECASTS_KEPT)
-    run = runs.get(run_key)
+        _save(lang, run, source, options, thresholds,
+              st.session_state.get("fc_storm_params") if kind == "storm" else {"kind": kind})
+    run_key, run, stale = support.shown_result(runs, run_key, st.session_state, "fc_shown")
     if run is None:
         st.info(t("forecast.not_run", lang))
         return
+    if stale:
+        st.warning(t("state.stale", lang))
+        thresholds = next(iter(run["bundles"]))  # the old results as they were shown
     # New thresholds only re-rank the points of the runs already made (no SWMM).
     bundles = run["bundles"]
     if thresholds not in bundles:
@@ -282,13 +290,13 @@ def _choose_options(lang: str, choice: Callable, *, from_files: bool) -> dict:
 
     c1, c2, c3, c4 = st.columns(4)
     with c1:
-        hours = st.select_slider(t("forecast.hours", lang), HORIZONS_H, value=72, key="fc_hours")
+        hours = st.select_slider(t("forecast.hours", lang), HORIZONS_H, value=72, **persistent("fc_hours"))
     with c2:
         members = st.number_input(t("forecast.members", lang), min_value=1, max_value=50, value=10, step=1,
-                                  key="fc_members", disabled=from_files)
+                                  disabled=from_files, **persistent("fc_members"))
     with c3:
-        seed = st.number_input(t("forecast.seed", lang), min_value=0, value=0, step=1, key="fc_seed",
-                               disabled=from_files)
+        seed = st.number_input(t("forecast.seed", lang), min_value=0, value=0, step=1, disabled=from_files,
+                               **persistent("fc_seed"))
     with c4:
         settings = choice(st.selectbox, t("forecast.settings", lang), list(SETTINGS), name="fc_settings", lang=lang,
                           default="skipdry", format_func=lambda k: t(f"forecast.settings.{k}", lang))
@@ -342,13 +350,17 @@ def _choose_storm(lang: str, choice: Callable, hours: float):
         idf = choice(st.selectbox, t("flood.idf", lang), list(IDF_PRESETS), name="fc_idf", lang=lang,
                      format_func=lambda k: t(f"flood.idf.{k}", lang))
     with s2:
-        period = st.select_slider(t("flood.return_period_yr", lang), RETURN_PERIODS_YR, value=50, key="fc_period")
+        period = st.select_slider(t("flood.return_period_yr", lang), RETURN_PERIODS_YR, value=50,
+                                   **persistent("fc_period"))
     with s3:
-        duration = st.select_slider(t("flood.duration_min", lang), DURATIONS_MIN, value=180, key="fc_duration")
+        duration = st.select_slider(t("flood.duration_min", lang), DURATIONS_MIN, value=180,
+                                     **persistent("fc_duration"))
     with s4:
-        start_h = st.select_slider(t("forecast.start_in_h", lang), START_IN_H, value=48, key="fc_start_h")
+        start_h = st.select_slider(t("forecast.start_in_h", lang), START_IN_H, value=48, **persistent("fc_start_h"))
     if start_h >= hours:
         st.warning(t("forecast.storm_after_horizon", lang, start=start_h, hours=f"{hours:g}"))
+    st.session_state["fc_storm_params"] = {"kind": "chicago", "idf": idf, "return_period_yr": period,
+                                           "duration_min": duration, "start_h": start_h}
     qpf = design_storm_qpf(idf, float(period), duration * 60.0, start_h * 3600.0)
     return qpf, ("storm", idf, period, duration, start_h)
 
@@ -372,6 +384,30 @@ def _run(lang: str, city: CityTwin, ens, options: dict, thresholds: tuple[float,
     finally:
         bar.empty()
     return {"forecast": res.forecast, "bundles": {thresholds: bundle}}
+
+
+def _save(lang: str, run: dict, source: str, options: dict, thresholds: tuple, storm: dict | None) -> None:
+    """Store a forecast in the workspace run store (kind ``forecast``): risk table, members, plan and summary."""
+    from gisdata.errors import TwinError
+    from twin import app_support as support
+    from twin.runstore import new_run_id, write_result_run
+
+    bundle = next(iter(run["bundles"].values()))
+    members = run["forecast"].members
+    try:
+        root = support.runs_dir()
+        root.mkdir(parents=True, exist_ok=True)
+        out = write_result_run(
+            root / new_run_id("forecast"), kind="forecast", tables={"risk": bundle["risk"], "members": members},
+            params={"city": source, "hours": options["hours"], "members": len(members), "seed": options["seed"],
+                    "settings": options["settings"], "storm": storm, "threshold_m": thresholds[0],
+                    "prob_threshold": thresholds[1]},
+            files={"plan.json": bundle["plan_json"], "plan.html": bundle["plan_html"],
+                   "summary.txt": str(bundle["summary"]), "hydrographs.png": bundle["png"]})
+    except (TwinError, OSError) as exc:
+        st.warning(t("run.save_error", lang, error=str(exc).replace(str(support.workspace_root()), ".")))
+        return
+    st.caption(t("run.saved", lang, run=out.name))
 
 
 def show_forecast(lang: str, run_key: str, city: CityTwin, forecast, bundle: dict) -> None:
