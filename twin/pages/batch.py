@@ -287,13 +287,17 @@ def run_sweep(run_batch: Callable, spec, out: Path, workers: int, *, on_progress
 
 
 def runs_root() -> Path:
-    """Where the page looks first: ``$CITYTWIN_RUNS_DIR`` or ``runs``."""
-    return Path(os.environ.get("CITYTWIN_RUNS_DIR", "runs"))
+    """Where the page looks first and launches into: the workspace run store (``$CITYTWIN_RUNS_DIR`` or ``runs``)."""
+    from twin.app_support import runs_dir_text
+
+    return Path(runs_dir_text())
 
 
 def make_render(load_scenarios: Callable[[], ModuleType]) -> Callable[[str], None]:
     """The Batch page's ``render(lang)``, calling the ``scenarios`` package that ``load_scenarios()`` returns."""
     import streamlit as st
+
+    from twin.app_support import persistent
 
     @st.cache_data(show_spinner=False, max_entries=8)
     def cached_results(path: str, stamp: float) -> pd.DataFrame:
@@ -304,12 +308,12 @@ def make_render(load_scenarios: Callable[[], ModuleType]) -> Callable[[str], Non
         st.caption(t("batch.launch.caption", lang))
         c1, c2 = st.columns([2, 3])
         with c1:
-            size = st.radio(t("batch.launch.size", lang), list(SIZES), horizontal=False, key="batch_size",
+            size = st.radio(t("batch.launch.size", lang), list(SIZES), horizontal=False, **persistent("batch_size"),
                             format_func=lambda k: t(f"batch.size.{k}", lang, n=len(SIZES[k]["strategies"])
                                                     * len(SIZES[k]["seeds"]), hours=SIZES[k]["hours"]))
         with c2:
             default_city = os.environ.get("CITYTWIN_APP_CITY", "").strip() or "small"
-            city = st.text_input(t("batch.launch.city", lang), value=default_city, key="batch_city")
+            city = st.text_input(t("batch.launch.city", lang), value=default_city, **persistent("batch_city"))
         if not st.button(t("batch.launch.run", lang), type="primary", key="batch_run"):
             return
         from gisdata.errors import TwinError
@@ -348,7 +352,7 @@ def make_render(load_scenarios: Callable[[], ModuleType]) -> Callable[[str], Non
 
         sc = load_scenarios()
         st.subheader(t("batch.header", lang))
-        typed = st.text_input(t("batch.root", lang), value=str(runs_root()), key="batch_root")
+        typed = st.text_input(t("batch.root", lang), value=str(runs_root()), **persistent("batch_root"))
         try:
             root = support.resolve_workspace_folder(typed)
         except TwinError as exc:
@@ -411,7 +415,8 @@ def make_render(load_scenarios: Callable[[], ModuleType]) -> Callable[[str], Non
         shown = filter_results(results, selections)
         st.caption(t("batch.shown", lang, n=len(shown), total=len(results)))
         show_kpis = st.multiselect(t("batch.columns", lang), kpis, default=[k for k in HEADLINE_KPIS if k in kpis],
-                                   format_func=lambda k: kpi_label(k, lang), key="batch_kpi_cols")
+                                   format_func=lambda k: kpi_label(k, lang),
+                                   **persistent("batch_kpi_cols"))
         st.dataframe(results_display(shown, params, show_kpis, lang=lang), hide_index=True, width="stretch")
         if shown.empty or not kpis:
             return
@@ -420,15 +425,15 @@ def make_render(load_scenarios: Callable[[], ModuleType]) -> Callable[[str], Non
         with c1:
             first = DEFAULT_CHART_KPI if DEFAULT_CHART_KPI in kpis else kpis[0]
             kpi = st.selectbox(t("batch.chart.kpi", lang), kpis, index=kpis.index(first),
-                               format_func=lambda k: kpi_label(k, lang), key="batch_chart_kpi")
+                               format_func=lambda k: kpi_label(k, lang), **persistent("batch_chart_kpi"))
         with c2:
             x = st.selectbox(t("batch.chart.x", lang), params, format_func=lambda p: param_label(p, lang),
-                             key="batch_chart_x")
+                             **persistent("batch_chart_x"))
         with c3:
             others = [p for p in params if p != x]
             color = st.selectbox(t("batch.chart.color", lang), ["", *others],
                                  format_func=lambda p: param_label(p, lang) if p else t("batch.chart.no_color", lang),
-                                 key="batch_chart_color")
+                                 **persistent("batch_chart_color"))
         st.altair_chart(kpi_chart(shown, x, kpi, color=color or None, lang=lang), width="stretch")
         st.caption(t("batch.chart.hint", lang))
 
