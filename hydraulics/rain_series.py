@@ -309,7 +309,7 @@ class RainSeries:
 
     def wettest_start(self, hours: float):
         """Start of the ``hours`` long window with the most rain (the gauges' mean), as an index label."""
-        n = max(1, int(round(hours * 3600.0 / self.step_s)))
+        n = max(1, round(hours * 3600.0 / self.step_s))
         mean = self.intensity_mm_h.mean(axis=1)
         total = mean[::-1].rolling(n, min_periods=1).sum()[::-1]  # the window starting at each interval
         return total.idxmax()

@@ -18,8 +18,8 @@ import numpy as np
 import pandas as pd
 import pytest
 from click.testing import CliRunner
-
 from conftest import SHARED_DATA, make_tiny_city
+
 from gisdata.city import read_city_gpkg, save_city
 from gisdata.errors import CorruptFileError, TwinError, error_parts
 from hydraulics.rainfall import (

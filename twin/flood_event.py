@@ -187,8 +187,8 @@ def read_rain_inputs(paths, *, units: str | None = None, start=None, hours: floa
         A file cannot be read, the window is outside the record, or no rain
         falls in it.
     """
-    from hydraulics.rainfall import RainDataError, read_rain_files
     from gisdata.limits import check_range
+    from hydraulics.rainfall import RainDataError, read_rain_files
 
     rain = read_rain_files(paths, units=units)
     if start is not None or hours is not None:
