@@ -207,11 +207,23 @@ def test_time_limit_refused_before_running(small, small_state):
                      scheduler="inline", time_limit_s=0.01)
 
 
-def test_points_cover_every_manhole_road_and_district(small):
-    pts = points_table(build_surface_context(small))
-    assert (pts["kind"] == "manhole").sum() == (small.nodes["node_type"] == "junction").sum()
+def test_points_are_places_crews_go_never_manholes_or_the_river(small):
+    ctx = build_surface_context(small)
+    pts = points_table(ctx)
+    assert set(pts["kind"]) <= {"road", "sag", "entrance", "district"}
     assert (pts["kind"] == "road").sum() == len(small.roads)
+    marked = small.roads["sag"].fillna("").astype(str) != "" if "sag" in small.roads.columns else []
+    assert (pts["kind"] == "sag").sum() == int(sum(marked))  # one per underpass or low crossing
     assert (pts["kind"] == "district").sum() == len(small.districts)
+    ent = pts[pts["kind"] == "entrance"]
+    assert 0 < len(ent) <= len(small.buildings) and set(ent["element_id"]) <= set(small.buildings.index)
+    # every point has a place to go, and none of them lies in the river
+    assert np.isfinite(pts[["x", "y"]].to_numpy()).all()
+    r, c = ctx.surface.cell_of(pts["x"].to_numpy(), pts["y"].to_numpy())
+    on_river = ctx.surface.river[np.asarray(r), np.asarray(c)]
+    assert not on_river[(pts["kind"] != "road").to_numpy()].any()
+    # a road's depth is read on its carriageway cells only, never on river cells (a bridge deck is river)
+    assert not (ctx.road_labels[ctx.surface.river] >= 0).any()
 
 
 # ----------------------------------------------------------------------------- CLI
