@@ -33,8 +33,10 @@ def tiny_gpkg(tmp_path_factory) -> Path:
 
 
 @pytest.fixture
-def app(tiny_gpkg, monkeypatch) -> AppTest:
+def app(tiny_gpkg, monkeypatch, tmp_path) -> AppTest:
     monkeypatch.setenv("CITYTWIN_APP_CITY", str(tiny_gpkg))
+    monkeypatch.setenv("CITYTWIN_WORKSPACE", str(tmp_path))  # runs from the pages are saved in <tmp>/runs
+    monkeypatch.delenv("CITYTWIN_RUNS_DIR", raising=False)
     return AppTest.from_file(APP, default_timeout=120).run()
 
 
