@@ -83,7 +83,7 @@ def test_dispatch_lab_runs_seeds_and_shows_intervals(app, lang, tmp_path, monkey
 
 def test_replay_page_map_and_kpis_move_with_the_slider(app):
     _goto(app, "replay")
-    assert app.selectbox(key="replay_run").value == "storm1"
+    assert app.selectbox(key="replay_run").value.name == "storm1"
     assert len(app.get("deck_gl_json_chart")) == 1
     app.slider(key="replay_minutes").set_value(60).run()
     assert not app.exception, [e.value for e in app.exception]

@@ -28,6 +28,7 @@ APP = str(ROOT / "app.py")
 @pytest.fixture(scope="module")
 def tiny_gpkg(tmp_path_factory) -> Path:
     from conftest import make_tiny_city
+
     from gisdata.city import save_city
 
     return save_city(make_tiny_city(), tmp_path_factory.mktemp("ws") / "tiny.gpkg")
@@ -83,7 +84,7 @@ def test_a_flood_event_is_saved_opens_on_replay_and_the_page_keeps_its_state(wor
     listed = app.dataframe[0].value
     assert listed[t("replay.col.kind", "en")].tolist() == [t("replay.kind.flood_event", "en")]
     assert listed[t("replay.col.storm", "en")].tolist() == ["chicago 100 yr 60 min"]
-    assert app.selectbox(key="replay_run").value == run_id
+    assert app.selectbox(key="replay_run").value.name == run_id
     assert {m.label: m.value for m in app.metric}[t("flood.summary.flooded_nodes", "en")] == flooded
     assert len(app.get("deck_gl_json_chart")) == 1
     app.slider(key="replay_flood_minutes").set_value(45).run()
@@ -118,6 +119,7 @@ def test_a_flood_event_is_saved_opens_on_replay_and_the_page_keeps_its_state(wor
 
 def test_a_link_with_the_run_id_opens_that_run(workspace, tiny_gpkg):
     from conftest import make_tiny_city
+
     from twin.coupler import run_coupled
     from twin.runstore import write_coupled_run
 
@@ -134,7 +136,7 @@ def test_a_link_with_the_run_id_opens_that_run(workspace, tiny_gpkg):
     app.run()
     _ok(app)
     assert app.sidebar.radio(key="page__en").value == "replay"
-    assert app.selectbox(key="replay_run").value == "older"
+    assert app.selectbox(key="replay_run").value.name == "older"
     assert len(app.get("deck_gl_json_chart")) == 1
 
     bad = AppTest.from_file(APP, default_timeout=120)  # a link to a run that is not there (or not a name)
@@ -170,7 +172,7 @@ def test_a_scenario_run_without_positions_replays_and_says_what_is_missing(works
 
     app = AppTest.from_file(APP, default_timeout=120).run()
     _page(app, "replay")
-    assert app.selectbox(key="replay_run").value == run.name
+    assert app.selectbox(key="replay_run").value.name == run.name
     listed = app.dataframe[0].value
     assert listed[t("replay.col.kind", "en")].tolist() == [t("replay.kind.simulation", "en")]
     assert any("positions" in i.value and t("replay.missing.positions", "en") in i.value for i in app.info)

@@ -105,25 +105,26 @@ def runs_display(runs, *, lang: str):
     return out.rename(columns={c: t(f"replay.col.{c}", lang) for c in out.columns})
 
 
-def _choose_run(lang: str, runs) -> str:
-    """The run picked in the selector; a run named in the URL (``?run=<id>``) is picked when the page opens."""
-    ids = runs["run_id"].tolist()
+def _choose_run(lang: str, runs) -> Path:
+    """The run folder picked in the selector; a run named in the URL (``?run=<id>``) is picked when the page opens."""
+    paths = [Path(p) for p in runs["path"]]
+    by_id = {p.name: p for p in paths}
     wanted = st.query_params.get(RUN_PARAM)
     if wanted and wanted != st.session_state.get("_replay_url_run"):
         st.session_state["_replay_url_run"] = wanted  # once per link: the selector stays free afterwards
-        if wanted in ids:
-            st.session_state["replay_run"] = wanted
+        if wanted in by_id:
+            st.session_state["replay_run"] = by_id[wanted]
         else:
             st.warning(t("replay.url_missing", lang, run=wanted))
-    if st.session_state.get("replay_run") not in ids:
-        st.session_state["replay_run"] = ids[0]
+    if st.session_state.get("replay_run") not in paths:
+        st.session_state["replay_run"] = paths[0]
     rows = runs.set_index("run_id")
-    run_id = st.selectbox(t("replay.run", lang), ids, **persistent("replay_run"), format_func=lambda r: t(
-        "replay.run_option", lang, created=str(rows.at[r, "created"]).replace("T", " ")[:16],
-        kind=t(f"replay.kind.{rows.at[r, 'kind']}", lang), run=r))
-    st.query_params[RUN_PARAM] = run_id
-    st.session_state["_replay_url_run"] = run_id
-    return run_id
+    run = st.selectbox(t("replay.run", lang), paths, **persistent("replay_run"), format_func=lambda p: t(
+        "replay.run_option", lang, created=str(rows.at[p.name, "created"]).replace("T", " ")[:16],
+        kind=t(f"replay.kind.{rows.at[p.name, 'kind']}", lang), run=p.name))
+    st.query_params[RUN_PARAM] = run.name
+    st.session_state["_replay_url_run"] = run.name
+    return run
 
 
 def render(lang: str) -> None:
@@ -147,9 +148,9 @@ def render(lang: str) -> None:
         return
     with st.expander(t("replay.runs_title", lang, n=len(runs)), expanded=False):
         st.dataframe(runs_display(runs, lang=lang), hide_index=True, width="stretch")
-    run_id = _choose_run(lang, runs)
+    run = _choose_run(lang, runs)
+    run_id = run.name
     row = runs.set_index("run_id").loc[run_id]
-    run = Path(row["path"])
     st.caption(t("replay.link", lang, url=f"?page=replay&{RUN_PARAM}={run_id}"))
     try:
         {"simulation": show_simulation, "flood_event": show_flood_event, "forecast": show_forecast,
