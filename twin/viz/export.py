@@ -215,6 +215,9 @@ def _legend_handles(entries):
     for e in entries:
         if e.shape == "line":
             handles.append(Line2D([], [], color=e.colour, lw=max(1.5, min(e.width_px, 6)), label=e.label))
+        elif e.shape == "ring":
+            handles.append(Line2D([], [], marker="o", color="none", markerfacecolor="none", markeredgecolor=e.colour,
+                                  markeredgewidth=1.8, markersize=9, label=e.label))
         elif e.shape in ("dot", "depot"):
             face, edge = (pal.DEPOT_CENTRE, e.colour) if e.shape == "depot" else (e.colour, e.ring or pal.CREW_RING)
             handles.append(Line2D([], [], marker="o", color="none", markerfacecolor=face,
@@ -261,6 +264,8 @@ def _draw_layers(ax, layers, m_per_unit: float, pt_per_unit: float) -> None:
             hi = 0.75 * float(getattr(layer, "radius_max_pixels", 0) or 0) or 30.0
             r_pt = np.clip(radius * pt_per_m, max(lo, 0.8), hi)
             fill = [_rgba01(c, opacity=opacity) for c in _accessor(layer, "get_fill_color", rows, _BLACK)]
+            if getattr(layer, "filled", True) is False:
+                fill = "none"
             stroked = bool(getattr(layer, "stroked", False))
             edges = [_rgba01(c) for c in _accessor(layer, "get_line_color", rows, _WHITE)] if stroked \
                 else "none"

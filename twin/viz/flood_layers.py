@@ -30,9 +30,12 @@ from twin.i18n import t
 from twin.viz import palette as pal
 from twin.viz.map2d import tooltip_columns
 
-STATUS_RGB = {"open": pal.rgb(pal.OPEN_ROAD), **{k: pal.rgb(c) for k, c in pal.CLOSURE.items()}}
-"""Road colour by closure state (:data:`twin.viz.palette.CLOSURE`)."""
-STATUS_WIDTH_M = {"open": 3.0, "closed_to_cars": 10.0, "closed": 12.0}
+STATUS_RGB = {"open": pal.rgb(pal.OPEN_ROAD), "wet": pal.rgb(pal.WET_ROAD),
+              **{k: pal.rgb(c) for k, c in pal.CLOSURE.items()}}
+"""Road colour by state: open, wet but open (0.05 m or more), closed to cars, closed (:data:`twin.viz.palette.CLOSURE`)."""
+STATUS_WIDTH_M = {"open": 3.0, "wet": 8.0, "closed_to_cars": 10.0, "closed": 12.0}
+WET_ROAD_M = 0.05
+"""An open road this deep or more is drawn as wet, m (the lowest depth class)."""
 FLOODED_NODE_RGB = pal.rgb(pal.SPILL)
 WATER_CMAP = pal.WATER_CMAP
 MIN_DEPTH_M = 0.02
@@ -117,6 +120,7 @@ def road_status_layer(roads, closures: pd.DataFrame, *, lang: str = "en"):
     wgs = roads.to_crs("EPSG:4326")
     status = closures["status"].astype(str).reindex(wgs.index).fillna("open").to_numpy()
     depth = closures["depth_m"].reindex(wgs.index).to_numpy(dtype=float)
+    status = np.where((status == "open") & (np.nan_to_num(depth, nan=0.0) >= WET_ROAD_M), "wet", status)
     parts, src = shapely.get_parts(wgs.geometry.to_numpy(), return_index=True)
     xy, pidx = shapely.get_coordinates(parts, return_index=True)
     paths = np.split(np.round(xy, 6), np.cumsum(np.bincount(pidx, minlength=len(parts)))[:-1])
@@ -139,7 +143,8 @@ def road_status_layer(roads, closures: pd.DataFrame, *, lang: str = "en"):
 
 
 def flooded_nodes_layer(nodes, event_nodes: pd.DataFrame, *, lang: str = "en", max_radius_m: float = 25.0):
-    """Manholes that overflowed as a deck.gl ``ScatterplotLayer``, area proportional to flood volume.
+    """Manholes that overflowed as a deck.gl ``ScatterplotLayer`` of rings (the water shows through), area
+    proportional to flood volume.
 
     Parameters
     ----------
@@ -166,8 +171,9 @@ def flooded_nodes_layer(nodes, event_nodes: pd.DataFrame, *, lang: str = "en", m
                                        sel["max_depth_m"])),
     })
     return pdk.Layer("ScatterplotLayer", id="flooded_nodes", data=df, get_position=["lon", "lat"],
-                     get_fill_color=FLOODED_NODE_RGB + [220], get_radius="radius_m", radius_units="'meters'",
-                     radius_min_pixels=3, radius_max_pixels=18, stroked=True, get_line_color=pal.rgb(pal.CREW_RING), line_width_min_pixels=1, pickable=True)
+                     get_fill_color=FLOODED_NODE_RGB + [40], get_radius="radius_m", radius_units="'meters'",
+                     radius_min_pixels=2, radius_max_pixels=12, stroked=True, get_line_color=FLOODED_NODE_RGB,
+                     line_width_min_pixels=1.5, pickable=True)
 
 
 def flood_deck(city: CityTwin, result, *, lang: str = "en", height_px: int = 600, terrain: bool = True,
@@ -175,8 +181,8 @@ def flood_deck(city: CityTwin, result, *, lang: str = "en", height_px: int = 600
     """The flood event on a deck.gl map with no basemap tiles.
 
     Terrain hillshade and buildings (from :func:`twin.viz.map2d.city_deck`),
-    the water depth, roads by closure state and the manholes that
-    overflowed, with tooltips.  When the result keeps its street water over
+    roads by state (open, wet, closed to cars, closed), the water depth over
+    them and the manholes that overflowed (rings), with tooltips.  When the result keeps its street water over
     time (``result.depths``, a :class:`~hydraulics.depth_series.DepthSeries`),
     the water is drawn in the fixed depth classes of :mod:`twin.viz.depth_map`
     at frame ``depth_frame`` (default each cell's maximum); otherwise the
@@ -213,8 +219,10 @@ def flood_deck(city: CityTwin, result, *, lang: str = "en", height_px: int = 600
         water = depth_frame_layer(series, depth_frame, layer_id="flood_depth")
     else:
         water = depth_layer(result.depth)
-    layers.insert(1 if terrain else 0, water)
+    # the water over the roads: at city zoom a street is a few pixels wide, and a road line drawn
+    # on top hid the water on it (flood depth "nearly invisible")
     layers.append(road_status_layer(city.roads, result.roads, lang=lang))
+    layers.append(water)
     if (result.nodes["flood_volume_m3"] > 0).any():
         xmin, ymin, xmax, ymax = city.extent
         layers.append(flooded_nodes_layer(city.nodes, result.nodes, lang=lang,
@@ -253,7 +261,9 @@ def flood_legend_html(result, *, lang: str = "en", depth_frame: int | None = Non
     (default the maximum over the event), with each class's area.
     """
     series = getattr(result, "depths", None)
-    counts = result.roads["status"].astype(str).value_counts()
+    status = result.roads["status"].astype(str)
+    wet = (status == "open") & (result.roads["depth_m"].fillna(0.0).to_numpy(dtype=float) >= WET_ROAD_M)
+    counts = status.where(~wet, "wet").value_counts()
     if series is not None:
         from twin.viz.depth_map import depth_legend_html
 
@@ -381,9 +391,12 @@ def write_flood_png(city: CityTwin, result, path: str | Path, *, dpi: int = 120,
                    for label, c in depth_legend_entries(lang)]
         status = result.roads["status"].astype(str).reindex(city.roads.index).fillna("open")
         counts = status.value_counts()
+        depth = result.roads["depth_m"].reindex(city.roads.index).to_numpy(dtype=float)
+        status = status.where(~((status == "open") & (np.nan_to_num(depth, nan=0.0) >= WET_ROAD_M)), "wet")
+        counts = status.value_counts()
         for st, rgb in STATUS_RGB.items():
             sel = city.roads[status.to_numpy() == st]
-            lw = {"open": 1.0, "closed_to_cars": 3.0, "closed": 3.5}[st]
+            lw = {"open": 1.0, "wet": 2.0, "closed_to_cars": 3.0, "closed": 3.5}[st]
             colour = np.array(rgb) / 255
             if len(sel):
                 ax.add_collection(LineCollection(_lines_xy(sel.geometry), colors=[colour], linewidths=lw,

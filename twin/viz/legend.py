@@ -156,6 +156,9 @@ def _road_status(layer, lang):
     seen = _colours(layer)
     out = [LegendEntry(t("flood.legend.road", lang, status=t("flood.status.open", lang),
                          n=seen.get(pal.OPEN_ROAD.lower(), 0)), pal.OPEN_ROAD, "line", width_px=1.5)]
+    if seen.get(pal.WET_ROAD.lower()):
+        out.append(LegendEntry(t("flood.legend.road", lang, status=t("flood.status.wet", lang),
+                                 n=seen[pal.WET_ROAD.lower()]), pal.WET_ROAD, "line", width_px=3))
     for status, colour in pal.CLOSURE.items():  # always listed, so a planner knows what to look for
         out.append(LegendEntry(t(f"render.legend.road_{status}", lang, n=seen.get(colour.lower(), 0)), colour,
                                "line", width_px=5))
@@ -163,7 +166,7 @@ def _road_status(layer, lang):
 
 
 def _flooded_nodes(layer, lang):
-    return [LegendEntry(t("flood.legend.nodes", lang, n=len(_data(layer))), pal.SPILL, "dot", ring=pal.CREW_RING)]
+    return [LegendEntry(t("flood.legend.nodes", lang, n=len(_data(layer))), pal.SPILL, "ring")]
 
 
 def _wet_manholes(layer, lang):
@@ -258,6 +261,8 @@ def _icon_html(e: LegendEntry) -> str:
         grad = ",".join(_html.escape(s) for s in e.stops)
         return (f'{_html.escape(e.low)}<span style="display:inline-block;width:70px;height:10px;margin:0 4px;'
                 f'background:linear-gradient(to right,{grad})"></span>{_html.escape(e.high)}')
+    if e.shape == "ring":
+        return f'<span style="display:inline-block;width:10px;height:10px;border:2px solid {c};border-radius:50%"></span>'
     ring = _html.escape(e.ring or pal.CREW_RING)
     return (f'<span style="display:inline-block;width:10px;height:10px;background:{c};border:2px solid {ring};'
             f'border-radius:50%;box-shadow:0 0 0 1px #adb5bd"></span>')

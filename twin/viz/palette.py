@@ -46,6 +46,8 @@ ROAD_WIDTH_PX: dict[str, float] = {"motorway": 4.0, "arterial": 3.5, "collector"
 CLOSURE: dict[str, str] = {"closed_to_cars": "#f59f00", "closed": "#e03131"}
 """Road closure colour: amber closed to cars, red closed to everyone (the only amber and red lines)."""
 OPEN_ROAD = "#868e96"
+WET_ROAD = "#4dabf7"
+"""An open road with water on it (0.05 m or more): blue, so the water reads at city zoom."""
 """An open road on a closure map."""
 
 DEPARTMENT: dict[str, str] = {

@@ -55,14 +55,15 @@ def replay_deck(state, city, *, lang: str = "en", height_px: int = 560, status: 
     status : Series, optional
         Status of each open incident (:func:`twin.viz.animation.incident_status`); default all "reported".
     street : (DepthSeries, int or None), optional
-        The run's street water and the frame to draw (None: nothing wet yet), under the other layers.
+        The run's street water and the frame to draw (None: nothing wet yet), over the roads and under
+        the points.
     terrain : bool
         Draw the city's hillshade at the bottom.
 
     Returns
     -------
     pydeck.Deck
-        Layers ``terrain``, ``street_depth``, ``road_status``, ``water``, ``incidents``, ``vendors``,
+        Layers ``terrain``, ``road_status``, ``street_depth``, ``water``, ``incidents``, ``vendors``,
         ``crews`` (those that apply), one tooltip template (:func:`twin.viz.map2d.deck_tooltip`).
 
     Examples
@@ -90,14 +91,14 @@ def replay_deck(state, city, *, lang: str = "en", height_px: int = 560, status: 
     layers = []
     if terrain:
         layers.append(_terrain_layer(city))
-    if street is not None:
+    rc = state.roads_closed.assign(depth_m=np.nan)
+    layers.append(road_status_layer(city.roads, rc, lang=lang))
+    if street is not None:  # over the roads, so the water on a street shows at city zoom
         series, k = street
         if k is not None:
             from twin.viz.depth_map import depth_frame_layer
 
             layers.append(depth_frame_layer(series, k))
-    rc = state.roads_closed.assign(depth_m=np.nan)
-    layers.append(road_status_layer(city.roads, rc, lang=lang))
 
     fn = ll(state.flood_nodes) if len(state.flood_nodes) else ll(pd.DataFrame(columns=["x", "y"]))
     if len(fn):

@@ -540,7 +540,7 @@ def _inject_overlay(text: str, title: str, info: SceneInfo | None) -> str:
         text = text[:start] + esc(title) + text[end:]
     key = json.dumps(info.camera_key if info is not None and info.camera_key else title).replace("</", "<\\/")
     # vtk.js replaces the page body when it mounts, so the overlay is (re)attached by a script.
-    # The camera: restored from sessionStorage once the scene is there, saved after each move; so a
+    # The viewer keeps its render window in ``window.global.renderWindow``.  The camera: restored from sessionStorage once the scene is there, saved after each move; so a
     # page re-rendered for another time step (Replay) opens where the viewer left it.
     script = (
         "<script>(function(){var html=" + json.dumps(overlay).replace("</", "<\\/") + ";var KEY=" + key + ";"
@@ -553,14 +553,16 @@ def _inject_overlay(text: str, title: str, info: SceneInfo | None) -> str:
         'window.addEventListener("load",attach);'
         'var CK="citytwin-camera:"+KEY,tries=0,seen=0;'
         'var c=setInterval(function(){if(++tries>600){clearInterval(c);return;}'
-        'var rw=window.renderWindow;var r=rw&&rw.getRenderers&&rw.getRenderers()[0];'
-        'if(!r||!r.getActors().length){return;}if(++seen<4){return;}clearInterval(c);'
+        'var rw=(window.global&&window.global.renderWindow)||window.renderWindow;'
+        'var r=null;if(rw&&rw.getRenderers){rw.getRenderers().forEach(function(x){'
+        'if(x.getActors().length&&(!r||x.getActors().length>r.getActors().length)){r=x;}});}'
+        'if(!r){return;}if(++seen<4){return;}clearInterval(c);'
         'var cam=r.getActiveCamera(),s=store(),saved=null;'
         'try{saved=s&&JSON.parse(s.getItem(CK)||"null");}catch(e){saved=null;}'
         'if(saved&&saved.position&&saved.focalPoint&&saved.viewUp){cam.setPosition.apply(cam,saved.position);'
         'cam.setFocalPoint.apply(cam,saved.focalPoint);cam.setViewUp.apply(cam,saved.viewUp);'
         'if(saved.viewAngle){cam.setViewAngle(saved.viewAngle);}r.resetCameraClippingRange();rw.render();}'
-        'window.citytwinCameraRestored=!!saved;var t=null;'
+        'window.citytwinRenderer=r;window.citytwinCameraRestored=!!saved;var t=null;'
         'cam.onModified(function(){if(t){return;}t=setTimeout(function(){t=null;try{s&&s.setItem(CK,JSON.stringify('
         '{position:cam.getPosition(),focalPoint:cam.getFocalPoint(),viewUp:cam.getViewUp(),'
         'viewAngle:cam.getViewAngle()}));}catch(e){}},250);});},100);'
