@@ -182,3 +182,24 @@ def test_replay_page_shows_the_3d_view_when_asked(run, monkeypatch):
     html = frames[0].proto.srcdoc
     assert "OfflineLocalView" in html and "CityTwin replay - tiny at 01:00" in html
     assert any(t("replay.scene.hint", "en")[:30] in c.value for c in app.caption)
+
+
+def test_replay_player_plays_the_run_offline(run, tmp_path):
+    """Issue #13 item 4: a play/pause animation of the replay (pictures of the replay map, legend included)."""
+    import base64
+    import io
+    import re
+
+    from twin.viz.replay_map import replay_frame_decks, replay_player_html
+
+    city, out = run
+    times, decks = replay_frame_decks(city, out, [0.0, 3600.0, 7200.0])
+    assert list(times) == [0.0, 3600.0, 7200.0] and len(decks) == 3
+    assert all(json.loads(d.to_json())["mapStyle"] == "__MAP_STYLE__" for d in decks)
+    page = replay_player_html(city, out, [0.0, 3600.0], size_px=(600, 400), lang="zh")
+    assert "http://" not in page and "https://" not in page and "播放" in page
+    urls = re.findall(r"data:image/png;base64,([A-Za-z0-9+/=]+)", page)
+    assert len(urls) == 2
+    img = Image.open(io.BytesIO(base64.b64decode(urls[1])))
+    assert img.size == (600, 400)
+    img.save(tmp_path / "frame.png")

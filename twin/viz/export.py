@@ -318,7 +318,7 @@ def deck_png_bytes(deck, *, lang: str = "en", title: str = "", size_px: tuple[in
     with matplotlib.rc_context({"font.family": "sans-serif", "font.sans-serif": _sans_fonts(lang)}):
         fig = Figure(figsize=(w_px / dpi, h_px / dpi), dpi=dpi)
         FigureCanvasAgg(fig)
-        map_w = 0.66 if entries else 0.98
+        map_w = (0.66 if w_px >= 1000 else 0.55) if entries else 0.98  # narrow pictures: room for the labels
         ax = fig.add_axes((0.01, 0.02, map_w, 0.9 if title else 0.96))
         ax.set_axis_off()
         ax.set_xlim(x0, x1)
@@ -342,7 +342,7 @@ def deck_png_bytes(deck, *, lang: str = "en", title: str = "", size_px: tuple[in
             from twin.i18n import t
 
             fig.legend(handles=_legend_handles(entries), loc="upper left", bbox_to_anchor=(map_w + 0.015, 0.93),
-                       fontsize=8.5, frameon=False, title=t("map.legend.title", lang), title_fontsize=10,
+                       fontsize=8.5 if w_px >= 1000 else 7, frameon=False, title=t("map.legend.title", lang), title_fontsize=10,
                        alignment="left", labelspacing=0.7)
         buf = io.BytesIO()
         fig.savefig(buf, format="png", dpi=dpi)
