@@ -41,21 +41,23 @@ from hydraulics.surface2d import Surface2D
 DEFAULT_CELL_M = 10.0
 """Default cell size of a city's street surface, m (the demo city: 320 x 320 cells, its DEM's own grid).
 
-What the speed target allows: a storm on the coupled sewer and street model
-should cost at most about three times SWMM alone.  At 10 m an arterial
-(6 lanes, 21 m) is two cells wide and a local street (7 m) one; the sags of
-the synthetic cities (underpasses with a 20-40 m floor, low crossings
-110-160 m across) span several cells, so their ponding and the road
-closures they cause are resolved.  Measured on the demo city, 100-year 3 h
-storm: see the README (Sewer and streets coupled both ways)."""
+Chosen for speed (issue 11: a storm on the coupled sewer and street model
+should cost at most about three times SWMM alone) at a grid that still
+resolves what closes roads.  At 10 m an arterial (6 lanes, 21 m) is two
+cells wide and a local street (7 m) one; the sags of the synthetic cities
+(underpasses with a 20-40 m floor, low crossings 110-160 m across) span
+several cells, so their ponds and the closures they cause come out much as at
+5 m (demo city, 100-year 3 h storm: 23 roads closed at 10 m, 21 at 5 m, all
+at sags).  Measured speed: README, "Sewer and streets coupled both ways"."""
 FINE_CELL_M = 5.0
 """Cell size for detailed studies of a city's street surface, m (the demo city: 640 x 640 cells).
 
-Four times the cells of :data:`DEFAULT_CELL_M` and, where water is deep, half
-the time step (the local-inertial CFL limit scales with the cell size): a
-run costs roughly five to eight times the default.  Carriageways two cells
-wider resolve the water's spread across a street and along a kerb; use it
-for one district or one event, not for ensembles."""
+Four times the cells of :data:`DEFAULT_CELL_M` and, where water is deep,
+half the time step (the local-inertial CFL limit scales with the cell
+size): the demo city's 100-year storm took about seven times as long as at
+10 m.  Carriageways twice as many cells wide resolve the water's spread
+across a street and along a kerb; use it for one district or one event,
+not for ensembles."""
 KERB_M = 0.12
 """Height of the kerb above the carriageway, m."""
 LANE_WIDTH_M = 3.5
