@@ -18,7 +18,9 @@ points.  For a depth threshold ``h`` (m) and member weights ``w_m``:
 - districts also get ``flooded_road_m`` (expected length of their roads whose
   maximum exceeds ``h``, m) and ``share_closed`` (expected share of their road
   segments closed to cars, 0.15 m, at some time of the horizon);
-- ``x``, ``y``: where a crew goes, m (the city's CRS).
+- ``x``, ``y``: where a crew goes, m (the city's CRS); ``lon``, ``lat``: the same
+  place in WGS84 degrees, and ``address``: a street name or the nearest named
+  street (:func:`locate_points`; filled when :func:`compute_risk` is given the city).
 
 A point is a *risk point* when ``probability >= prob_threshold``.  The
 probability can only fall as ``h`` rises (fewer members exceed a higher
@@ -43,13 +45,25 @@ if TYPE_CHECKING:  # pragma: no cover
 
 RISK_COLUMNS = ("rank", "kind", "element_id", "probability", "expected_max_depth_m", "p90_max_depth_m",
                 "onset", "onset_earliest", "lead_h", "duration_h", "is_risk_point", "flooded_road_m", "share_closed",
-                "x", "y")
+                "x", "y", "lon", "lat", "address")
 TIMED_KINDS = ("road", "sag")
 """Kinds that must stay flooded for :data:`~hydraulics.street_flood.MIN_DURATION_S` to count."""
 LAYER_OF_KIND = {"road": "roads", "entrance": "buildings", "district": "districts", "manhole": "nodes"}
 """City layer holding each kind's element (a sag point, named by its road segment, is placed by its ``x``, ``y``:
 the segment's lowest cell)."""
 """Columns of the risk table (index ``point_id``)."""
+
+ADDRESS_RADIUS_M = 150.0
+"""How far a named street may be to name an unnamed road or a building entrance, m."""
+
+ADDRESS_EN = {
+    "street": "{street}",
+    "near": "near {street}",
+    "district": "{district}",
+    "unnamed_near": "unnamed road near {street}",
+    "unnamed_at": "unnamed road near {lat}, {lon}",
+}
+"""English forms of the address kinds of :func:`address_parts` (the plan translates them)."""
 
 
 class RiskInputError(TwinError, ValueError):
@@ -89,7 +103,7 @@ def member_matrix(forecast: Forecast, threshold_m: float) -> dict[str, np.ndarra
 
 
 def compute_risk(forecast: Forecast, *, threshold_m: float = 0.15, prob_threshold: float = 0.5,
-                 keep_all: bool = False) -> pd.DataFrame:
+                 keep_all: bool = False, city: CityTwin | None = None) -> pd.DataFrame:
     """Rank the points of a forecast by their flood risk.
 
     Parameters
@@ -101,6 +115,9 @@ def compute_risk(forecast: Forecast, *, threshold_m: float = 0.15, prob_threshol
         Probability at and above which a point is a risk point, 0-1.
     keep_all : bool
         Keep points with zero probability (default: only those with some).
+    city : CityTwin, optional
+        The forecast's city: fills ``lon``, ``lat`` and ``address``
+        (:func:`locate_points`); without it they are NaN and empty.
 
     Returns
     -------
@@ -162,12 +179,110 @@ def compute_risk(forecast: Forecast, *, threshold_m: float = 0.15, prob_threshol
     }, index=pts.index)
     if not keep_all:
         table = table[(table["probability"] > 0) | (table["expected_max_depth_m"] > 0)]
+    if city is not None:
+        table = pd.concat([table, locate_points(table, city)], axis=1)
+    else:
+        table = table.assign(lon=np.nan, lat=np.nan, address="")
     table = table.sort_values(["probability", "expected_max_depth_m", "lead_h"],
                               ascending=[False, False, True], kind="stable")
     table.insert(0, "rank", np.arange(1, len(table) + 1))
     table.attrs.update(threshold_m=threshold_m, prob_threshold=prob_threshold, issue_time=issue.isoformat(),
                        horizon_h=forecast.horizon_s / 3600.0, n_members=len(w), city=forecast.city_name)
     return table
+
+
+def to_lonlat(x, y, crs) -> tuple[np.ndarray, np.ndarray]:
+    """Projected ``x``, ``y`` (m, in ``crs``) as WGS84 longitude and latitude, degrees.
+
+    Examples
+    --------
+    >>> lon, lat = to_lonlat([500000.0], [0.0], "EPSG:32650")
+    >>> round(float(lon[0]), 6), round(float(lat[0]), 6)
+    (117.0, 0.0)
+    """
+    from pyproj import Transformer
+
+    tr = Transformer.from_crs(crs, "EPSG:4326", always_xy=True)
+    lon, lat = tr.transform(np.asarray(x, float), np.asarray(y, float))
+    return np.atleast_1d(np.asarray(lon, float)), np.atleast_1d(np.asarray(lat, float))
+
+
+def _street(name) -> str:
+    return "" if name is None or (isinstance(name, float) and np.isnan(name)) else str(name).strip()
+
+
+def address_parts(risk: pd.DataFrame, city: CityTwin, *, radius_m: float = ADDRESS_RADIUS_M) -> list[tuple[str, dict]]:
+    """Each row's address as a kind of :data:`ADDRESS_EN` and its fields.
+
+    A road segment or sag point is named by its road's own name; an unnamed
+    one, and a building entrance, by the nearest named road within
+    ``radius_m``; a district by its name.  Without a name in reach the
+    address is the place itself (``unnamed_at``, lat/lon to 5 decimals).
+
+    Parameters
+    ----------
+    risk : pandas.DataFrame
+        ``kind``, ``element_id``, ``x``, ``y`` (m, the city's CRS).
+    city : CityTwin
+    radius_m : float
+        Search radius for the nearest named road, m.
+
+    Returns
+    -------
+    list of (str, dict)
+        One ``(kind, fields)`` per row.
+    """
+    import shapely
+
+    roads = city.roads
+    names = roads["name"].map(_street) if "name" in roads.columns else pd.Series("", index=roads.index)
+    named = names[names != ""]
+    tree = shapely.STRtree(roads.geometry.loc[named.index].values) if len(named) else None
+    x = risk["x"].to_numpy(float)
+    y = risk["y"].to_numpy(float)
+    lon, lat = to_lonlat(x, y, city.crs) if len(risk) else (np.zeros(0), np.zeros(0))
+    nearest = [""] * len(risk)
+    ok = np.isfinite(x) & np.isfinite(y)
+    if tree is not None and ok.any():
+        idx = np.flatnonzero(ok)
+        src, hit = tree.query_nearest(shapely.points(x[idx], y[idx]), max_distance=radius_m, all_matches=False)
+        for k, j in zip(src, hit):
+            nearest[idx[k]] = named.iloc[j]
+    districts = city.districts["name"].map(_street) if "name" in city.districts.columns else pd.Series(dtype=str)
+    out = []
+    for k, (kind, eid) in enumerate(zip(risk["kind"].astype(str), risk["element_id"].astype(str))):
+        own = names.get(eid, "") if kind in ("road", "sag") else ""
+        if own:
+            out.append(("street", {"street": own}))
+        elif kind == "district" and districts.get(eid, ""):
+            out.append(("district", {"district": districts[eid]}))
+        elif nearest[k]:
+            out.append(("unnamed_near" if kind in ("road", "sag") else "near", {"street": nearest[k]}))
+        else:
+            out.append(("unnamed_at", {"lat": f"{lat[k]:.5f}", "lon": f"{lon[k]:.5f}"}))
+    return out
+
+
+def locate_points(risk: pd.DataFrame, city: CityTwin) -> pd.DataFrame:
+    """``lon``, ``lat`` (WGS84 degrees) and ``address`` (English, :data:`ADDRESS_EN`) of each row of ``risk``.
+
+    Parameters
+    ----------
+    risk : pandas.DataFrame
+        ``kind``, ``element_id``, ``x``, ``y`` (m, the city's CRS).
+    city : CityTwin
+
+    Returns
+    -------
+    pandas.DataFrame
+        Same index as ``risk``.
+    """
+    if len(risk) == 0:
+        return pd.DataFrame({"lon": pd.Series([], dtype=float), "lat": pd.Series([], dtype=float),
+                             "address": pd.Series([], dtype=object)}, index=risk.index)
+    lon, lat = to_lonlat(risk["x"].to_numpy(float), risk["y"].to_numpy(float), city.crs)
+    address = [ADDRESS_EN[kind].format(**fields) for kind, fields in address_parts(risk, city)]
+    return pd.DataFrame({"lon": lon, "lat": lat, "address": address}, index=risk.index)
 
 
 def risk_points(risk: pd.DataFrame) -> pd.DataFrame:

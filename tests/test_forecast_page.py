@@ -56,7 +56,7 @@ def job(city, tmp_path_factory):
 # ----------------------------------------------------------------------------- the job
 
 
-def test_job_writes_the_cli_files_and_reports_members(job):
+def test_job_writes_the_cli_files_and_reports_members(job, city):
     res, reports = job
     out = res.out_dir
     for name in ("risk_points.csv", "risk_points.gpkg", "hydrographs.png", "plan.json", "plan.html",
@@ -72,7 +72,8 @@ def test_job_writes_the_cli_files_and_reports_members(job):
     table = pd.read_csv(out / "risk_points.csv", index_col="point_id")
     assert list(table.index) == list(res.outputs.risk.index)
     # The table is the forecast's own reduction at the job's thresholds.
-    pd.testing.assert_frame_equal(res.outputs.risk, compute_risk(res.forecast, threshold_m=0.15, prob_threshold=0.5))
+    pd.testing.assert_frame_equal(res.outputs.risk, compute_risk(res.forecast, threshold_m=0.15, prob_threshold=0.5,
+                                                                 city=city))
 
     stages = [p.stage for p in reports]
     assert stages[0] == "start" and stages[-1] == "done"

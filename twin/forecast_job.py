@@ -7,7 +7,8 @@ so the same inputs give the same files in ``out_dir``:
 - ``state.hsf`` (+ ``state.hsf.json``): the issue state;
 - ``members/``: each member's results as it finishes (:func:`hydraulics.forecast.run_forecast`);
 - ``risk_points.csv`` (+ ``risk_points.gpkg`` when there are any), ``hydrographs.png``,
-  ``plan.json``, ``plan.html`` (:func:`reduce_forecast`);
+  ``plan_map.png``, ``plan.json``, ``plan.html`` (:func:`reduce_forecast`; the plan's words in
+  the job's ``lang``, the HTML plan opening with the map inlined);
 - ``forecast.json``: the summary line, issue time, settings and wall time.
 
 Why a separate process
@@ -91,9 +92,9 @@ class ForecastOutputs:
     plan : dict
         :func:`hydraulics.plan.build_plan` (JSON-ready).
     summary : str
-        :func:`hydraulics.risk.summary_line`.
+        The plan's summary line, in the plan's language (``plan["summary"]``).
     files : dict
-        ``risk_points``, ``hydrographs``, ``plan_json``, ``plan_html`` (and
+        ``risk_points``, ``hydrographs``, ``plan_map``, ``plan_json``, ``plan_html`` (and
         ``risk_points_gpkg`` when any point gets water) -> path.
     """
 
@@ -103,12 +104,15 @@ class ForecastOutputs:
     files: dict = field(default_factory=dict)
 
     def standalone_plan_html(self) -> str:
-        """The plan page with the hydrograph PNG inlined, so the one HTML file shows it anywhere."""
+        """The plan page with the map and hydrograph PNGs inlined, so the one HTML file shows them anywhere."""
         from hydraulics.plan import plan_html
+        from twin.i18n import t
 
-        png = Path(self.files["hydrographs"]).read_bytes()
-        uri = "data:image/png;base64," + base64.b64encode(png).decode("ascii")
-        return plan_html(self.plan, summary=self.summary, hydrograph_png=uri)
+        def uri(key: str) -> str:
+            return "data:image/png;base64," + base64.b64encode(Path(self.files[key]).read_bytes()).decode("ascii")
+
+        return plan_html(self.plan, summary=self.summary, hydrograph_png=uri("hydrographs"),
+                         map_png=uri("plan_map") if "plan_map" in self.files else None, translate=t)
 
 
 @dataclass(frozen=True, eq=False)
@@ -292,12 +296,13 @@ def _read_uploads(files: Sequence[tuple[str, bytes]], read: Callable):
 
 
 def reduce_forecast(forecast, city: CityTwin, out_dir: str | Path, *, threshold_m: float = 0.15,
-                    prob_threshold: float = 0.5) -> ForecastOutputs:
+                    prob_threshold: float = 0.5, lang: str = "en") -> ForecastOutputs:
     """Rank the forecast's risk points, build the response plan and write them to ``out_dir``.
 
     Writes ``risk_points.csv`` (and ``risk_points.gpkg`` when any point gets
-    water), ``hydrographs.png``, ``plan.json`` and ``plan.html``, each renamed
-    into place when complete.
+    water; both with ``lon``, ``lat`` and ``address``), ``hydrographs.png``,
+    ``plan_map.png``, ``plan.json`` and ``plan.html`` (opening with the map,
+    inlined), each renamed into place when complete.
 
     Parameters
     ----------
@@ -311,17 +316,22 @@ def reduce_forecast(forecast, city: CityTwin, out_dir: str | Path, *, threshold_
         Waterlogging depth, m.
     prob_threshold : float
         Probability that makes a risk point, 0-1.
+    lang : str
+        Language of the plan and its summary (``"en"``, ``"zh"``: :data:`twin.i18n.LANGUAGES`).
 
     Returns
     -------
     ForecastOutputs
     """
     from hydraulics.plan import PlanRules, build_plan, write_plan_html, write_plan_json
-    from hydraulics.risk import compute_risk, plot_hydrographs, risk_layer, summary_line
+    from hydraulics.risk import compute_risk, plot_hydrographs, risk_layer
+    from twin.i18n import t
+    from twin.viz.plan_map import png_uri, write_plan_map_png
 
+    _check_lang(lang)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    risk = compute_risk(forecast, threshold_m=threshold_m, prob_threshold=prob_threshold)
+    risk = compute_risk(forecast, threshold_m=threshold_m, prob_threshold=prob_threshold, city=city)
     files = {"risk_points": _write_csv(risk, out / "risk_points.csv")}
     layer = risk_layer(risk, city)
     if len(layer):
@@ -330,11 +340,20 @@ def reduce_forecast(forecast, city: CityTwin, out_dir: str | Path, *, threshold_
         layer.reset_index().to_file(tmp, layer="risk_points", driver="GPKG")
         files["risk_points_gpkg"] = tmp.replace(out / "risk_points.gpkg")
     files["hydrographs"] = plot_hydrographs(forecast, risk, out / "hydrographs.png")
-    plan = build_plan(risk, city, rules=PlanRules(prob_threshold=prob_threshold))
-    line = summary_line(risk)
+    plan = build_plan(risk, city, rules=PlanRules(prob_threshold=prob_threshold), lang=lang, translate=t)
+    line = plan["summary"]
+    files["plan_map"] = write_plan_map_png(plan, city, out / "plan_map.png")
     files["plan_json"] = write_plan_json(plan, out / "plan.json")
-    files["plan_html"] = write_plan_html(plan, out / "plan.html", summary=line, hydrograph_png="hydrographs.png")
+    files["plan_html"] = write_plan_html(plan, out / "plan.html", summary=line, hydrograph_png="hydrographs.png",
+                                         map_png=png_uri(files["plan_map"].read_bytes()), translate=t)
     return ForecastOutputs(risk, plan, line, files)
+
+
+def _check_lang(lang: str) -> None:
+    from twin.i18n import LANGUAGES
+
+    if lang not in LANGUAGES:
+        raise ForecastJobError(f"lang={lang!r}; expected one of {list(LANGUAGES)}")
 
 
 def _write_csv(df: pd.DataFrame, path: Path) -> Path:
@@ -350,7 +369,7 @@ def run_forecast_job(city: str | CityTwin, out_dir: str | Path, *, qpf=None, ens
                      seed: int = 0, hours: float = 72.0, observed: str | Path | None = None,
                      hotstart: str | Path | None = None, scheduler: str | None = None, workers: int | None = None,
                      settings: str = "skipdry", threshold_m: float = 0.15, prob_threshold: float = 0.5,
-                     time_limit_s: float | None = None, progress: bool = False,
+                     time_limit_s: float | None = None, progress: bool = False, lang: str = "en",
                      on_progress: Callable[[JobProgress], None] | None = None) -> ForecastJobResult:
     """Issue a forecast: state at issue time, rain ensemble, members, risk points, plan and files.
 
@@ -383,6 +402,8 @@ def run_forecast_job(city: str | CityTwin, out_dir: str | Path, *, qpf=None, ens
         Refuse an ensemble estimated to take longer, s.
     progress : bool
         tqdm progress bar on stderr.
+    lang : str
+        Language of the plan and the summary line (``"en"``, ``"zh"``).
     on_progress : callable, optional
         Called in this process with a :class:`JobProgress` at each stage and
         as each member finishes.
@@ -404,6 +425,7 @@ def run_forecast_job(city: str | CityTwin, out_dir: str | Path, *, qpf=None, ens
     if observed is not None and hotstart is not None:
         raise ForecastJobError("give an observed rain record or a hotstart, not both")
     _check_rain(qpf, ensemble, members)  # before minutes of engine runs, not after
+    _check_lang(lang)
     if scheduler and scheduler != "inline":
         from hydraulics.executors import connect_scheduler
 
@@ -416,7 +438,7 @@ def run_forecast_job(city: str | CityTwin, out_dir: str | Path, *, qpf=None, ens
         res = _run_job_in(stage.path, twin_city, report, qpf=qpf, ensemble=ensemble, members=members, seed=seed,
                           hours=hours, observed=observed, hotstart=hotstart, scheduler=scheduler, workers=workers,
                           settings=settings, threshold_m=threshold_m, prob_threshold=prob_threshold,
-                          time_limit_s=time_limit_s, progress=progress)
+                          time_limit_s=time_limit_s, progress=progress, lang=lang)
         stage.commit(last=(FORECAST_FILE,))
     files = {k: final / Path(v).relative_to(stage.path) for k, v in res.outputs.files.items()}
     outputs = dataclasses.replace(res.outputs, files=files)
@@ -425,7 +447,7 @@ def run_forecast_job(city: str | CityTwin, out_dir: str | Path, *, qpf=None, ens
 
 
 FORECAST_PATTERNS = ("forecast.json", "state.hsf", "state.hsf.json", "risk_points.csv", "risk_points.gpkg",
-                     "hydrographs.png", "plan.json", "plan.html", "members", "members/members.csv",
+                     "hydrographs.png", "plan_map.png", "plan.json", "plan.html", "members", "members/members.csv",
                      "members/member_*.parquet", ".*", "*.part", "members/*.part")
 """What a forecast folder may hold: an earlier one is replaced only if it holds nothing else."""
 
@@ -439,7 +461,7 @@ def is_forecast_dir(path: str | Path) -> bool:
 
 def _run_job_in(out: Path, twin_city: CityTwin, report, *, qpf, ensemble, members, seed, hours, observed,
                 hotstart, scheduler, workers, settings, threshold_m, prob_threshold, time_limit_s,
-                progress) -> ForecastJobResult:
+                progress, lang="en") -> ForecastJobResult:
     """The forecast written into ``out`` (the staging folder); ``forecast.json`` is written last."""
     from hydraulics.ensemble import build_surface_context
     from hydraulics.forecast import (
@@ -475,8 +497,8 @@ def _run_job_in(out: Path, twin_city: CityTwin, report, *, qpf, ensemble, member
                       max_workers=workers, progress=progress, time_limit_s=time_limit_s, threshold_m=threshold_m,
                       ctx=ctx, on_member=member_done)
     report(JobProgress("reduce", _SHARE["reduce"], len(ens), len(ens)))
-    outputs = reduce_forecast(fc, twin_city, out, threshold_m=threshold_m, prob_threshold=prob_threshold)
-    meta = {"summary": outputs.summary, "city": twin_city.name, "issue_time": state.issue_time.isoformat(),
+    outputs = reduce_forecast(fc, twin_city, out, threshold_m=threshold_m, prob_threshold=prob_threshold, lang=lang)
+    meta = {"summary": outputs.summary, "lang": lang, "city": twin_city.name, "issue_time": state.issue_time.isoformat(),
             "settings": fc.settings.name, "members": len(ens), "failed_members": fc.meta["n_failed"],
             "wall_s": round(fc.meta["wall_s"], 2), "scheduler": fc.meta["scheduler"],
             "ensemble": ens.source, "ensemble_params": ens.params, "status": "complete"}

@@ -26,6 +26,7 @@ from gisdata.limits import (
     check_range,
 )
 from twin.commands.swmm import Duration
+from twin.i18n import LANGUAGES
 
 
 class ForecastUsageError(TwinError, ValueError):
@@ -101,14 +102,17 @@ def _check_run_sizes(hours, members, workers, threshold, prob_threshold) -> None
 @click.option("--time-limit", "time_limit_s", type=Duration(), default=None, help="Refuse ensembles estimated to take longer.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None, help="Output directory.")
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Progress bar on stderr.")
+@click.option("--lang", type=click.Choice(list(LANGUAGES)), default="en", show_default=True,
+              help="Language of the response plan (plan.json, plan.html) and the summary line.")
 @click.pass_context
 def group(ctx, city, qpf, ensemble_dir, storm, return_period, duration_s, start_in_s, idf, hours, members, seed,
           observed, hotstart, scheduler, workers, settings_name, threshold, prob_threshold, time_limit_s,
-          out_dir, progress) -> None:
+          out_dir, progress, lang) -> None:
     """72-hour waterlogging forecast: ensemble from the current state, risk points and response plans.
 
-    Writes risk_points.csv/.gpkg, hydrographs.png, plan.json, plan.html and
-    members/ to --out, and prints the summary line.
+    Writes risk_points.csv/.gpkg, hydrographs.png, plan_map.png, plan.json,
+    plan.html (opening with the map) and members/ to --out, and prints the
+    summary line; --lang zh writes the plan in Chinese.
 
     \b
     twin forecast --city demo --storm chicago --return-period 50 --duration 3h --start-in 48h \\
@@ -131,12 +135,12 @@ def group(ctx, city, qpf, ensemble_dir, storm, return_period, duration_s, start_
                          members=members, seed=seed, observed=observed, hotstart=hotstart, scheduler=scheduler,
                          workers=workers, settings_name=settings_name, threshold=threshold,
                          prob_threshold=prob_threshold, time_limit_s=time_limit_s, out_dir=Path(out_dir),
-                         progress=progress)
+                         progress=progress, lang=lang)
 
 
 def run_forecast_command(*, city, qpf, ensemble_dir, storm, return_period, duration_s, start_in_s, idf, hours,
                          members, seed, observed, hotstart, scheduler, workers, settings_name, threshold,
-                         prob_threshold, time_limit_s, out_dir: Path, progress) -> str:
+                         prob_threshold, time_limit_s, out_dir: Path, progress, lang: str = "en") -> str:
     """The body of ``twin forecast`` (also callable from Python); returns the summary line.
 
     The work is :func:`twin.forecast_job.run_forecast_job`, which the
@@ -150,7 +154,7 @@ def run_forecast_command(*, city, qpf, ensemble_dir, storm, return_period, durat
     res = run_forecast_job(city, out_dir, **rain, members=members, seed=seed, hours=hours, observed=observed,
                            hotstart=hotstart, scheduler=scheduler, workers=workers, settings=settings_name,
                            threshold_m=threshold, prob_threshold=prob_threshold, time_limit_s=time_limit_s,
-                           progress=progress)
+                           progress=progress, lang=lang)
     for name, row in res.failed_members.iterrows():
         click.echo(f"warning: member {name} failed: {row['error'][:300]}", err=True)
     line = res.outputs.summary
@@ -219,10 +223,8 @@ def verify_command(city, observed, storm, return_period, duration_s, start_in_s,
     else:
         obs = read_rain_csv(observed, missing="raise")
     forecast_rain = "perfect" if perfect else read_qpf(qpf)
-    from gisdata.paths import StagedDir
-
     # checked before the runs, written through a staging folder (an earlier verification is replaced whole)
-    from gisdata.paths import holds_only
+    from gisdata.paths import StagedDir, holds_only
 
     mine = ("verification.json", "verification.csv", "verification_detail.csv", "reliability.csv", "states",
             "states/*", "lead*h", "lead*h/*", ".*", "*.part")

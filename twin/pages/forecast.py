@@ -179,13 +179,13 @@ def _outputs_bundle(outputs) -> dict:
             "plan_html": outputs.standalone_plan_html()}
 
 
-def reduce_bundle(forecast, city: CityTwin, threshold_m: float, prob_threshold: float) -> dict:
+def reduce_bundle(forecast, city: CityTwin, threshold_m: float, prob_threshold: float, lang: str = "en") -> dict:
     """:func:`twin.forecast_job.reduce_forecast` in a scratch folder, returned as a bundle (no files left)."""
     from twin.forecast_job import reduce_forecast
 
     with tempfile.TemporaryDirectory(prefix="citytwin-forecast-") as tmp:
         return _outputs_bundle(reduce_forecast(forecast, city, tmp, threshold_m=threshold_m,
-                                               prob_threshold=prob_threshold))
+                                               prob_threshold=prob_threshold, lang=lang))
 
 
 @st.cache_resource(show_spinner=False, max_entries=2)
@@ -258,7 +258,7 @@ def render(lang: str, *, choice: Callable) -> None:
     with r2:
         prob = st.select_slider(t("forecast.prob_threshold", lang), PROB_THRESHOLDS, value=0.5,
                                 **persistent("fc_prob"))
-    thresholds = (float(threshold), float(prob))
+    thresholds = (float(threshold), float(prob), lang)  # the plan is written in the page's language
     run_key = ensemble_key(source, ens, hours=options["hours"], settings=options["settings"])
     runs = st.session_state.setdefault("fc_runs", {})
     if st.button(t("forecast.run", lang), type="primary", key="fc_run"):
@@ -375,7 +375,7 @@ def _run(lang: str, city: CityTwin, ens, options: dict, thresholds: tuple[float,
         with tempfile.TemporaryDirectory(prefix="citytwin-forecast-") as tmp:
             res = run_forecast_job_in_process(
                 city, tmp, ensemble=ens, hours=options["hours"], settings=options["settings"],
-                threshold_m=thresholds[0], prob_threshold=thresholds[1],
+                threshold_m=thresholds[0], prob_threshold=thresholds[1], lang=lang,
                 on_progress=lambda p: bar.progress(min(p.fraction, 1.0), text=progress_text(p, lang)))
             bundle = _outputs_bundle(res.outputs)  # read the files before the folder goes
     except TwinError as exc:
@@ -456,4 +456,4 @@ def show_forecast(lang: str, run_key: str, city: CityTwin, forecast, bundle: dic
                 st.caption(t("flood.table.empty", lang))
             st.markdown(f"**{t('forecast.plan.tasks', lang)}**")
             st.dataframe(plan_tasks_display(plan, lang), hide_index=True, width="stretch")
-            st.caption(t("forecast.plan.caption", lang))
+            st.caption(t("forecast.plan.caption_translated", lang))
