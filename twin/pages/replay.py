@@ -301,7 +301,11 @@ def show_flood_event(lang: str, run: Path) -> None:
         else:
             st.caption(t("flood.table.empty", lang))
         st.markdown(t("replay.flood.summary", lang))
-        keys = [k for k in summary if f"flood.summary.{k}" in _catalogue()]
+        from twin.app_support import _SUMMARY_ROWS  # the Flood event page's order
+
+        order = [k for k, _ in _SUMMARY_ROWS]
+        keys = [k for k in order if k in summary] + sorted(k for k in summary if k not in order)
+        keys = [k for k in keys if f"flood.summary.{k}" in _catalogue()]
         st.dataframe(pd.DataFrame({t("stats.item", lang): [t(f"flood.summary.{k}", lang) for k in keys],
                                    t("stats.value", lang): [_num(summary[k]) for k in keys]}),
                      hide_index=True, width="stretch")
