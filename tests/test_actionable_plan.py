@@ -19,8 +19,20 @@ from click.testing import CliRunner
 from pyproj import Transformer
 
 from gisdata.city import load_city
-from hydraulics.plan import PLAN_MESSAGES_EN, build_plan, depot_label, english, plan_html
-from hydraulics.risk import ADDRESS_EN, RISK_COLUMNS, address_parts, locate_points, to_lonlat
+from hydraulics.plan import (
+    PLAN_MESSAGES_EN,
+    build_plan,
+    depot_label,
+    english,
+    plan_html,
+)
+from hydraulics.risk import (
+    ADDRESS_EN,
+    RISK_COLUMNS,
+    address_parts,
+    locate_points,
+    to_lonlat,
+)
 from twin.i18n import catalogue, t
 from twin.viz.plan_map import plan_map_png, spread_markers
 
@@ -47,7 +59,7 @@ def test_plan_words_are_the_catalogue_in_both_languages():
 
 
 def test_generated_depot_names_come_from_the_catalogue_and_real_names_stay():
-    say_zh = lambda key, **f: t(key, "zh", **f)  # noqa: E731
+    say_zh = lambda key, **f: t(key, "zh", **f)
     assert depot_label("Drainage Maintenance Depot 2", "drainage", say_zh) == "排水养护站 2"
     assert depot_label("police depot (fallback)", "police", say_zh) == "公安驻点（备用）"
     assert depot_label("Police Station 1", "police", english) == "Police Station 1"
@@ -73,7 +85,7 @@ def test_addresses_name_the_road_the_nearest_street_or_the_district(small):
     unnamed = roads.index[roads["name"] == ""][0]
     b = small.buildings.index[0]
     d = small.districts.index[0]
-    mid = lambda g: g.interpolate(0.5, normalized=True)  # noqa: E731
+    mid = lambda g: g.interpolate(0.5, normalized=True)
     pts = [("road", named, mid(roads.geometry[named])), ("sag", named, mid(roads.geometry[named])),
            ("road", unnamed, mid(roads.geometry[unnamed])),
            ("entrance", b, small.buildings.geometry[b].representative_point()),
