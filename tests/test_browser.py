@@ -52,7 +52,8 @@ def server(tmp_path):
 
     gpkg = save_city(make_tiny_city(), tmp_path / "tiny.gpkg")
     port = _free_port()
-    env = {**os.environ, "CITYTWIN_APP_CITY": str(gpkg), "PYTHONPATH": str(ROOT)}
+    # runs made from the pages go to the workspace's run store: the test's folder unless a test chose one
+    env = {"CITYTWIN_WORKSPACE": str(tmp_path), **os.environ, "CITYTWIN_APP_CITY": str(gpkg), "PYTHONPATH": str(ROOT)}
     url = f"http://127.0.0.1:{port}"
     with open(tmp_path / "streamlit.log", "wb") as log:
         proc = subprocess.Popen(

@@ -74,7 +74,7 @@ def test_flood_event_page_in_a_real_browser(server, tmp_path):  # noqa: F811 - p
             frame.first.wait_for(state="visible", timeout=60_000)
             inner = page.frame_locator("iframe").first
             inner.locator("#citytwin-legend").wait_for(timeout=30_000)
-            assert t("scene.legend.water", "en") in inner.locator("#citytwin-legend").inner_text()
+            assert t("scene.legend.water", "en") in inner.locator("#citytwin-legend").text_content()  # folded or not
             inner.locator("canvas").first.wait_for(timeout=30_000)
             frame.first.evaluate("e => e.scrollIntoView({block: 'center'})")
             page.wait_for_timeout(2000)
