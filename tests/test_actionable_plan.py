@@ -178,6 +178,7 @@ def test_html_plan_opens_with_an_inline_map_and_needs_nothing_online(fc_en):
     assert not re.search(r"https?://", page)
     png = base64.b64decode(first_img.group(1).split(",", 1)[1])
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and png == (out / "plan_map.png").read_bytes()
+    assert not re.search(rb"https?://", png)  # not even in the PNG's own text chunks
     plan = json.loads((out / "plan.json").read_text())
     for p in plan["risk_points"]:  # numbered rows, which the map's numbers refer to
         assert f"<tr id='p{p['number']}'><td class='p'><b>{p['number']}</b></td>" in page

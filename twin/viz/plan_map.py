@@ -245,7 +245,7 @@ def plan_map_png(plan: dict, city: CityTwin, *, lang: str | None = None, dpi: in
     fig = plot_plan_map(plan, city, lang=lang)
     buf = io.BytesIO()
     try:
-        fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
+        fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight", metadata={"Software": None})  # no URL inside
     finally:
         plt.close(fig)
     return buf.getvalue()
