@@ -177,3 +177,60 @@ def test_a_scenario_run_without_positions_replays_and_says_what_is_missing(works
     assert listed[t("replay.col.kind", "en")].tolist() == [t("replay.kind.simulation", "en")]
     assert any("positions" in i.value and t("replay.missing.positions", "en") in i.value for i in app.info)
     assert len(app.get("deck_gl_json_chart")) == 1
+
+
+def test_a_forecast_from_its_page_is_saved_and_opens_on_replay_with_its_plan(workspace):
+    from twin.runstore import list_stored_runs, read_manifest, verify_run
+
+    app = AppTest.from_file(APP, default_timeout=180).run()
+    _page(app, "forecast")
+    app.select_slider(key="fc_hours").set_value(6)
+    app.select_slider(key="fc_start_h").set_value(2)
+    app.select_slider(key="fc_duration").set_value(60)
+    app.number_input(key="fc_members").set_value(2).run()
+    app.button(key="fc_run").click().run()
+    _ok(app)
+    (run_id,) = list_stored_runs(workspace / "runs")["run_id"]
+    man = read_manifest(workspace / "runs" / run_id)
+    assert man["kind"] == "forecast" and verify_run(workspace / "runs" / run_id).ok
+    assert man["params"]["members"] == 2 and man["params"]["hours"] == 6.0
+    assert man["params"]["storm"] == {"kind": "chicago", "idf": "beijing", "return_period_yr": 50, "duration_min": 60,
+                                      "start_h": 2}
+    assert {"plan.json", "plan.html", "summary.txt", "hydrographs.png"} <= set(man["files"])
+
+    _page(app, "dispatch")  # leave the page: the members stay 2 when coming back
+    _page(app, "forecast")
+    assert app.number_input(key="fc_members").value == 2 and app.select_slider(key="fc_hours").value == 6
+
+    _page(app, "replay")
+    assert app.selectbox(key="replay_run").value.name == run_id
+    assert any(t("replay.forecast.caption", "en", city="tiny.gpkg", storm="chicago 50 yr 60 min", members=2,
+                 hours=6.0, threshold=0.15, prob=0.5) == c.value for c in app.caption)
+    summary = (workspace / "runs" / run_id / "summary.txt").read_text(encoding="utf-8")
+    assert summary in [i.value for i in app.info]
+    risk = app.dataframe[1].value  # after the list of runs: the risk table, then the plan's tasks
+    assert t("forecast.col.probability", "en") in risk.columns
+    assert len(app.get("download_button")) == 2 and len(app.get("deck_gl_json_chart")) == 1
+
+
+def test_a_sweep_in_the_store_opens_on_replay_as_its_kpi_table(workspace, tiny_gpkg):
+    from scenarios import run_batch, validate_scenario
+    from twin.pages.batch import reduced_sweep
+
+    template = tomllib.loads((ROOT / "scenarios" / "dispatch_compare.toml").read_text(encoding="utf-8"))
+    data = reduced_sweep(template, "tiny", city=str(tiny_gpkg), name="replay_sweep")
+    data["period"]["hours"] = 2
+    data["population"].update(citizens=100, vendors=2)
+    assert run_batch(validate_scenario(data), workspace / "runs", workers=1, progress=False).status == "complete"
+
+    app = AppTest.from_file(APP, default_timeout=120).run()
+    _page(app, "replay")
+    listed = app.dataframe[0].value
+    assert listed[t("replay.col.kind", "en")].tolist() == [t("replay.kind.sweep", "en")]
+    assert listed[t("replay.col.run_id", "en")].tolist() == ["replay_sweep"]
+    assert listed[t("replay.col.seed", "en")].tolist() == ["1"]
+    results = app.dataframe[1].value
+    assert len(results) == 2  # a row per strategy (one seed)
+    assert set(results[t("batch.param.dispatch.strategy", "en")]) == {t("strategy.siloed", "en"),
+                                                                       t("strategy.priority", "en")}
+    assert t("kpi.counts.incidents", "en") in results.columns

@@ -338,7 +338,9 @@ def show_forecast(lang: str, run: Path) -> None:
     plan = json.loads(read_run_file(run, "plan.json"))
     if "summary.txt" in man.get("files", {}):
         st.info(read_run_file(run, "summary.txt").decode("utf-8"))
-    _, city = _run_city(p)
+    city_src, city = _run_city(p)
+    if city is None:
+        st.warning(t("replay.no_city", lang, city=Path(city_src).name))
     if risk is None:
         st.caption(t("replay.no_table", lang, name="risk"))
         return
@@ -409,8 +411,9 @@ def show_sweep(lang: str, run: Path) -> None:
         st.info(t("replay.sweep.none", lang))
         return
     params = sweep_parameters(run, results)
-    st.dataframe(results_display(results, params, kpi_columns(results, params), lang=lang), hide_index=True,
-                 width="stretch")
+    kpis = kpi_columns(results, params)
+    shown = [k for k in HEADLINE_KPIS if k in kpis] or kpis  # the Batch page has every column and the charts
+    st.dataframe(results_display(results, params, shown, lang=lang), hide_index=True, width="stretch")
 
 
 def _catalogue() -> dict:
