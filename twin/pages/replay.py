@@ -392,6 +392,7 @@ def show_comparison(lang: str, run: Path) -> None:
 def show_sweep(lang: str, run: Path) -> None:
     """A sweep: one row per run, its swept parameters and KPIs."""
     from twin.pages.batch import (
+        HEADLINE_KPIS,
         kpi_columns,
         read_sweep_file,
         results_display,
