@@ -369,8 +369,11 @@ def make_render(load_scenarios: Callable[[], ModuleType]) -> Callable[[str], Non
         if sweeps.empty and runs.empty:
             st.info(t("batch.none", lang, root=typed.strip() or "."))
             return
-        tab_sweeps, tab_runs = st.tabs([t("batch.tab.sweeps", lang, n=len(sweeps)),
-                                        t("batch.tab.runs", lang, n=len(runs))])
+        from twin.app_support import kept_tabs
+
+        tab_sweeps, tab_runs = kept_tabs(["sweeps", "runs"], [t("batch.tab.sweeps", lang, n=len(sweeps)),
+                                                              t("batch.tab.runs", lang, n=len(runs))],
+                                         key="batch_tab", lang=lang)
         with tab_sweeps:
             if len(sweeps):
                 st.dataframe(sweeps_display(sweeps, lang=lang), hide_index=True, width="stretch")

@@ -424,9 +424,12 @@ def show_forecast(lang: str, run_key: str, city: CityTwin, forecast, bundle: dic
                            mime="application/json", key="fc_dl_json", on_click="ignore", icon=":material/download:")
         st.download_button(t("forecast.download.html", lang), bundle["plan_html"], file_name="plan.html",
                            mime="text/html", key="fc_dl_html", on_click="ignore", icon=":material/download:")
-    tab_map, tab_table, tab_hydro, tab_plan = st.tabs(
+    from twin.app_support import kept_tabs
+
+    tab_map, tab_table, tab_hydro, tab_plan = kept_tabs(
+        ["map", "table", "hydrographs", "plan"],
         [t("forecast.tab.map", lang), t("forecast.tab.table", lang), t("forecast.tab.hydrographs", lang),
-         t("forecast.tab.plan", lang)])
+         t("forecast.tab.plan", lang)], key="fc_tab", lang=lang)
     thr = risk.attrs.get("threshold_m", 0.15)
     p = risk.attrs.get("prob_threshold", 0.5)
     with tab_map:
