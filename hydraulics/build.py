@@ -314,7 +314,7 @@ def build_swmm(city: CityTwin, *, rain_gauges=None, options: Mapping[str, str] |
     out += [f"{nid} {r.invert_elev_m:.3f} {max(r.max_depth_m, 0.0):.3f} 0 0 0"
             for nid, r in zip(junctions.index, junctions.itertuples(index=False))]
     out += ["", "[OUTFALLS]", ";;Name Elevation Type StageData Gated"]
-    out += [f"{nid} {r.invert_elev_m:.3f} FREE NO" for nid, r in zip(outfalls.index, outfalls.itertuples(index=False))]
+    out += [f"{nid} {r.invert_elev_m:.3f} FREE YES" for nid, r in zip(outfalls.index, outfalls.itertuples(index=False))]
 
     out += ["", "[CONDUITS]", ";;Name From To Length Roughness InOffset OutOffset InitFlow MaxFlow"]
     for cid, r in zip(conduits.index, conduits.itertuples(index=False)):

@@ -46,9 +46,6 @@ def _share_in(zone, result, min_depth_m: float) -> tuple[int, float]:
 
 def _check_mass_balance(summary: dict) -> None:
     assert abs(summary["coupling_error_rel"]) < 1e-6                  # the exchange and the 2D lose nothing
-    if abs(summary["mass_balance_error_rel"]) > 1e-3 and summary.get("outfall_stage_from_river"):
-        pytest.xfail(f"SWMM's own continuity {summary['swmm_routing_error_pct']:.3f} % with outfall stages set "
-                     "from the river level (0.03-0.06 % with free outfalls): not the street surface's")
     assert abs(summary["mass_balance_error_rel"]) <= 1e-3
 
 
