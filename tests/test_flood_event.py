@@ -214,8 +214,11 @@ def test_flood_deck_layers(event, city):
     roads = next(layer for layer in deck.layers if layer.id == "road_status").data
     assert len(roads) == len(city.roads)
     status_of = dict(zip(result.roads.index, result.roads["status"].astype(str)))
-    closed = [r["color"] for r in roads if r["color"] != STATUS_RGB["open"]]
+    closed = [r["color"] for r in roads if r["color"] in (STATUS_RGB["closed"], STATUS_RGB["closed_to_cars"])]
     assert len(closed) == sum(s != "open" for s in status_of.values())
+    wet = [r["color"] for r in roads if r["color"] == STATUS_RGB["wet"]]  # open, but 5 cm or more of water
+    depth_of = result.roads["depth_m"]
+    assert len(wet) == int(((depth_of >= 0.05) & (result.roads["status"].astype(str) == "open")).sum())
     nodes = next(layer for layer in deck.layers if layer.id == "flooded_nodes").data
     assert len(nodes) == result.summary["flooded_nodes"]
     rgba = depth_rgba(result.depth)
