@@ -126,7 +126,7 @@ def plot_plan_map(plan: dict, city: CityTwin, *, lang: str | None = None, max_la
                        edgecolors="white", linewidths=1.5, zorder=8)
             for d in sel:
                 ax.annotate(d["depot_id"], (d["x"], d["y"]), xytext=(7, 5), textcoords="offset points", fontsize=7,
-                            color=colour, fontweight="bold", zorder=8,
+                            color=colour, fontweight="bold", fontfamily="DejaVu Sans", zorder=8,
                             bbox={"boxstyle": "round,pad=0.15", "fc": "white", "ec": "none", "alpha": 0.8})
             handles.append(Line2D([], [], marker="s", color="none", markerfacecolor=colour, markeredgecolor="white",
                                   markersize=10, label=t("legend.depot", lang, dept=t(f"department.{dept}", lang))))
@@ -235,6 +235,7 @@ def _draw_markers(fig, ax, points: list[dict], colours: np.ndarray, max_labels: 
             continue
         dark = float(np.dot(c, [0.299, 0.587, 0.114])) < 0.5
         ax.text(px, py, str(p["number"]), ha="center", va="center", fontsize=7, fontweight="bold",
+                fontfamily="DejaVu Sans",  # digits: a CJK font here has no bold
                 color="white" if dark else "black", zorder=7)
 
 
