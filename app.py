@@ -26,6 +26,7 @@ from twin.pages import batch as batch_page
 from twin.pages import dispatch_lab
 from twin.pages import forecast as forecast_page
 from twin.pages import replay as replay_page
+from twin.pages.maps import map_downloads, map_legend
 from twin.runstore import write_flood_event_run
 from twin.viz import flood_layers
 from twin.viz.map2d import MAP_LAYERS, city_deck
@@ -166,8 +167,12 @@ def page_city(lang: str) -> None:
     with tab_map:
         layers = choice(st.multiselect, t("map.layers", lang), list(MAP_LAYERS), name="map_layers", lang=lang,
                         multi=True, format_func=lambda name: t(f"layers.{name}", lang))
-        st.pydeck_chart(cached_deck(key, city, tuple(layers), lang), height=600)
+        deck = cached_deck(key, city, tuple(layers), lang)
+        st.pydeck_chart(deck, height=600)
+        map_legend(deck, lang)
         st.caption(t("map.hint", lang))
+        map_downloads(deck, name="city-map", cache_key=f"city:{key}:{','.join(layers)}", lang=lang,
+                      title=t("map.title", lang, name=city.name))
 
     with tab_stats:
         left, right = st.columns([3, 2])
@@ -340,17 +345,30 @@ def show_flood_event(lang: str, event_key: str, city: CityTwin, result) -> None:
     if series is not None and len(series.times_s) == 0:
         series = None
     with tab_map:
+        from twin.viz.depth_map import depth_legend_html
+
+        s = result.summary
+        title = t("flood.map_title", lang, name=city.name, rain=getattr(result.rain, "label", ""),
+                  depth=f"{s['max_surface_depth_m']:.2f}", volume=f"{s['flood_volume_m3']:.0f}")
         if series is None:
-            st.pydeck_chart(cached_flood_deck(event_key, city, result, lang), height=600)
-            st.markdown(flood_layers.flood_legend_html(result, lang=lang), unsafe_allow_html=True)
+            deck = cached_flood_deck(event_key, city, result, lang)
+            st.pydeck_chart(deck, height=600)
+            st.markdown(depth_legend_html(lang), unsafe_allow_html=True)
+            map_legend(deck, lang, skip=("flood_depth",))  # roads by state with counts, manholes that spilled...
             st.caption(t("flood.map_hint", lang, car=result.roads.attrs.get("car_m", ""),
                          all=result.roads.attrs.get("all_m", "")))
+            frame = None
         else:
             frame = depth_frame_slider(lang, series, key="flood_depth_frame", event_key=event_key,
                                        label=t("flood.depth.time", lang))
-            st.pydeck_chart(cached_flood_deck_at(event_key, city, result, lang, frame), height=600)
-            st.markdown(flood_layers.flood_legend_html(result, lang=lang, depth_frame=frame), unsafe_allow_html=True)
+            deck = cached_flood_deck_at(event_key, city, result, lang, frame)
+            st.pydeck_chart(deck, height=600)
+            # the street water with its time and each class's area, then the other layers
+            st.markdown(depth_legend_html(lang, series=series, k=frame, maximum=frame is None),
+                        unsafe_allow_html=True)
+            map_legend(deck, lang, skip=("flood_depth",))
             st.caption(t("flood.depth.hint", lang))
+        map_downloads(deck, name="flood-map", cache_key=f"flood:{event_key}:{frame}", lang=lang, title=title)
 
     with tab_hydro:
         node_ids = list(result.nodes.index)

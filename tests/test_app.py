@@ -53,6 +53,12 @@ def test_city_page_renders_map_stats_and_3d(app):
     assert "EPSG:32650" in summary.iloc[:, 1].tolist()
     counts = frames[1]
     assert counts.iloc[:, 1].tolist()[:2] == [6, 2]  # roads, buildings of the tiny city
+    # under the map: its legend (what the deck draws) and its exports, made only when pressed
+    (legend,) = app.get("html")
+    assert "citytwin-legend" in legend.proto.body and t("legend.buildings", "en", n=2) in legend.proto.body
+    buttons = {b.proto.label: b.proto for b in app.get("download_button")}
+    assert set(buttons) == {t("map.export.png", "en"), t("map.export.geojson", "en")}
+    assert all(b.deferred_file_id for b in buttons.values())
 
 
 def test_language_switch_changes_labels_and_keeps_choices(app):
@@ -156,6 +162,10 @@ def test_flood_event_page_runs_a_storm_and_shows_the_results(app):
     assert float(metrics[t("flood.summary.max_surface_depth_m", "en")]) > 0.05
     assert t("flood.summary.continuity", "en") in metrics
     assert len(app.get("deck_gl_json_chart")) == 1
+    legend = " ".join(h.proto.body for h in app.get("html"))  # the other layers' legend, with counts
+    assert t("flood.legend.nodes", "en", n=5) in legend and "citytwin-legend" in legend
+    assert {b.proto.label for b in app.get("download_button")} >= {t("map.export.png", "en"),
+                                                                 t("map.export.geojson", "en")}
     assert len(app.get("iframe")) == 1
     html = app.get("iframe")[0].proto.srcdoc
     assert "OfflineLocalView" in html and t("scene.legend.water", "en") in html  # water in the 3D scene
