@@ -272,7 +272,7 @@ def test_page_runs_and_rethresholds_without_a_new_run(app):
     metrics = {m.label: m.value for m in app.metric}
     assert metrics[t("forecast.metric.members", "en")] == "3 of 3"
     assert int(metrics[t("forecast.metric.risk_points", "en")]) >= 1
-    assert len(app.get("deck_gl_json_chart")) == 1 and len(app.get("download_button")) == 2
+    assert len(app.get("deck_gl_json_chart")) == 1 and len(app.get("download_button")) == 4  # plan's, map's
     (run,) = app.session_state["fc_runs"].values()
 
     app.select_slider(key="fc_threshold").set_value(0.5).run()  # deeper water: fewer or no risk points

@@ -26,7 +26,8 @@ import streamlit as st
 from gisdata.city import CityTwin
 from twin.app_support import persistent
 from twin.i18n import t
-from twin.viz.risk_map import format_time, risk_deck, risk_legend_html
+from twin.pages.maps import map_downloads, map_legend
+from twin.viz.risk_map import format_time, risk_deck
 
 RAIN_KINDS = ("storm", "qpf", "ensemble")
 """Rain forecasts the page offers: a design storm, a QPF CSV, member CSVs."""
@@ -434,9 +435,12 @@ def show_forecast(lang: str, run_key: str, city: CityTwin, forecast, bundle: dic
     p = risk.attrs.get("prob_threshold", 0.5)
     with tab_map:
         deck_key = f"{run_key}:{thr}:{p}"
-        st.pydeck_chart(_cached_deck(deck_key, city, risk, lang), height=600)
-        st.markdown(risk_legend_html(lang), unsafe_allow_html=True)
+        deck = _cached_deck(deck_key, city, risk, lang)
+        st.pydeck_chart(deck, height=600)
+        map_legend(deck, lang, note=t("forecast.legend.shapes", lang))
         st.caption(t("forecast.map_hint", lang))
+        map_downloads(deck, name="forecast-map", cache_key=f"forecast:{deck_key}", lang=lang,
+                      title=t("forecast.map_title", lang, name=city.name, threshold=f"{thr:g}"))
     with tab_table:
         if len(risk):
             prob_col = t("forecast.col.probability", lang)
