@@ -19,20 +19,39 @@ class TwinError(Exception):
     detail : str, optional
         The technical words behind it (a library's own message), kept apart so
         a page can fold them away; ``""`` when there are none.
+    key : str, optional
+        The message's key in the workbench's catalogue (``twin/i18n/*.json``,
+        e.g. ``"err.rain.not_a_number"``), so a page can show it in the user's
+        language; the English message stays the error's text.
+    **params
+        The values of the catalogue message's ``{fields}`` (file names, values).
 
     Examples
     --------
     >>> err = CorruptFileError("city.gpkg: not a readable GeoPackage", detail="DataSourceError: ...")
-    >>> str(err), err.detail
-    ('city.gpkg: not a readable GeoPackage', 'DataSourceError: ...')
+    >>> str(err), err.detail, err.message_key
+    ('city.gpkg: not a readable GeoPackage', 'DataSourceError: ...', None)
+    >>> err = CorruptFileError("x.gpkg: not a readable GeoPackage", key="err.gpkg.unreadable", file="x.gpkg")
+    >>> err.message_key
+    ('err.gpkg.unreadable', {'file': 'x.gpkg'})
     """
 
     detail: str = ""
+    key: str = ""
+    params: dict = {}  # noqa: RUF012 - replaced per instance, never mutated
 
-    def __init__(self, *args, detail: str | None = None) -> None:
+    def __init__(self, *args, detail: str | None = None, key: str | None = None, **params) -> None:
         super().__init__(*args)
         if detail:
             self.detail = str(detail)
+        if key:
+            self.key = str(key)
+            self.params = dict(params)
+
+    @property
+    def message_key(self) -> tuple[str, dict] | None:
+        """(catalogue key, its fields) of the message, or None when the error has no key."""
+        return (self.key, dict(self.params)) if self.key else None
 
     def __str__(self) -> str:  # KeyError quotes its message; we do not want that
         return str(self.args[0]) if self.args else self.__class__.__name__

@@ -78,19 +78,23 @@ class RainFileError(CorruptFileError):
         1-based line number, where one applies.
     """
 
-    def __init__(self, path: str | Path, line: int | None, message: str, *, detail: str | None = None) -> None:
+    def __init__(self, path: str | Path, line: int | None, message: str, *, detail: str | None = None,
+                 key: str | None = None, **params) -> None:
         self.path = Path(path)
         self.line = line
         self.message = message
         where = f"{self.path}:{line}" if line is not None else f"{self.path}"
-        super().__init__(f"{where}: {message}", detail=detail)
+        # a catalogue key's fields also get ``where`` (the file's name and line, as the message starts)
+        super().__init__(f"{where}: {message}", detail=detail, key=key,
+                         where=f"{self.path.name}:{line}" if line is not None else self.path.name, **params)
 
     def __reduce__(self):  # keep path, line and message across processes (the default would pass one string)
-        return _rain_file_error, (type(self), str(self.path), self.line, self.message, self.detail)
+        params = {k: v for k, v in self.params.items() if k != "where"}
+        return _rain_file_error, (type(self), str(self.path), self.line, self.message, self.detail, self.key, params)
 
 
-def _rain_file_error(cls, path, line, message, detail):
-    return cls(path, line, message, detail=detail or None)
+def _rain_file_error(cls, path, line, message, detail, key="", params=None):
+    return cls(path, line, message, detail=detail or None, key=key or None, **(params or {}))
 
 
 @dataclass
@@ -473,19 +477,20 @@ def read_rain_csv(path: str | Path, *, time_col: str | None = None, units: str |
         df = pd.read_csv(path, dtype=str, keep_default_na=False, skip_blank_lines=False)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, OSError) as exc:
         raise RainFileError(path, None, "not a readable CSV file (a header row, then one row per time)",
-                            detail=f"{type(exc).__name__}: {exc}") from exc
+                            key="err.rain.not_csv", detail=f"{type(exc).__name__}: {exc}") from exc
     lineno = np.arange(len(df)) + 2  # header is line 1
     blank = (df == "").all(axis=1).to_numpy()
     df, lineno = df[~blank], lineno[~blank]
     if df.empty:
-        raise RainFileError(path, None, "holds no data rows")
+        raise RainFileError(path, None, "holds no data rows", key="err.rain.no_rows")
     tcols, tunit, ignored = _time_columns(path, list(df.columns), time_col)
     gauge_cols = [c for c in df.columns if c not in tcols and c not in ignored]
     if not gauge_cols:
         if time_col is None and not _is_time_name(tcols[0]):
             raise RainFileError(path, 1, f"found only column '{tcols[0]}'; expected a time column, then one column "
-                                         f"per rain gauge; {ACCEPTED_TIME_COLUMNS}")
-        raise RainFileError(path, 1, "no gauge columns besides the time column")
+                                         f"per rain gauge; {ACCEPTED_TIME_COLUMNS}",
+                                  key="err.rain.only_column", column=tcols[0])
+        raise RainFileError(path, 1, "no gauge columns besides the time column", key="err.rain.no_gauges")
     col_units = {col: _column_unit(path, col, units) for col in gauge_cols}  # header errors first
 
     shown = df[tcols[0]] if len(tcols) == 1 else df[tcols[0]] + " " + df[tcols[1]]
@@ -497,7 +502,8 @@ def read_rain_csv(path: str | Path, *, time_col: str | None = None, units: str |
         if bad.any():
             k = int(np.argmax(bad))
             raise RainFileError(path, int(lineno[k]), f"time {raw.iloc[k]!r} in column {named} is not a number of "
-                                                      f"{TIME_UNIT_WORDS[tunit]} from the start")
+                                                      f"{TIME_UNIT_WORDS[tunit]} from the start",
+                                  key="err.rain.time_not_number", value=repr(raw.iloc[k]), column=named)
         if (t < 0).any():
             k = int(np.argmax(t < 0))
             raise RainFileError(path, int(lineno[k]), f"time {raw.iloc[k]!r} in column {named} is negative; "
@@ -526,14 +532,16 @@ def read_rain_csv(path: str | Path, *, time_col: str | None = None, units: str |
                                                           "name does not say their unit (name it e.g. 'time_min' "
                                                           f"for minutes from the start); {ACCEPTED_TIME_COLUMNS}")
             raise RainFileError(path, int(lineno[k]), f"time {value!r} in column {named} cannot be read as a "
-                                                      f"date-time; {ACCEPTED_TIME_COLUMNS}")
+                                                      f"date-time; {ACCEPTED_TIME_COLUMNS}",
+                                  key="err.rain.time_column", value=repr(value), column=named)
     secs = t - t[0] if tunit != "datetime" else (t - t.iloc[0]).dt.total_seconds().to_numpy()
     secs = np.asarray(secs, dtype=float)
     d = np.diff(secs)
     if (d <= 0).any():
         k = int(np.argmax(d <= 0)) + 1
         raise RainFileError(path, int(lineno[k]), f"time {shown.iloc[k]!r} in column {named} does not come after "
-                                                  "the previous row")
+                                                  "the previous row", key="err.rain.time_order",
+                                  value=repr(shown.iloc[k]), column=named)
     step = int(step_s) if step_s else (int(round(d.min())) if len(d) else None)
     if step is None or step <= 0:
         raise RainFileError(path, None, "one row gives no time step; give at least two rows (or step_s)")
@@ -555,7 +563,8 @@ def read_rain_csv(path: str | Path, *, time_col: str | None = None, units: str |
         nonnum = np.isnan(num) & ~empty
         if nonnum.any():
             k = int(np.argmax(nonnum))
-            raise RainFileError(path, int(lineno[k]), f"column '{col}': {raw.iloc[k]!r} is not a number")
+            raise RainFileError(path, int(lineno[k]), f"column '{col}': {raw.iloc[k]!r} is not a number",
+                                    key="err.rain.not_a_number", column=col, value=repr(raw.iloc[k]))
         if np.isinf(num).any():
             k = int(np.argmax(np.isinf(num)))
             raise RainFileError(path, int(lineno[k]), f"column '{col}': {raw.iloc[k]!r} is not a finite number")
