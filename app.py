@@ -144,7 +144,7 @@ def select_city(lang: str) -> tuple[str, CityTwin] | None:
 
 def show_upload_error(exc: TwinError, lang: str) -> None:
     """A refused input in plain words, with the library's own words folded away below it."""
-    plain, detail = support.upload_error_parts(exc)
+    plain, detail = support.upload_error_parts(exc, lang=lang)
     st.error(plain)
     if detail:
         with st.expander(t("upload.error.detail", lang)):
@@ -292,7 +292,7 @@ def page_flood_event(lang: str) -> None:
                 progress=lambda p: bar.progress(p.fraction, text=support.flood_progress_text(p, lang)))
         except TwinError as exc:
             bar.empty()
-            st.error(t("flood.error", lang, error=str(exc)))
+            st.error(t("flood.error", lang, error=support.error_text(exc, lang)))
             return
         bar.empty()
         support.keep_latest(events, event_key, result, FLOOD_EVENTS_KEPT)
@@ -323,7 +323,7 @@ def save_run(lang: str, prefix: str, write) -> None:
         root.mkdir(parents=True, exist_ok=True)
         out = write(root / new_run_id(prefix))
     except (TwinError, OSError) as exc:
-        st.warning(t("run.save_error", lang, error=str(exc).replace(str(support.workspace_root()), ".")))
+        st.warning(t("run.save_error", lang, error=support.error_text(exc, lang).replace(str(support.workspace_root()), ".")))
         return
     st.session_state["last_saved_run"] = out.name
     st.caption(t("run.saved", lang, run=out.name))

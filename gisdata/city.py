@@ -270,11 +270,14 @@ def read_city_gpkg(path: str | Path, *, dem: str | Path | Raster | None = None) 
         available = {name for name, _ in pyogrio.list_layers(path)}
     except Exception as exc:  # pyogrio raises DataSourceError and friends for non-GPKG bytes
         raise CorruptFileError(f"{path}: not a readable GeoPackage: the file could not be opened as one",
+                               key="err.gpkg.unreadable", file=Path(path).name,
                                detail=f"{type(exc).__name__}: {exc}") from exc
     missing = [layer for layer in REQUIRED_LAYERS if layer not in available]
     if missing:
         raise MissingLayerError(
-            f"{path}: missing required layer(s) {missing}; a city GeoPackage needs {list(REQUIRED_LAYERS)}"
+            f"{path}: missing required layer(s) {missing}; a city GeoPackage needs {list(REQUIRED_LAYERS)}",
+            key="err.gpkg.missing_layers", file=Path(path).name, missing=", ".join(map(str, missing)),
+            required=", ".join(REQUIRED_LAYERS)
         )
     layers: dict[str, gpd.GeoDataFrame] = {}
     crs = None

@@ -132,7 +132,8 @@ def read_geotiff(path: str | Path, *, band: int = 1) -> Raster:
             crs = src.crs
             nodata = src.nodata
     except rasterio.errors.RasterioIOError as exc:
-        raise CorruptFileError(f"{path}: not a readable GeoTIFF ({exc})") from exc
+        raise CorruptFileError(f"{path}: not a readable GeoTIFF ({exc})", key="err.dem.unreadable",
+                               file=Path(path).name) from exc
     if crs is None:
         raise CRSError(f"{path}: DEM has no CRS; expected a projected CRS in metres")
     crs_str = crs.to_string()

@@ -206,7 +206,8 @@ def check_upload_size(name: str, size_bytes: int, kind: str) -> None:
     limit_mb = UPLOAD_LIMITS_MB[kind]
     if size_bytes > limit_mb * MB:
         raise UploadTooLargeError(f"{Path(name).name}: {size_bytes / MB:.1f} MB is larger than the {limit_mb} MB "
-                                  f"allowed for a {kind} upload")
+                                  f"allowed for a {kind} upload", key="err.upload.too_large", file=Path(name).name,
+                                  size=f"{size_bytes / MB:.1f}", limit=limit_mb)
 
 
 def read_uploads(uploads, kind: str, *, max_files: int | None = None) -> tuple[tuple[str, bytes], ...]:
@@ -228,7 +229,8 @@ def read_uploads(uploads, kind: str, *, max_files: int | None = None) -> tuple[t
     """
     uploads = list(uploads)
     if max_files is not None and len(uploads) > max_files:
-        raise UploadTooLargeError(f"{len(uploads)} files uploaded; at most {max_files} are allowed")
+        raise UploadTooLargeError(f"{len(uploads)} files uploaded; at most {max_files} are allowed",
+                                  key="err.upload.too_many", n=len(uploads), max=max_files)
     for u in uploads:
         one = "dem" if kind == "gpkg" and u.name.lower().endswith(DEM_SUFFIXES) else kind
         check_upload_size(u.name, int(u.size), one)
@@ -285,8 +287,8 @@ def load_uploaded_city(files: UploadedFiles, kind: str) -> CityTwin:
                 if len(gpkgs) != 1 or len(dems) > 1 or others:
                     names = ", ".join(n for n, _ in files)
                     raise TwinError(
-                        f"{names}: expected one city GeoPackage (.gpkg) and at most one DEM GeoTIFF (.tif)"
-                    )
+                        f"{names}: expected one city GeoPackage (.gpkg) and at most one DEM GeoTIFF (.tif)",
+                        key="err.upload.gpkg_files", files=names)
                 name, data = gpkgs[0]
                 gpkg = tmp_dir / name
                 gpkg.write_bytes(data)
@@ -297,7 +299,8 @@ def load_uploaded_city(files: UploadedFiles, kind: str) -> CityTwin:
                 return read_city_gpkg(gpkg, dem=dem)
             if len(files) != 1 or not files[0][0].lower().endswith(OSM_SUFFIXES):
                 names = ", ".join(n for n, _ in files)
-                raise TwinError(f"{names}: expected one OSM extract (.osm, .osm.bz2 or .osm.pbf)")
+                raise TwinError(f"{names}: expected one OSM extract (.osm, .osm.bz2 or .osm.pbf)",
+                                key="err.upload.osm_file", files=names)
             osm = tmp_dir / files[0][0]
             osm.write_bytes(files[0][1])
             return load_city(osm)
@@ -308,7 +311,30 @@ def load_uploaded_city(files: UploadedFiles, kind: str) -> CityTwin:
             raise _retold(exc, plain, detail) from exc
 
 
-def upload_error_parts(exc: BaseException, tmp_dir: str | os.PathLike | None = None) -> tuple[str, str]:
+def error_text(exc: BaseException, lang: str = "en") -> str:
+    """An error's message in ``lang``: its catalogue key's message when it has one, else its English text.
+
+    Examples
+    --------
+    >>> from gisdata.errors import CorruptFileError
+    >>> err = CorruptFileError("x.gpkg: not a readable GeoPackage: ...", key="err.gpkg.unreadable", file="x.gpkg")
+    >>> error_text(err, "zh")
+    'x.gpkg：不是可读取的 GeoPackage 文件，无法按 GeoPackage 打开'
+    >>> error_text(ValueError("bad"), "zh")
+    'bad'
+    """
+    found = getattr(exc, "message_key", None)
+    if found:
+        key, params = found
+        try:
+            return t(key, lang, **params)
+        except (KeyError, IndexError, ValueError):  # a field the message lacks: the English words, not a crash
+            pass
+    return str(exc)
+
+
+def upload_error_parts(exc: BaseException, tmp_dir: str | os.PathLike | None = None,
+                       lang: str = "en") -> tuple[str, str]:
     """(plain message, technical detail) of an upload error, for a page to show the first and fold the second.
 
     The plain message says what is wrong in words a planner reads ("not a
@@ -327,6 +353,8 @@ def upload_error_parts(exc: BaseException, tmp_dir: str | os.PathLike | None = N
     from gisdata.errors import error_parts
 
     plain, detail = error_parts(exc)
+    if lang != "en" and getattr(exc, "message_key", None):  # the plain words in the page's language
+        plain = error_text(exc, lang)
     if tmp_dir is not None:
         tmp = str(tmp_dir)
         plain, detail = (text.replace(tmp + os.sep, "").replace(tmp, ".") for text in (plain, detail))
@@ -367,6 +395,8 @@ def _retold(exc: TwinError, plain: str, detail: str) -> TwinError:
         out = type(exc)(plain, detail=detail)
     except TypeError:  # a type with its own constructor (e.g. RainFileError(path, line, message))
         out = TwinError(plain, detail=detail)
+    if exc.key:  # the catalogue key and its fields travel with the message
+        out.key, out.params = exc.key, dict(exc.params)
     return out
 
 
