@@ -297,7 +297,7 @@ def make_render(load_scenarios: Callable[[], ModuleType]) -> Callable[[str], Non
     """The Batch page's ``render(lang)``, calling the ``scenarios`` package that ``load_scenarios()`` returns."""
     import streamlit as st
 
-    from twin.app_support import persistent
+    from twin.app_support import error_text, persistent
 
     @st.cache_data(show_spinner=False, max_entries=8)
     def cached_results(path: str, stamp: float) -> pd.DataFrame:
@@ -328,7 +328,7 @@ def make_render(load_scenarios: Callable[[], ModuleType]) -> Callable[[str], Non
             spec = sc.validate_scenario(data, source=f"{TEMPLATE} ({size})")
             root.mkdir(parents=True, exist_ok=True)
         except (TwinError, OSError) as exc:
-            st.error(t("batch.launch.error", lang, error=str(exc)))
+            st.error(t("batch.launch.error", lang, error=error_text(exc, lang)))
             return
         n = len(SIZES[size]["strategies"]) * len(SIZES[size]["seeds"])
         bar = st.progress(0.0, text=t("batch.launch.progress", lang, done=0, n=n))
@@ -338,7 +338,7 @@ def make_render(load_scenarios: Callable[[], ModuleType]) -> Callable[[str], Non
                                 "batch.launch.progress", lang, done=done, n=n)))
         except Exception as exc:  # noqa: BLE001 - any failure of the batch is shown (Streamlit's stop is no Exception)
             bar.empty()
-            st.error(t("batch.launch.error", lang, error=" ".join(str(exc).split())))
+            st.error(t("batch.launch.error", lang, error=" ".join(error_text(exc, lang).split())))
             return
         bar.empty()
         st.session_state["batch_sweep"] = str(res.directory)
@@ -356,7 +356,7 @@ def make_render(load_scenarios: Callable[[], ModuleType]) -> Callable[[str], Non
         try:
             root = support.resolve_workspace_folder(typed)
         except TwinError as exc:
-            st.error(t("workspace.refused", lang, error=str(exc)))
+            st.error(t("workspace.refused", lang, error=error_text(exc, lang)))
             return
         with st.expander(t("batch.launch.title", lang)):
             launch(lang, root)
@@ -364,7 +364,7 @@ def make_render(load_scenarios: Callable[[], ModuleType]) -> Callable[[str], Non
         try:
             runs = sc.list_runs(root) if root.is_dir() else pd.DataFrame()
         except TwinError as exc:
-            st.error(str(exc))
+            st.error(error_text(exc, lang))
             return
         if sweeps.empty and runs.empty:
             st.info(t("batch.none", lang, root=typed.strip() or "."))
@@ -394,7 +394,7 @@ def make_render(load_scenarios: Callable[[], ModuleType]) -> Callable[[str], Non
         try:
             results = cached_results(sweep_dir, stamp)
         except TwinError as exc:
-            st.error(str(exc))
+            st.error(error_text(exc, lang))
             return
         if results.empty:
             st.info(t("batch.no_results", lang))

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from twin.app_support import persistent
+from twin.app_support import error_text, persistent
 from twin.i18n import t
 
 MIN_SEEDS = 5
@@ -127,7 +127,7 @@ def _save(lang: str, per_seed, summary, *, params: dict) -> None:
         out = write_result_run(root / new_run_id("compare"), kind="comparison",
                                tables={"per_seed": per_seed, "summary": summary}, params=params)
     except (TwinError, OSError) as exc:
-        st.warning(t("run.save_error", lang, error=str(exc).replace(str(support.workspace_root()), ".")))
+        st.warning(t("run.save_error", lang, error=error_text(exc, lang).replace(str(support.workspace_root()), ".")))
         return
     st.caption(t("run.saved", lang, run=out.name))
 

@@ -24,7 +24,7 @@ import pandas as pd
 import streamlit as st
 
 from gisdata.city import CityTwin
-from twin.app_support import persistent
+from twin.app_support import error_text, persistent
 from twin.i18n import t
 from twin.pages.maps import map_downloads, map_legend
 from twin.viz.risk_map import format_time, risk_deck
@@ -239,7 +239,7 @@ def render(lang: str, *, choice: Callable) -> None:
         try:
             city = _cached_city(source)
         except TwinError as exc:
-            st.error(str(exc))
+            st.error(error_text(exc, lang))
             return
     st.subheader(t("forecast.header", lang, name=city.name))
     st.caption(t("forecast.caption", lang))
@@ -337,7 +337,7 @@ def _choose_ensemble(lang: str, choice: Callable, kind: str, city: CityTwin, sou
         files = support.read_uploads(uploads, "members", max_files=support.MAX_MEMBER_FILES)
         return _cached_ensemble((source, "ensemble", support.upload_key(files), gauges), files, kind, 0, 0, city)
     except TwinError as exc:
-        st.error(t("forecast.qpf_error", lang, error=str(exc)))
+        st.error(t("forecast.qpf_error", lang, error=error_text(exc, lang)))
         return None
 
 
@@ -380,7 +380,7 @@ def _run(lang: str, city: CityTwin, ens, options: dict, thresholds: tuple[float,
                 on_progress=lambda p: bar.progress(min(p.fraction, 1.0), text=progress_text(p, lang)))
             bundle = _outputs_bundle(res.outputs)  # read the files before the folder goes
     except TwinError as exc:
-        st.error(t("forecast.error", lang, error=str(exc)))
+        st.error(t("forecast.error", lang, error=error_text(exc, lang)))
         return None
     finally:
         bar.empty()
@@ -406,7 +406,7 @@ def _save(lang: str, run: dict, source: str, options: dict, thresholds: tuple, s
             files={"plan.json": bundle["plan_json"], "plan.html": bundle["plan_html"],
                    "summary.txt": str(bundle["summary"]), "hydrographs.png": bundle["png"]})
     except (TwinError, OSError) as exc:
-        st.warning(t("run.save_error", lang, error=str(exc).replace(str(support.workspace_root()), ".")))
+        st.warning(t("run.save_error", lang, error=error_text(exc, lang).replace(str(support.workspace_root()), ".")))
         return
     st.caption(t("run.saved", lang, run=out.name))
 
