@@ -279,7 +279,7 @@ def page_flood_event(lang: str) -> None:
         return
     drain_h = st.select_slider(t("flood.drain_time_h", lang), [0.5, 1.0, 2.0, 4.0, 6.0], value=2.0,
                                **support.persistent("flood_drain"))
-    st.caption(support.rain_description(rain, lang))
+    st.caption(support.rain_description(rain, lang, storm=storm))
     st.altair_chart(flood_layers.rain_chart(rain, lang=lang), width="stretch")
 
     event_key = fe.flood_event_key(city_key, rain, drain_time_h=float(drain_h))

@@ -466,9 +466,18 @@ def city_scene_html(city: CityTwin, *, vertical_exaggeration: float = 1.0, lang:
 # ----------------------------------------------------------------------------- flood event page
 
 
-def rain_description(rain, lang: str = "en") -> str:
-    """One line about a rain series: label, depth, duration and peak."""
-    return t("flood.rain_summary", lang, label=rain.label or "-", depth=f"{rain.max_depth_mm:.1f}",
+def rain_description(rain, lang: str = "en", storm: dict | None = None) -> str:
+    """One line about a rain series: label, depth, duration and peak.
+
+    With ``storm`` (the storm's parameters, as the Flood event page records them) the
+    label is told in ``lang`` (:func:`twin.flood_event.storm_caption`); English keeps the rain's own label.
+    """
+    label = rain.label or "-"
+    if storm and lang != "en":
+        from twin.flood_event import storm_caption
+
+        label = storm_caption(storm, lang) or label
+    return t("flood.rain_summary", lang, label=label, depth=f"{rain.max_depth_mm:.1f}",
              minutes=f"{rain.duration_s / 60:g}", peak=f"{rain.max_peak_mm_h:.1f}")
 
 

@@ -61,6 +61,80 @@ class FloodEventError(TwinError, RuntimeError):
     """The flood event could not be run (worker process died, bad options)."""
 
 
+# ----------------------------------------------------------------------------- storm captions
+
+
+def _num(value) -> str:
+    try:
+        return f"{float(value):g}"
+    except (TypeError, ValueError):
+        return str(value)
+
+
+def storm_caption(storm: Mapping | None, lang: str = "en") -> str:
+    """A storm's parameters (as a page or a run's manifest records them) in words of ``lang``; ``""`` for none.
+
+    ``storm`` holds ``kind`` (``chicago``, ``block``, ``nrcs`` or ``csv``) and that
+    kind's parameters (``idf``, ``return_period_yr``, ``duration_min``, ``r``;
+    ``intensity_mm_h``; ``depth_mm``, ``nrcs_type``; ``file``).  Other storms are
+    told as :func:`localize_storm_text` tells :func:`twin.runstore.storm_text`'s words.
+
+    Examples
+    --------
+    >>> storm_caption({"kind": "chicago", "idf": "beijing", "return_period_yr": 100, "duration_min": 60, "r": 0.4}, "zh")
+    '芝加哥雨型（北京公式）100 年一遇，历时 60 分钟，r=0.4'
+    >>> storm_caption({"kind": "block", "intensity_mm_h": 40.0, "duration_min": 60}, "en")
+    'block 40 mm/h x 60 min'
+    """
+    from twin.i18n import t
+
+    if not isinstance(storm, Mapping) or not storm:
+        return ""
+    kind = str(storm.get("kind") or "")
+    try:
+        if kind == "chicago" and storm.get("idf"):
+            return t("storm.caption.chicago", lang, idf=t(f"flood.idf.{storm['idf']}", lang),
+                     rp=_num(storm["return_period_yr"]), minutes=_num(storm["duration_min"]),
+                     r=_num(storm.get("r", 0.4)))
+        if kind == "block":
+            return t("storm.caption.block", lang, intensity=_num(storm["intensity_mm_h"]),
+                     minutes=_num(storm["duration_min"]))
+        if kind == "nrcs":
+            return t("storm.caption.nrcs", lang, type=storm.get("nrcs_type", "II"), depth=_num(storm["depth_mm"]))
+        if kind == "csv" and storm.get("file"):
+            return t("storm.caption.file", lang, file=storm["file"])
+    except KeyError:  # a manifest without every parameter: its short words below
+        pass
+    from twin.runstore import storm_text
+
+    return localize_storm_text(storm_text(storm), lang)
+
+
+def localize_storm_text(text: str, lang: str = "en") -> str:
+    """:func:`twin.runstore.storm_text`'s words (``chicago 100 yr 60 min``) in ``lang`` (English: unchanged).
+
+    The first word is the storm's kind (``storm.kind.<kind>`` where the catalogue has
+    it), the units ``yr`` and ``min`` are translated, numbers and file names kept.
+
+    Examples
+    --------
+    >>> localize_storm_text("chicago 100 yr 60 min", "zh")
+    '芝加哥雨型 100 年一遇 60 分钟'
+    >>> localize_storm_text("chicago 100 yr 60 min", "en")
+    'chicago 100 yr 60 min'
+    """
+    from twin.i18n import catalogue, t
+
+    if lang == "en" or not text:
+        return text
+    words = str(text).split()
+    kind = words[0]
+    if f"storm.kind.{kind}" in catalogue("en"):
+        words[0] = t(f"storm.kind.{kind}", lang)
+    units = {"yr": t("storm.unit.yr", lang), "min": t("storm.unit.min", lang)}
+    return " ".join(units.get(w, w) if i else w for i, w in enumerate(words))
+
+
 # ----------------------------------------------------------------------------- rain
 
 
