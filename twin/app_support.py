@@ -19,7 +19,7 @@ import pandas as pd
 from gisdata.city import CityTwin, load_city, read_city_gpkg
 from gisdata.errors import InputFileNotFoundError, TwinError
 from gisdata.schema import LAYER_NAMES, LAYERS
-from twin.i18n import t
+from twin.i18n import catalogue, t
 
 APP_CITY_ENV = "CITYTWIN_APP_CITY"
 """Environment variable naming the app's built-in city (a preset or a .gpkg path); default ``demo``."""
@@ -443,17 +443,84 @@ def layer_column_stats(city: CityTwin, layer: str, lang: str = "en") -> pd.DataF
     rows = []
     for col in cols:
         s = gdf[col]
-        row = {"column": col, "dtype": str(s.dtype), "unit": units.get(col, "")}
+        unit = units.get(col, "")
+        row = {"column": col, "description": column_description(col, lang), "dtype": dtype_label(s.dtype, lang),
+               "unit": t(f"unit.{unit}", lang) if f"unit.{unit}" in catalogue("en") else unit}
         if pd.api.types.is_numeric_dtype(s) and not pd.api.types.is_bool_dtype(s) and len(s):
             row.update(min=float(s.min()), mean=float(s.mean()), max=float(s.max()))
         else:
             row.update(min=np.nan, mean=np.nan, max=np.nan)
         row["distinct"] = int(s.nunique())
         top = s.astype(str).value_counts()
-        row["top"] = f"{top.index[0]} ({top.iloc[0]})" if len(top) else ""
+        row["top"] = f"{value_label(layer, col, top.index[0], lang)} ({top.iloc[0]})" if len(top) else ""
         rows.append(row)
-    df = pd.DataFrame(rows, columns=["column", "dtype", "unit", "min", "mean", "max", "distinct", "top"])
+    df = pd.DataFrame(rows, columns=["column", "description", "dtype", "unit", "min", "mean", "max", "distinct", "top"])
     return df.rename(columns={k: t(f"stats.{k}", lang) for k in df.columns})
+
+
+def column_description(column: str, lang: str = "en") -> str:
+    """What a layer column holds, in ``lang`` (``column.<name>`` in the catalogue; ``""`` if it has none).
+
+    Examples
+    --------
+    >>> column_description("lanes", "zh")
+    '车道数（双向合计）'
+    """
+    key = f"column.{column}"
+    return t(key, lang) if key in catalogue("en") else ""
+
+
+def dtype_label(dtype, lang: str = "en") -> str:
+    """A column's data type in words of ``lang`` (text, integer, decimal, yes/no, date-time).
+
+    Examples
+    --------
+    >>> dtype_label(np.dtype("int64"), "zh"), dtype_label(np.dtype("float64"), "en")
+    ('整数', 'decimal')
+    """
+    kind = getattr(dtype, "kind", "O")
+    name = {"i": "integer", "u": "integer", "f": "decimal", "b": "boolean", "M": "datetime"}.get(kind, "text")
+    return t(f"stats.dtype.{name}", lang)
+
+
+# layer column -> catalogue prefix of its categorical values
+_VALUE_KEYS = {"road_class": "road_class", "use": "use", "node_type": "node_type", "height_source": "height_source",
+               "department": "department", "site_type": "site_type", "sensor_type": "sensor_type", "sag": "sag",
+               "kind": "water_kind"}
+
+
+def value_label(layer: str, column: str, value, lang: str = "en") -> str:
+    """A categorical value of a layer column in words of ``lang``; names are kept (generated ones translated).
+
+    Generated depot and district names (``Police Station 1``, ``Grid A1``) come from the
+    catalogue, as in the response plan; a city's own names are shown as they are.
+
+    Examples
+    --------
+    >>> value_label("roads", "road_class", "arterial", "zh"), value_label("roads", "sag", "", "zh")
+    ('主干路', '-')
+    >>> value_label("depots", "name", "Police Station 1", "zh")
+    '派出所 1'
+    """
+    text = str(value)
+    if text == "":
+        return "-"
+    prefix = _VALUE_KEYS.get(column)
+    if prefix and f"{prefix}.{text}" in catalogue("en"):
+        return t(f"{prefix}.{text}", lang)
+    if column == "name" and layer in ("depots", "districts"):
+        from hydraulics.plan import depot_label, district_label
+
+        def say(key: str, **fields) -> str:
+            return t(key, lang, **fields)
+
+        if layer == "districts":
+            return district_label(text, say)
+        return next((depot_label(text, d, say) for d in _DEPARTMENTS if depot_label(text, d, say) != text), text)
+    return text
+
+
+_DEPARTMENTS = ("city_management", "drainage", "police", "emergency")
 
 
 def city_scene_html(city: CityTwin, *, vertical_exaggeration: float = 1.0, lang: str = "en") -> str:
