@@ -119,3 +119,87 @@ def test_run_writer_is_atomic(tmp_path):
     assert np.isnan(read_kpis(out)["x"])
     with pytest.raises(RunExistsError):
         RunWriter(out)
+
+
+# ----------------------------------------------------------------------------- the map (issue #13 item 4)
+
+
+def test_state_deck_is_the_replay_map_in_the_one_palette(run_dir):
+    import json
+
+    from twin.replay import state_deck
+    from twin.viz import palette as pal
+    from twin.viz.animation import incident_status
+    from twin.viz.export import deck_layers_geojson
+    from twin.viz.legend import deck_legend_html
+
+    city = make_tiny_city()
+    state = state_at(run_dir, 5400.0)
+    assert len(state.crews) and len(state.incidents)
+    status = incident_status(run_dir, state)
+    deck = state_deck(state, city, status=status)
+    spec = json.loads(deck.to_json())
+    layers = {layer["id"]: layer for layer in spec["layers"]}
+    assert {"road_status", "water", "incidents", "vendors", "crews"} <= set(layers)
+    assert spec["mapStyle"] == "__MAP_STYLE__"  # no basemap
+    crews = {pal.hex_of(r["color"]) for r in layers["crews"]["data"]}
+    assert crews <= {c.lower() for c in pal.DEPARTMENT.values()}
+    incidents = [pal.hex_of(r["color"]) for r in layers["incidents"]["data"]]
+    assert incidents == [pal.INCIDENT[s].lower() for s in status.reindex(
+        [r["incident_id"] for r in layers["incidents"]["data"]])]  # coloured by status, not by category
+    legend = deck_legend_html(deck, "zh")
+    assert "图例" in legend and "队伍" in legend
+    fc = json.loads(deck_layers_geojson(deck))
+    assert fc["type"] == "FeatureCollection" and {f["properties"]["layer"] for f in fc["features"]} >= {
+        "road_status", "crews", "incidents"}
+
+
+@pytest.fixture
+def replay_app(tmp_path, monkeypatch):
+    """The workbench on a stored 1.5 h storm run of the tiny city (its GeoPackage in the run store's folder)."""
+    from pathlib import Path
+
+    from streamlit.testing.v1 import AppTest
+
+    from gisdata.city import save_city
+
+    city = make_tiny_city()
+    gpkg = save_city(city, tmp_path / "tiny.gpkg")
+    write_coupled_run(tmp_path / "runs" / "storm1",
+                      lambda event_sink, progress: run_coupled(
+                          city, hours=1.5, strategy="priority", seed=3, rain=chicago_storm("beijing", 50, 60),
+                          start_s=600.0, event_sink=event_sink, progress=progress, n_citizens=60, n_vendors=2),
+                      params={"city": str(gpkg), "hours": 1.5, "strategy": "priority", "seed": 3}, city=city)
+    monkeypatch.setenv("CITYTWIN_APP_CITY", str(gpkg))
+    monkeypatch.setenv("CITYTWIN_WORKSPACE", str(tmp_path))
+    monkeypatch.delenv("CITYTWIN_RUNS_DIR", raising=False)
+    app = AppTest.from_file(str(Path(__file__).resolve().parents[1] / "app.py"), default_timeout=180).run()
+    app.sidebar.radio(key="page__en").set_value("replay").run()
+    assert not app.exception, [e.value for e in app.exception]
+    return app
+
+
+def test_replay_page_map_has_its_legend_exports_and_a_player(replay_app):
+    from twin.i18n import t
+    from twin.pages import replay as page
+
+    app = replay_app
+    app.slider(key="replay_minutes").set_value(60).run()
+    assert not app.exception, [e.value for e in app.exception]
+    legend = " ".join(h.proto.body for h in app.get("html"))
+    assert "citytwin-legend" in legend and t("map.legend.title", "en") in legend
+    assert t("replay.legend", "en") not in [c.value for c in app.caption]  # the old caption naming old colours
+    assert {b.proto.label for b in app.get("download_button")} == {t("map.export.png", "en"),
+                                                                  t("map.export.geojson", "en")}
+    assert len(app.get("iframe")) == 0  # the player is drawn only when asked
+
+    page._players().clear()
+    app.toggle(key="replay_player").set_value(True).run()
+    assert not app.exception, [e.value for e in app.exception]
+    (frame,) = app.get("iframe")
+    html = frame.proto.srcdoc
+    assert 'id="citytwin-play"' in html and html.count("data:image/png;base64,") == 10  # 00:00 .. 01:30
+    assert "http://" not in html and "https://" not in html
+    assert any(t("replay.player.hint", "en", step="10")[:40] in c.value for c in app.caption)
+    app.slider(key="replay_minutes").set_value(30).run()  # another time: the same player, not drawn again
+    assert len(page._players()) == 1 and app.get("iframe")[0].proto.srcdoc == html

@@ -314,81 +314,30 @@ def _fmt(v) -> str:
 
 # ----------------------------------------------------------------------------- map
 
-DEPARTMENT_RGB = {"city_management": [255, 140, 0], "drainage": [30, 90, 220], "police": [120, 40, 200],
-                  "emergency": [220, 20, 60]}
-INCIDENT_RGB = [250, 200, 0]
-FLOOD_INCIDENT_RGB = [0, 190, 255]
-VENDOR_RGB = [40, 170, 60]
 
+def state_deck(state: ReplayState, city, *, lang: str = "en", height_px: int = 560, status: pd.Series | None = None,
+               street=None):
+    """A pydeck map of a replay state (no basemap: works offline), in the workbench's one palette.
 
-def state_deck(state: ReplayState, city, *, lang: str = "en", height_px: int = 560):
-    """A pydeck map of a replay state (no basemap tiles: ``map_style=None``).
+    :func:`twin.viz.replay_map.replay_deck`: roads by closure state, the street water (``street``),
+    wet manholes, open incidents by status (``status``), vendors and crews by department, with
+    formatted tooltips; its legend is :func:`twin.viz.legend.deck_legend_html`.
 
-    Layers: roads coloured by closure state, wet manholes (radius by pool depth),
-    open incidents, occupying vendors and crews (colour by department), with tooltips.
+    Parameters
+    ----------
+    state : ReplayState
+    city : CityTwin
+        The run's city.
+    lang : str
+    height_px : int
+    status : Series, optional
+        Status of each open incident (:func:`twin.viz.animation.incident_status`); default "reported".
+    street : (DepthSeries, int or None), optional
+        The run's street water and the frame to draw.
     """
-    import pydeck as pdk
-    from pyproj import Transformer
+    from twin.viz.replay_map import replay_deck
 
-    from twin.i18n import t as tr
-    from twin.viz.flood_layers import road_status_layer
-    from twin.viz.map2d import deck_tooltip, tooltip_columns
-
-    to_ll = Transformer.from_crs(city.crs, "EPSG:4326", always_xy=True)
-
-    def ll(df: pd.DataFrame) -> pd.DataFrame:
-        out = df.copy()
-        if len(out):
-            lon, lat = to_ll.transform(out["x"].to_numpy(float), out["y"].to_numpy(float))
-            out["lon"], out["lat"] = np.round(lon, 7), np.round(lat, 7)
-        else:
-            out["lon"], out["lat"] = [], []
-        return out
-
-    rc = state.roads_closed.assign(depth_m=np.nan)
-    layers = [road_status_layer(city.roads, rc, lang=lang)]
-    fn = ll(state.flood_nodes) if len(state.flood_nodes) else ll(pd.DataFrame(columns=["x", "y"]))
-    if len(fn):
-        fn["radius"] = 4.0 + 80.0 * np.clip(fn["surface_depth_m"].to_numpy(float), 0, 0.5)
-        fn = fn.assign(**tooltip_columns(
-            (f"{tr('replay.map.manhole', lang)} {n}", {tr("replay.map.pool_depth", lang): f"{d:.2f} m",
-                                                        tr("replay.map.surface_volume", lang): f"{v:.1f} m³"})
-            for n, d, v in zip(fn["node_id"], fn["surface_depth_m"], fn["surface_volume_m3"])))
-    layers.append(pdk.Layer("ScatterplotLayer", id="water", data=fn, get_position=["lon", "lat"],
-                            get_radius="radius" if len(fn) else 4, radius_min_pixels=2, radius_max_pixels=16,
-                            get_fill_color=[0, 120, 255, 110], pickable=True))
-    inc = ll(state.incidents.reset_index())
-    if len(inc):
-        inc["color"] = [FLOOD_INCIDENT_RGB if c == "waterlogging" else INCIDENT_RGB for c in inc["category"]]
-        inc = inc.assign(**tooltip_columns(
-            (f"{tr('replay.map.incident', lang)} {i}", {tr("replay.map.category", lang): tr("category." + str(c), lang),
-                                                         tr("replay.map.reports", lang): r})
-            for i, c, r in zip(inc["incident_id"], inc["category"], inc["reports"])))
-    layers.append(pdk.Layer("ScatterplotLayer", id="incidents", data=inc, get_position=["lon", "lat"], get_radius=10,
-                            radius_min_pixels=3, radius_max_pixels=7, get_fill_color="color" if len(inc) else INCIDENT_RGB, stroked=True,
-                            get_line_color=[60, 60, 60], line_width_min_pixels=1, pickable=True))
-    ven = ll(state.vendors)
-    if len(ven):
-        ven = ven.assign(**tooltip_columns((f"{tr('replay.map.vendor', lang)} {v}", {}) for v in ven["vendor_id"]))
-    layers.append(pdk.Layer("ScatterplotLayer", id="vendors", data=ven, get_position=["lon", "lat"], get_radius=8,
-                            radius_min_pixels=3, radius_max_pixels=6, get_fill_color=VENDOR_RGB, pickable=True))
-    cr = ll(state.crews.reset_index())
-    if len(cr):
-        cr["color"] = [DEPARTMENT_RGB.get(d, [90, 90, 90]) for d in cr["department"]]
-        cr = cr.assign(**tooltip_columns(
-            (f"{tr('replay.map.crew', lang)} {c}", {tr("map.department", lang): tr("department." + str(d), lang),
-                                                     tr("replay.map.status", lang): tr("replay.status." + str(s), lang)})
-            for c, d, s in zip(cr["crew_id"], cr["department"], cr["status"])))
-    layers.append(pdk.Layer("ScatterplotLayer", id="crews", data=cr, get_position=["lon", "lat"], get_radius=14,
-                            radius_min_pixels=4, radius_max_pixels=9, get_fill_color="color" if len(cr) else [90, 90, 90], stroked=True,
-                            get_line_color=[255, 255, 255], line_width_min_pixels=2, pickable=True))
-    xmin, ymin, xmax, ymax = city.extent
-    lon, lat = to_ll.transform((xmin + xmax) / 2, (ymin + ymax) / 2)
-    span = max(xmax - xmin, ymax - ymin, 50.0)
-    zoom = float(np.log2(78271.52 * np.cos(np.radians(lat)) * 450 / span))  # the map column is ~450 px wide
-    view = pdk.ViewState(longitude=lon, latitude=lat, zoom=round(min(max(zoom, 1), 20), 2), pitch=0, bearing=0)
-    return pdk.Deck(layers=layers, initial_view_state=view, map_style=None, map_provider=None, height=height_px,
-                    tooltip=deck_tooltip())
+    return replay_deck(state, city, lang=lang, height_px=height_px, status=status, street=street)
 
 
 def kpi_table(kpis: dict, keys, *, lang: str = "en") -> pd.DataFrame:

@@ -2,10 +2,14 @@
 
 When the run folder holds its street depth series (``depth_series.tif``), the map
 shows the street water at t (the frame at or before t, in the fixed depth classes of
-:mod:`twin.viz.depth_map`) under the other layers, with its legend.
+:mod:`twin.viz.depth_map`) over the roads and under the points, with its legend.
+The map is :func:`twin.viz.replay_map.replay_deck` (incidents by status), with the
+deck's legend and PNG / GeoJSON export under it (:mod:`twin.pages.maps`).
 
 A toggle adds the 3D view at t (:func:`twin.viz.animation.replay_scene_html`):
-the water on the ground, crews and incidents in the city scene.
+the water on the ground, crews and incidents in the city scene.  Another plays the
+run over time (:func:`twin.viz.replay_map.replay_player_html`: play / pause, a
+slider and a speed, all in the page), drawn once per run, step and language.
 
 Runs are listed from ``$CITYTWIN_RUNS_DIR`` (default ``runs``) or a folder typed in, which must lie
 inside the workspace (:func:`twin.app_support.resolve_workspace_folder`).
@@ -50,11 +54,19 @@ def _depth_series(run: str, mtime: float):
     return run_depth_series(run)
 
 
-@st.cache_resource(show_spinner=False, max_entries=16)
-def _depth_layer(run: str, mtime: float, k: int):
-    from twin.viz.depth_map import depth_frame_layer
+PLAYER_STEP_S = 600.0
+"""Time between two frames of the play/pause player, s."""
+PLAYERS_KEPT = 4
 
-    return depth_frame_layer(_depth_series(run, mtime), k)
+
+@st.cache_resource(show_spinner=False)
+def _players() -> dict:
+    """Player pages already drawn, by (run, its version, step, language, city): shared by every session.
+
+    A plain dict behind ``st.cache_resource`` rather than a cached function, because drawing
+    one moves a progress bar made outside it (a cached function may not touch such elements).
+    """
+    return {}
 
 
 def depth_series_of(run) -> tuple[object, float] | None:
@@ -188,14 +200,7 @@ def _time_slider(lang: str, label: str, run: Path, hours: float, default_min: in
 
 def show_simulation(lang: str, run: Path) -> None:
     """A coupled simulation: crews, incidents, vendors, closures and street water at a time, and KPIs up to it."""
-    from twin.replay import (
-        format_state,
-        horizon_s,
-        kpi_table,
-        load_run,
-        state_at,
-        state_deck,
-    )
+    from twin.replay import format_state, horizon_s, kpi_table, load_run, state_at
 
     man = load_run(run)["manifest"]
     hz = horizon_s(run)
@@ -229,12 +234,7 @@ def show_simulation(lang: str, run: Path) -> None:
         if city is None:
             st.warning(t("replay.no_city", lang, city=Path(city_src).name))  # no server folders shown
         else:
-            deck = state_deck(state, city, lang=lang)
-            depth_legend = _add_street_water(deck, run, minutes * 60.0, lang)
-            st.pydeck_chart(deck, height=560)
-            if depth_legend:
-                st.markdown(depth_legend, unsafe_allow_html=True)
-            st.caption(t("replay.legend", lang))
+            _show_state_map(lang, run, state, city, minutes, name="replay-map")
     with col_kpi:
         st.markdown(t("replay.kpis", lang))
         st.dataframe(kpi_table(state.kpis, KPI_KEYS, lang=lang), hide_index=True, width="stretch")
@@ -246,6 +246,8 @@ def show_simulation(lang: str, run: Path) -> None:
             html = _scene_html(str(Path(run).resolve()), minutes * 60.0, city_src, float(ve), lang)
         _show_html(html, height=650)
         st.caption(t("replay.scene.hint", lang))
+    if city is not None:
+        _player(lang, run, city, city_src)
     with st.expander(t("replay.text", lang)):
         st.code(format_state(state), language=None)
 
@@ -257,7 +259,7 @@ def show_flood_event(lang: str, run: Path) -> None:
 
     import pandas as pd
 
-    from twin.replay import load_run, read_run_file, run_tables, state_at, state_deck
+    from twin.replay import load_run, read_run_file, run_tables, state_at
     from twin.runstore import storm_text
 
     man = load_run(run)["manifest"]
@@ -284,11 +286,7 @@ def show_flood_event(lang: str, run: Path) -> None:
         else:
             state = dataclasses.replace(state_at(run, minutes * 60.0),
                                         roads_closed=closed[["status"]].rename_axis("road_id"))
-            deck = state_deck(state, city, lang=lang)
-            depth_legend = _add_street_water(deck, run, minutes * 60.0, lang)
-            st.pydeck_chart(deck, height=560)
-            if depth_legend:
-                st.markdown(depth_legend, unsafe_allow_html=True)
+            _show_state_map(lang, run, state, city, minutes, name="replay-flood-map")
             st.caption(t("replay.flood.legend", lang))
     with col_tab:
         st.markdown(t("replay.flood.closures", lang))
@@ -324,9 +322,10 @@ def show_forecast(lang: str, run: Path) -> None:
         plan_tasks_display,
         risk_table_display,
     )
+    from twin.pages.maps import map_downloads, map_legend
     from twin.replay import load_run, read_run_file, run_tables
     from twin.runstore import storm_text
-    from twin.viz.risk_map import risk_deck, risk_legend_html
+    from twin.viz.risk_map import risk_deck
 
     man = load_run(run)["manifest"]
     p = man["params"]
@@ -346,8 +345,11 @@ def show_forecast(lang: str, run: Path) -> None:
         return
     risk.attrs.update(threshold_m=p.get("threshold_m"), prob_threshold=p.get("prob_threshold"))
     if city is not None:
-        st.pydeck_chart(risk_deck(city, risk, lang=lang), height=520)
-        st.markdown(risk_legend_html(lang), unsafe_allow_html=True)
+        deck = risk_deck(city, risk, lang=lang)
+        st.pydeck_chart(deck, height=520)
+        map_legend(deck, lang, note=t("forecast.legend.shapes", lang))
+        map_downloads(deck, name="replay-forecast-map", cache_key=f"replay-forecast:{_run_version(run)}", lang=lang,
+                      title=t("forecast.map_title", lang, name=city.name, threshold=f"{p.get('threshold_m', '-')}"))
     st.dataframe(risk_table_display(risk, lang), hide_index=True, width="stretch")
     st.markdown(t("replay.forecast.plan", lang))
     roads = plan_roads_display(plan, lang)
@@ -433,8 +435,18 @@ def _num(v) -> str:
     return str(v)
 
 
-def _add_street_water(deck, run, t_s: float, lang: str) -> str:
-    """Put the run's street water at ``t_s`` under the deck's other layers; returns its legend (HTML) or ""."""
+def _run_version(run) -> str:
+    """The run folder and the time its manifest was written: a cache key that changes when the run does."""
+    path = Path(run).resolve()
+    try:
+        return f"{path}@{(path / 'manifest.json').stat().st_mtime_ns}"
+    except OSError:
+        return str(path)
+
+
+def _street_water(run, t_s: float, lang: str):
+    """(street, legend HTML) of the run's street water at ``t_s``: ``street`` for :func:`twin.replay.state_deck`
+    (None without a depth series), the legend with the frame's time and each class's area ("" if none)."""
     from gisdata.errors import TwinError
     from twin.viz.depth_map import depth_legend_html, frame_index, hhmm
 
@@ -443,15 +455,61 @@ def _add_street_water(deck, run, t_s: float, lang: str) -> str:
     except TwinError as exc:
         reason = str(exc).split(": ", 1)[-1]  # the message starts with the file's path: no server folders shown
         st.warning(t("replay.depth.error", lang, error=reason))
-        return ""
+        return None, ""
     if found is None:
-        return ""
-    series, mtime = found
+        return None, ""
+    series, _ = found
     k = frame_index(series, t_s)
     if k is None:
         if len(series.times_s):
             st.caption(t("replay.depth.none_yet", lang, hhmm=hhmm(series.times_s[0])))
-        return ""
-    deck.layers = [_depth_layer(str(Path(run).resolve()), mtime, k), *deck.layers]
+        return None, ""
     st.caption(t("replay.depth.caption", lang, frame=hhmm(series.times_s[k])))
-    return depth_legend_html(lang, series=series, k=k)
+    return (series, k), depth_legend_html(lang, series=series, k=k)
+
+
+def _show_state_map(lang: str, run, state, city, minutes: int, *, name: str) -> None:
+    """The replay map at a time, its legend (street water with its time and areas, then the other layers)
+    and its exports."""
+    from twin.pages.maps import map_downloads, map_legend
+    from twin.replay import state_deck
+    from twin.viz.animation import incident_status
+    from twin.viz.depth_map import hhmm
+
+    street, depth_legend = _street_water(run, minutes * 60.0, lang)
+    deck = state_deck(state, city, lang=lang, status=incident_status(run, state), street=street)
+    st.pydeck_chart(deck, height=560)
+    if depth_legend:
+        st.markdown(depth_legend, unsafe_allow_html=True)
+    map_legend(deck, lang, skip=("street_depth",) if depth_legend else ())
+    map_downloads(deck, name=name, cache_key=f"{name}:{_run_version(run)}:{len(state.roads_closed)}:{minutes}",
+                  lang=lang, title=t("render.title", lang, name=city.name, hhmm=hhmm(minutes * 60.0)))
+
+
+def _player(lang: str, run, city, city_src: str) -> None:
+    """The run played over time (play / pause, slider, speed), behind a toggle: drawn once per run, step and
+    language, with a progress bar the first time."""
+    from gisdata.errors import TwinError
+    from twin.viz.replay_map import replay_player_html
+
+    if not st.toggle(t("replay.player.show", lang), value=False, **persistent("replay_player")):
+        return
+    key = (_run_version(run), PLAYER_STEP_S, lang, city_src)
+    players = _players()
+    html = players.get(key)
+    if html is None:
+        bar = st.progress(0.0, text=t("replay.player.building", lang))
+        try:
+            html = replay_player_html(city, run, step_s=PLAYER_STEP_S, lang=lang, size_px=(900, 640),
+                                      progress=lambda f: bar.progress(min(max(f, 0.0), 1.0),
+                                                                      text=t("replay.player.building", lang)))
+        except (TwinError, ValueError) as exc:
+            bar.empty()
+            st.warning(t("replay.player.error", lang, error=str(exc).replace(str(Path(run).parent) + os.sep, "")))
+            return
+        bar.empty()
+        while len(players) >= PLAYERS_KEPT:
+            players.pop(next(iter(players)))
+        players[key] = html
+    _show_html(html, height=740)
+    st.caption(t("replay.player.hint", lang, step=f"{PLAYER_STEP_S / 60:g}"))
