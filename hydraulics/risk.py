@@ -29,6 +29,7 @@ threshold), and it lies in [0, 1] because the weights sum to 1.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -290,8 +291,18 @@ def risk_points(risk: pd.DataFrame) -> pd.DataFrame:
     return risk[risk["is_risk_point"]]
 
 
-def summary_line(risk: pd.DataFrame) -> str:
+def summary_line(risk: pd.DataFrame, translate: Callable[..., str] | None = None) -> str:
     """``"N risk points in the next 72 h; the first expected at ..."``.
+
+    Parameters
+    ----------
+    risk : DataFrame
+        :func:`compute_risk`'s table.
+    translate : callable, optional
+        ``translate(key, **fields) -> str`` of a message catalogue (the workbench's
+        ``twin.i18n.t`` with a language bound); keys ``risk.summary``,
+        ``risk.summary.none``, ``risk.summary.count``, ``risk.summary.sep`` and
+        ``plan.kind.<kind>``.  None: the English line below (the CLI's, word for word).
 
     Examples
     --------
@@ -305,12 +316,19 @@ def summary_line(risk: pd.DataFrame) -> str:
     horizon = risk.attrs.get("horizon_h", 72.0)
     n = len(rp)
     if n == 0:
+        if translate is not None:
+            return translate("risk.summary.none", hours=f"{horizon:g}")
         return f"0 risk points in the next {horizon:g} h"
     counts = rp["kind"].value_counts()
-    parts = ", ".join(f"{int(counts[k])} {k}{'s' if counts[k] > 1 and not k.endswith('s') else ''}"
-                      for k in ("road", "sag", "entrance", "district", "manhole") if k in counts)
+    kinds = [k for k in ("road", "sag", "entrance", "district", "manhole") if k in counts]
     first = rp.sort_values("lead_h", kind="stable").iloc[0]
     when = pd.Timestamp(first["onset"]).strftime("%Y-%m-%d %H:%M")
+    if translate is not None:
+        parts = translate("risk.summary.sep").join(
+            translate("risk.summary.count", n=int(counts[k]), kind=translate(f"plan.kind.{k}")) for k in kinds)
+        return translate("risk.summary", n=n, hours=f"{horizon:g}", when=when, lead=f"{first['lead_h']:.1f}",
+                         kind=translate(f"plan.kind.{first['kind']}"), element=first["element_id"], parts=parts)
+    parts = ", ".join(f"{int(counts[k])} {k}{'s' if counts[k] > 1 and not k.endswith('s') else ''}" for k in kinds)
     return (f"{n} risk points in the next {horizon:g} h; the first expected at {when} "
             f"(lead {first['lead_h']:.1f} h) at {first['kind']} {first['element_id']} [{parts}]")
 
