@@ -235,7 +235,9 @@ def read_rain_upload(name: str, data: bytes, **options):
             rain = read_rain_file(path, **options)
         except RainFileError as exc:
             detail = exc.detail.replace(str(path), safe).replace(tmp, ".")
-            raise RainFileError(safe, exc.line, exc.message.replace(str(path), safe), detail=detail or None) from None
+            params = {k: v for k, v in exc.params.items() if k != "where"}  # the catalogue key goes along
+            raise RainFileError(safe, exc.line, exc.message.replace(str(path), safe), detail=detail or None,
+                                key=exc.key or None, **params) from None
     return dataclasses.replace(rain, source=safe)
 
 
