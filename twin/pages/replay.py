@@ -114,6 +114,10 @@ def runs_display(runs, *, lang: str):
     out["strategy"] = [", ".join(t(f"strategy.{s.strip()}", lang) if s.strip() else "" for s in str(v).split(","))
                        if v else "" for v in out["strategy"]]
     out["created"] = [str(c).replace("T", " ")[:19] for c in out["created"]]
+    if "storm" in out.columns:
+        from twin.flood_event import localize_storm_text
+
+        out["storm"] = [localize_storm_text(str(v), lang) for v in out["storm"]]
     return out.rename(columns={c: t(f"replay.col.{c}", lang) for c in out.columns})
 
 
@@ -150,7 +154,7 @@ def render(lang: str) -> None:
     try:
         root = support.resolve_workspace_folder(typed)
     except TwinError as exc:
-        st.error(t("workspace.refused", lang, error=str(exc)))
+        st.error(t("workspace.refused", lang, error=support.error_text(exc, lang)))
         return
     runs = list_stored_runs(root)
     inside = {str(p) for p in support.keep_inside_workspace(runs["path"].tolist())}
@@ -168,7 +172,7 @@ def render(lang: str) -> None:
         {"simulation": show_simulation, "flood_event": show_flood_event, "forecast": show_forecast,
          "comparison": show_comparison, "sweep": show_sweep}[row["kind"]](lang, run)
     except TwinError as exc:
-        st.error(str(exc).replace(str(run.parent) + os.sep, ""))  # no server folders shown
+        st.error(support.error_text(exc, lang).replace(str(run.parent) + os.sep, ""))  # no server folders shown
 
 
 def _run_city(params: dict):
@@ -195,7 +199,7 @@ def _time_slider(lang: str, label: str, run: Path, hours: float, default_min: in
     if st.session_state.get(f"{key}__run") != str(run) or key not in st.session_state:  # another run: its default
         st.session_state[f"{key}__run"] = str(run)
         st.session_state[key] = min(top, max(0, default_min - default_min % 5))
-    return st.slider(label, 0, top, step=5, format="%d min", **persistent(key))
+    return st.slider(label, 0, top, step=5, format=t("fmt.slider_min", lang), **persistent(key))
 
 
 def show_simulation(lang: str, run: Path) -> None:
@@ -259,6 +263,7 @@ def show_flood_event(lang: str, run: Path) -> None:
 
     import pandas as pd
 
+    from twin.flood_event import localize_storm_text
     from twin.replay import load_run, read_run_file, run_tables, state_at
     from twin.runstore import storm_text
 
@@ -266,7 +271,7 @@ def show_flood_event(lang: str, run: Path) -> None:
     p = man["params"]
     hours = float(p["hours"])
     st.caption(t("replay.flood.caption", lang, city=Path(str(p.get("city") or "")).name,
-                 storm=storm_text(p.get("storm")) or "-", hours=f"{hours:.1f}"))
+                 storm=localize_storm_text(storm_text(p.get("storm")), lang) or "-", hours=f"{hours:.1f}"))
     summary = json.loads(read_run_file(run, "summary.json")).get("summary", {})
     tables = run_tables(run)
     cols = st.columns(4)
@@ -317,6 +322,7 @@ def show_forecast(lang: str, run: Path) -> None:
     """A forecast: its risk points on the map and in a table, and its response plan."""
     import json
 
+    from twin.flood_event import localize_storm_text
     from twin.pages.forecast import (
         plan_roads_display,
         plan_tasks_display,
@@ -330,7 +336,7 @@ def show_forecast(lang: str, run: Path) -> None:
     man = load_run(run)["manifest"]
     p = man["params"]
     st.caption(t("replay.forecast.caption", lang, city=Path(str(p.get("city") or "")).name,
-                 storm=storm_text(p.get("storm")) or "-", members=p.get("members", "-"),
+                 storm=localize_storm_text(storm_text(p.get("storm")), lang) or "-", members=p.get("members", "-"),
                  hours=p.get("hours"), threshold=p.get("threshold_m"), prob=p.get("prob_threshold")))
     tables = run_tables(run)
     risk = tables.get("risk")
@@ -365,6 +371,7 @@ def show_forecast(lang: str, run: Path) -> None:
 
 def show_comparison(lang: str, run: Path) -> None:
     """A strategy comparison (Dispatch lab): its KPI table with intervals, and the per-seed KPIs."""
+    from twin.flood_event import localize_storm_text
     from twin.pages.dispatch_lab import ci_chart, summary_display
     from twin.replay import load_run, run_tables
     from twin.runstore import storm_text
@@ -375,7 +382,7 @@ def show_comparison(lang: str, run: Path) -> None:
     st.caption(t("replay.comparison.caption", lang, city=Path(str(p.get("city") or "")).name,
                  strategies=", ".join(t(f"strategy.{s}", lang) for s in p.get("strategies") or []),
                  seeds=f"{seeds[0]}..{seeds[-1]}" if seeds else "-", hours=p.get("hours"),
-                 storm=storm_text(p.get("storm")) or t("replay.no_storm", lang)))
+                 storm=localize_storm_text(storm_text(p.get("storm")), lang) or t("replay.no_storm", lang)))
     tables = run_tables(run)
     summary = tables.get("summary")
     if summary is None:
