@@ -112,7 +112,7 @@ def render(lang: str) -> None:
     st.caption(t(f"kpi_def.{kpi}", lang))
     st.dataframe(summary_display(summary, lang=lang), width="stretch")
     with st.expander(t("lab.per_seed", lang)):
-        st.dataframe(df, width="stretch")
+        st.dataframe(per_seed_display(df, lang=lang), width="stretch")
 
 
 def _save(lang: str, per_seed, summary, *, params: dict) -> None:
@@ -137,6 +137,22 @@ def _scale(kpi: str, unit: str) -> tuple[float, str]:
     if unit == "s":
         return 1 / 60.0, "min"
     return 1.0, {"h": "h", "share": "0-1", "count": "n"}.get(unit, unit)
+
+
+def per_seed_display(per_seed, *, lang: str):
+    """The per-seed KPI table with its strategy and seed headers, strategies and known KPI names translated.
+
+    Other KPI columns keep their keys (``response.level:2.travel_s.p90``): identifiers of the full table.
+    """
+    from twin.i18n import catalogue
+
+    out = per_seed.copy()
+    if "strategy" in out.columns:
+        out["strategy"] = [t(f"strategy.{s}", lang) if f"strategy.{s}" in catalogue("en") else str(s)
+                           for s in out["strategy"]]
+    names = {"strategy": t("lab.col.strategy", lang), "seed": t("lab.col.seed", lang)}
+    names.update({c: t(f"kpi.{c}", lang) for c in out.columns if f"kpi.{c}" in catalogue("en")})
+    return out.rename(columns=names)
 
 
 def summary_display(summary, *, lang: str):
