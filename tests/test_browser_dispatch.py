@@ -70,7 +70,7 @@ def test_dispatch_lab_runs_seeds_and_shows_intervals(app, lang, tmp_path, monkey
     strategies = set(summary[t("lab.col.strategy", lang)])
     assert strategies == {t("strategy.siloed", lang), t("strategy.priority", lang)}
     per_seed = frames[1]
-    assert sorted(per_seed["seed"].unique()) == [1, 2, 3, 4, 5]
+    assert sorted(per_seed[t("lab.col.seed", lang)].unique()) == [1, 2, 3, 4, 5]
     assert len(app.get("vega_lite_chart")) == 1
     (saved,) = (tmp_path / "runs").iterdir()  # the comparison is a stored run of kind "comparison"
     assert any(saved.name in c.value for c in app.caption)

@@ -372,7 +372,7 @@ def show_forecast(lang: str, run: Path) -> None:
 def show_comparison(lang: str, run: Path) -> None:
     """A strategy comparison (Dispatch lab): its KPI table with intervals, and the per-seed KPIs."""
     from twin.flood_event import localize_storm_text
-    from twin.pages.dispatch_lab import ci_chart, summary_display
+    from twin.pages.dispatch_lab import ci_chart, per_seed_display, summary_display
     from twin.replay import load_run, run_tables
     from twin.runstore import storm_text
 
@@ -395,7 +395,7 @@ def show_comparison(lang: str, run: Path) -> None:
     st.dataframe(summary_display(summary, lang=lang), width="stretch", hide_index=True)
     if "per_seed" in tables:
         with st.expander(t("lab.per_seed", lang)):
-            st.dataframe(tables["per_seed"], width="stretch")
+            st.dataframe(per_seed_display(tables["per_seed"], lang=lang), width="stretch")
 
 
 def show_sweep(lang: str, run: Path) -> None:
