@@ -83,11 +83,11 @@ def test_page_lists_the_sweep_its_runs_and_results(app, lang):
 
 
 def test_filters_cut_the_results_and_the_chart_follows(app):
-    app.multiselect(key=f"batch_filter_{STRATEGY}").set_value(["priority"]).run()
+    app.multiselect(key=f"batch_filter_{STRATEGY}__en").set_value(["priority"]).run()
     assert not app.exception, [e.value for e in app.exception]
     results = app.dataframe[2].value
     assert len(results) == 2 and set(results[t("batch.param.dispatch.strategy", "en")]) == {t("strategy.priority")}
-    app.multiselect(key="batch_filter_seed").set_value([2]).run()
+    app.multiselect(key="batch_filter_seed__en").set_value([2]).run()
     results = app.dataframe[2].value
     assert len(results) == 1 and results[t("batch.param.seed", "en")].tolist() == ["2"]
     assert any("1 of 4" in c.value for c in app.caption)
@@ -96,7 +96,7 @@ def test_filters_cut_the_results_and_the_chart_follows(app):
     assert not app.exception, [e.value for e in app.exception]
     spec = app.get("vega_lite_chart")[0].proto.spec
     assert t("kpi.counts.dispatched") in spec
-    app.multiselect(key="batch_filter_seed").set_value([]).run()  # nothing left: the table, no chart
+    app.multiselect(key="batch_filter_seed__en").set_value([]).run()  # nothing left: the table, no chart
     assert not app.exception and len(app.dataframe[2].value) == 0 and len(app.get("vega_lite_chart")) == 0
 
 

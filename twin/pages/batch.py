@@ -411,10 +411,14 @@ def make_render(load_scenarios: Callable[[], ModuleType]) -> Callable[[str], Non
                     lo, hi = opts
                     selections[col] = tuple(st.slider(param_label(col, lang), lo, hi, (lo, hi),
                                                       key=f"batch_filter_{col}"))
-                else:
-                    selections[col] = st.multiselect(param_label(col, lang), opts, default=opts,
+                else:  # one widget per language (the front end matches chips by their label), one choice kept
+                    name = f"batch_filter_{col}"
+                    kept_opts, kept = st.session_state.get(name, ((), ()))
+                    selections[col] = st.multiselect(param_label(col, lang), opts,
+                                                     default=list(kept) if list(kept_opts) == list(opts) else opts,
                                                      format_func=lambda v, c=col: value_label(c, v, lang),
-                                                     key=f"batch_filter_{col}")
+                                                     key=f"{name}__{lang}")
+                    st.session_state[name] = (tuple(opts), tuple(selections[col]))  # kept for these options
         shown = filter_results(results, selections)
         st.caption(t("batch.shown", lang, n=len(shown), total=len(results)))
         show_kpis = st.multiselect(t("batch.columns", lang), kpis, default=[k for k in HEADLINE_KPIS if k in kpis],
