@@ -363,8 +363,13 @@ def point_geometries(risk: pd.DataFrame, city: CityTwin) -> list:
     return geoms
 
 
-def plot_hydrographs(forecast: Forecast, risk: pd.DataFrame, path: str | Path, *, top: int = 6) -> Path:
+def plot_hydrographs(forecast: Forecast, risk: pd.DataFrame, path: str | Path, *, top: int = 6,
+                     translate: Callable[..., str] | None = None) -> Path:
     """Depth over lead time at the ``top`` risk points: every member, the weighted mean, the threshold.
+
+    ``translate(key, **fields)`` gives the labels in a catalogue's language (keys
+    ``hydro.*`` and ``plan.kind.*``; the caller sets a font with the language's glyphs);
+    None: English.
 
     Returns
     -------
@@ -375,6 +380,16 @@ def plot_hydrographs(forecast: Forecast, risk: pd.DataFrame, path: str | Path, *
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
+    english = {"hydro.mean": "weighted mean", "hydro.threshold": "threshold {thr} m", "hydro.depth": "depth (m)",
+               "hydro.point": "#{rank} {kind} {element}: P={p}, E[max]={depth} m, onset lead {lead} h",
+               "hydro.none": "no risk points", "hydro.lead": "lead time from issue (h)",
+               "hydro.title": "{city}: surface depth, {n} members, issued {issued}"}
+
+    def say(key: str, **fields) -> str:
+        if translate is not None:
+            return translate(key, **fields)
+        return english.get(key, key.rsplit(".", 1)[-1]).format(**fields)
 
     rows = risk.head(top)
     thr = float(risk.attrs.get("threshold_m", 0.15))
@@ -394,19 +409,20 @@ def plot_hydrographs(forecast: Forecast, risk: pd.DataFrame, path: str | Path, *
             y[idx] = s["depth_m"].to_numpy()
             mean += forecast.weights[name] * y
             ax.plot(t / 3600.0, y, color="0.6", lw=0.7, alpha=0.6)
-        ax.plot(t / 3600.0, mean, color="C0", lw=2, label="weighted mean")
-        ax.axhline(thr, color="C3", ls="--", lw=1, label=f"threshold {thr:g} m")
-        ax.set_ylabel("depth (m)")
-        ax.set_title(f"#{int(row['rank'])} {row['kind']} {row['element_id']}: P={row['probability']:.2f}, "
-                     f"E[max]={row['expected_max_depth_m']:.2f} m, onset lead {row['lead_h']:.1f} h",
-                     fontsize=9, loc="left")
+        ax.plot(t / 3600.0, mean, color="C0", lw=2, label=say("hydro.mean"))
+        ax.axhline(thr, color="C3", ls="--", lw=1, label=say("hydro.threshold", thr=f"{thr:g}"))
+        ax.set_ylabel(say("hydro.depth"))
+        kind = say(f"plan.kind.{row['kind']}") if translate is not None else row["kind"]
+        ax.set_title(say("hydro.point", rank=int(row["rank"]), kind=kind, element=row["element_id"],
+                         p=f"{row['probability']:.2f}", depth=f"{row['expected_max_depth_m']:.2f}",
+                         lead=f"{row['lead_h']:.1f}"), fontsize=9, loc="left")
     if len(rows) == 0:
-        axes[0, 0].text(0.5, 0.5, "no risk points", ha="center", va="center", transform=axes[0, 0].transAxes)
+        axes[0, 0].text(0.5, 0.5, say("hydro.none"), ha="center", va="center", transform=axes[0, 0].transAxes)
     axes[0, 0].legend(loc="upper left", fontsize=8)
-    axes[-1, 0].set_xlabel("lead time from issue (h)")
+    axes[-1, 0].set_xlabel(say("hydro.lead"))
     axes[-1, 0].set_xlim(0, horizon_h)
-    fig.suptitle(f"{forecast.city_name}: surface depth, {len(forecast.ok_members)} members, issued "
-                 f"{pd.Timestamp(forecast.issue_time):%Y-%m-%d %H:%M}", fontsize=10)
+    fig.suptitle(say("hydro.title", city=forecast.city_name, n=len(forecast.ok_members),
+                     issued=f"{pd.Timestamp(forecast.issue_time):%Y-%m-%d %H:%M}"), fontsize=10)
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -339,7 +339,13 @@ def reduce_forecast(forecast, city: CityTwin, out_dir: str | Path, *, threshold_
         tmp.unlink(missing_ok=True)
         layer.reset_index().to_file(tmp, layer="risk_points", driver="GPKG")
         files["risk_points_gpkg"] = tmp.replace(out / "risk_points.gpkg")
-    files["hydrographs"] = plot_hydrographs(forecast, risk, out / "hydrographs.png")
+    import matplotlib.pyplot as plt
+
+    from twin.viz.map2d import _sans_fonts
+
+    with plt.rc_context({"font.family": _sans_fonts(lang)}):  # a font with Chinese glyphs for zh labels
+        files["hydrographs"] = plot_hydrographs(forecast, risk, out / "hydrographs.png",
+                                                translate=lambda key, **f: t(key, lang, **f))
     plan = build_plan(risk, city, rules=PlanRules(prob_threshold=prob_threshold), lang=lang, translate=t)
     line = plan["summary"]
     files["plan_map"] = write_plan_map_png(plan, city, out / "plan_map.png")
