@@ -17,7 +17,7 @@ One AppTest session on the tiny city, in zh from its first rerun, walks the page
 On each stop every visible text is collected (:func:`visible_texts`: titles,
 markdown, captions, alerts, widget labels and options, metric labels and values,
 table headers and text cells, expander and tab labels, Vega-Lite titles, axis
-and legend titles, slider formats) and checked by :func:`english_words`: any
+and legend titles, slider formats, map tooltips, the text of 3D scenes and players) and checked by :func:`english_words`: any
 ASCII word that is not an identifier, a unit, a number, a proper name or one of
 the allowed product names fails the test, naming where it was seen.
 Streamlit's own labels (its menus, the file uploader's "Browse files") are not
@@ -166,6 +166,15 @@ def visible_texts(at) -> list[tuple[str, str]]:
             out.extend(("table", str(c)) for c in skip)
         elif kind == "progress":
             out.append(("progress", getattr(proto, "text", "")))
+        elif kind == "deck_gl_json_chart":  # the map's tooltips: each feature's title and lines
+            for layer in json.loads(node.proto.json).get("layers", []):
+                data = layer.get("data")
+                for record in (data if isinstance(data, list) else [])[:500]:
+                    if isinstance(record, dict):
+                        out.extend(("map tooltip", str(record[f])) for f in ("tip_title", "tip_body") if record.get(f))
+        elif kind == "iframe":  # a 3D scene or a player: its text outside scripts and styles (legends, buttons)
+            body = re.sub(r"<(script|style)\b.*?</\1>", " ", getattr(node.proto, "srcdoc", "") or "", flags=re.S)
+            out.append(("iframe", body))
         elif kind == "arrow_vega_lite_chart" or kind == "vega_lite_chart":
             out.extend(("chart", s) for s in _vega_texts(json.loads(node.proto.spec)))
         for child in (getattr(node, "children", None) or {}).values():
