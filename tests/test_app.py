@@ -72,6 +72,10 @@ def test_language_switch_changes_labels_and_keeps_choices(app):
     assert app.selectbox(key="stats_layer__zh").value == "conduits"  # the choice survives the switch
     assert app.multiselect(key="map_layers__zh").value == list(MAP_LAYERS)
     assert t("stats.max", "zh") in app.dataframe[2].value.columns
+    (legend,) = app.get("html")  # the map's legend and its export buttons in Chinese too
+    assert t("map.legend.title", "zh") in legend.proto.body and t("legend.buildings", "zh", n=2) in legend.proto.body
+    assert {b.proto.label for b in app.get("download_button")} == {t("map.export.png", "zh"),
+                                                                  t("map.export.geojson", "zh")}
     # and back
     app.sidebar.radio(key="lang").set_value("en").run()
     assert app.title[0].value == t("app.title", "en")
