@@ -70,8 +70,9 @@ def _legend_under_map(page, *, expect: str) -> None:
 
 
 def _show(page, locator) -> None:
-    """Scroll the page (Streamlit's own scrolling block) so that ``locator`` is at the top, and let deck.gl draw."""
-    locator.evaluate("e => e.scrollIntoView({block: 'start'})")
+    """Scroll the page (Streamlit's own scrolling block) so that ``locator`` is at the bottom of the view (what is
+    above it, the map, shows under Streamlit's header), and let deck.gl draw."""
+    locator.evaluate("e => e.scrollIntoView({block: 'end'})")
     page.wait_for_timeout(1500)
 
 
@@ -107,7 +108,7 @@ def test_maps_have_legends_exports_and_a_player_offline(stored_run, server, tmp_
             fc = json.loads(_download(page, t("map.export.geojson", "en"), tmp_path / "city-map.geojson"))
             assert fc["type"] == "FeatureCollection" and len(fc["features"]) > 10
             assert {"roads", "buildings", "manholes"} <= {f["properties"]["layer"] for f in fc["features"]}
-            _show(page, page.locator("[data-testid=stDeckGlJsonChart]").first)
+            _show(page, page.get_by_role("button", name=t("map.export.geojson", "en")).first)
             page.screenshot(path=str(shots / "maps-1-city.png"))
             _no_exception(page)
 
@@ -119,7 +120,7 @@ def test_maps_have_legends_exports_and_a_player_offline(stored_run, server, tmp_
             page.locator("[data-testid=stDeckGlJsonChart]").first.wait_for(timeout=30_000)
             _legend_under_map(page, expect=t("flood.status.open", "en"))
             page.get_by_role("button", name=t("map.export.geojson", "en")).first.wait_for(timeout=10_000)
-            _show(page, page.locator("[data-testid=stDeckGlJsonChart]").first)
+            _show(page, page.get_by_role("button", name=t("map.export.geojson", "en")).first)
             page.screenshot(path=str(shots / "maps-2-flood-event.png"))
             _no_exception(page)
 
@@ -130,7 +131,7 @@ def test_maps_have_legends_exports_and_a_player_offline(stored_run, server, tmp_
             page.locator("[data-testid=stDeckGlJsonChart]").first.wait_for(timeout=30_000)
             _legend_under_map(page, expect=t("map.legend.title", "en"))
             assert page.get_by_text(t("replay.legend", "en")[:30]).count() == 0  # the caption of the old colours
-            _show(page, page.locator("[data-testid=stDeckGlJsonChart]").first)
+            _show(page, page.get_by_role("button", name=t("map.export.geojson", "en")).first)
             page.screenshot(path=str(shots / "maps-3-replay.png"))
             page.get_by_text(t("replay.player.show", "en")).first.click()
             player = page.frame_locator("iframe").first
@@ -148,7 +149,7 @@ def test_maps_have_legends_exports_and_a_player_offline(stored_run, server, tmp_
             assert stopped != first and player.locator("#citytwin-frame").get_attribute("src") != src
             page.wait_for_timeout(1200)
             assert clock.inner_text() == stopped and play.inner_text() == t("map.play", "en")
-            _show(page, page.locator("iframe").first)
+            _show(page, page.get_by_text(t("replay.player.hint", "en", step="10")[:30]).first)
             page.screenshot(path=str(shots / "maps-4-replay-player.png"))
             _no_exception(page)
         finally:
