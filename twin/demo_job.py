@@ -188,7 +188,7 @@ def _forecast(city, s: DemoSettings, out: Path, ctx):
     ens = perturb_qpf(base, s.members, seed=s.seed, gauges=gauges or None)
     fc = run_forecast(city, state, ens, horizon_h=s.hours, out_dir=out, settings=s.forecast_settings,
                       max_workers=s.workers, threshold_m=s.threshold_m, ctx=ctx)
-    risk = compute_risk(fc, threshold_m=s.threshold_m, prob_threshold=s.prob_threshold)
+    risk = compute_risk(fc, threshold_m=s.threshold_m, prob_threshold=s.prob_threshold, city=city)
     tmp = out / "risk_points.csv.part"
     risk.to_csv(tmp)
     tmp.replace(out / "risk_points.csv")
@@ -205,7 +205,8 @@ def staging_table(risk: pd.DataFrame) -> pd.DataFrame:
     """
     t = risk.reset_index()
     t["onset_s"] = pd.to_numeric(t["lead_h"], errors="coerce") * 3600.0
-    return t[["kind", "element_id", "probability", "expected_max_depth_m", "onset_s", "is_risk_point"]]
+    cols = ["kind", "element_id", "probability", "expected_max_depth_m", "onset_s", "is_risk_point"]
+    return t[cols + [c for c in ("x", "y") if c in t.columns]]  # where a crew goes (sag points have no layer)
 
 
 @contextlib.contextmanager
