@@ -139,11 +139,11 @@ def read_qpf(path: str | Path, *, units: str | None = None, issue_time: pd.Times
     blank = (raw.apply(lambda c: c.str.strip()) == "").all(axis=1).to_numpy()
     raw, lines = raw[~blank].reset_index(drop=True), lines[~blank]
     if raw.empty:
-        raise QPFError(path, None, "holds no data rows")
+        raise QPFError(path, None, "holds no data rows", key="err.rain.no_rows")
     tcol = raw.columns[0]
     value_cols = list(raw.columns[1:])
     if not value_cols:
-        raise QPFError(path, 1, "no gauge columns after the time column")
+        raise QPFError(path, 1, "no gauge columns after the time column", key="err.rain.no_gauges")
     for col in value_cols:
         _check_column_unit(path, col, units, gauges)
 
@@ -193,11 +193,15 @@ def read_qpf(path: str | Path, *, units: str | None = None, issue_time: pd.Times
         bad = ~np.isfinite(num)
         if bad.any():
             k = int(np.argmax(bad))
-            what = "is empty" if cells.iloc[k] == "" else f"{cells.iloc[k]!r} is not a number"
-            raise QPFError(path, int(lines[k]), f"field '{col}': {what}")
+            empty = cells.iloc[k] == ""
+            what = "is empty" if empty else f"{cells.iloc[k]!r} is not a number"
+            raise QPFError(path, int(lines[k]), f"field '{col}': {what}",
+                           key="err.qpf.empty" if empty else "err.qpf.not_a_number", column=col,
+                           value=repr(cells.iloc[k]))
         if (num < 0).any():
             k = int(np.argmax(num < 0))
-            raise QPFError(path, int(lines[k]), f"field '{col}': {num[k]:g} is negative; expected rain >= 0")
+            raise QPFError(path, int(lines[k]), f"field '{col}': {num[k]:g} is negative; expected rain >= 0",
+                           key="err.qpf.negative", column=col, value=f"{num[k]:g}")
 
     step = round(d.min()) if len(d) else 3600  # one row: an hourly forecast by convention
     try:

@@ -302,8 +302,14 @@ def test_every_page_in_chinese_shows_no_english(workspace, monkeypatch):
     _check(at, "flood event bad rain", names, problems)
     at.radio(key="flood_rain__zh").set_value("chicago").run()
 
-    # Flood forecast: 3 members over 6 h, with risk points and a plan
+    # Flood forecast: a bad QPF file, then 3 members over 6 h, with risk points and a plan
     at.sidebar.radio(key="page__zh").set_value("forecast").run()
+    at.radio(key="fc_rain__zh").set_value("qpf").run()
+    at.file_uploader(key="fc_qpf_file").set_value(("storm.csv", b"lead_h,RG1_mm_h\n0,0\n1,x\n", "text/csv")).run()
+    assert [e.value for e in at.error] == [t("forecast.qpf_error", "zh", error=t(
+        "err.qpf.not_a_number", "zh", where="storm.csv:3", column="RG1_mm_h", value="'x'"))]
+    _check(at, "forecast bad QPF", names, problems)
+    at.radio(key="fc_rain__zh").set_value("storm").run()
     at.select_slider(key="fc_hours").set_value(6)
     at.select_slider(key="fc_start_h").set_value(1)
     at.select_slider(key="fc_duration").set_value(60)

@@ -280,7 +280,8 @@ def read_rain_inputs(paths, *, units: str | None = None, start=None, hours: floa
                 end = pd.Timestamp(start) + pd.Timedelta(hours=hours)
         rain = rain.window(start, end)
     if rain.max_depth_mm <= 0:
-        raise RainDataError(f"rain {rain.label}: no rain falls in {_span_text(rain)}")
+        raise RainDataError(f"rain {rain.label}: no rain falls in {_span_text(rain)}", key="err.rain.dry",
+                            rain=rain.label)
     return rain
 
 
@@ -351,7 +352,9 @@ def match_rain_gauges(city: CityTwin, rain) -> dict[str, str]:
     missing = [g for g in gauges if g not in columns]
     if missing:
         raise RainDataError(f"rain {rain.label}: gauges {columns}, but the city's rain gauges {missing} have no series; "
-                            f"give one column per city gauge ({gauges}) or a single column for all of them")
+                            f"give one column per city gauge ({gauges}) or a single column for all of them",
+                            key="err.rain.gauges", rain=rain.label, columns=", ".join(columns),
+                            missing=", ".join(missing), gauges=", ".join(gauges))
     return {g: g for g in gauges}
 
 

@@ -289,7 +289,8 @@ def _read_uploads(files: Sequence[tuple[str, bytes]], read: Callable):
             label = shown.get(exc.path.name, exc.path.name)
             text = str(exc).replace(str(exc.path), label, 1)
             where = f"{label}:{exc.line}" if exc.line is not None else label
-            raise type(exc)(label, exc.line, text.removeprefix(where + ": ")) from None
+            params = {k: v for k, v in exc.params.items() if k != "where"}  # the catalogue key goes along
+            raise type(exc)(label, exc.line, text.removeprefix(where + ": "), key=exc.key or None, **params) from None
 
 
 # ----------------------------------------------------------------------------- reduction
