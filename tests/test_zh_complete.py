@@ -342,6 +342,12 @@ def test_every_page_in_chinese_shows_no_english(workspace, monkeypatch):
         if run.name == "sim_storm1":
             assert at.slider(key="replay_minutes").proto.format == t("fmt.slider_min", "zh")
     assert {"flood", "forecast", "compare", "sim_storm1", "zh_sweep"} <= kinds, kinds
+    typed = at.text_input(key="replay_root").value
+    at.text_input(key="replay_root").set_value("/etc").run()  # a folder outside the workspace
+    assert [e.value for e in at.error] == [t("workspace.refused", "zh", error=t("err.workspace.outside", "zh",
+                                                                              folder="/etc"))]
+    _check(at, "replay refused folder", names, problems)
+    at.text_input(key="replay_root").set_value(typed).run()
 
     # Batch: the sweep, its filter chips (chosen in English, kept and shown in Chinese) and chart
     at.sidebar.radio(key="page__zh").set_value("batch").run()

@@ -129,9 +129,11 @@ def resolve_workspace_folder(text: str | os.PathLike, *, roots: Sequence[Path] |
     try:
         resolved = path.resolve()
     except (OSError, RuntimeError) as exc:  # RuntimeError: a symlink loop (Python < 3.13)
-        raise WorkspaceFolderError(f"{shown}: cannot be resolved ({exc.__class__.__name__})") from exc
+        raise WorkspaceFolderError(f"{shown}: cannot be resolved ({exc.__class__.__name__})",
+                                   key="err.workspace.unresolved", folder=shown) from exc
     if not any(resolved.is_relative_to(r) for r in roots):
-        raise WorkspaceFolderError(f"{shown}: outside the workspace; type a path inside it")
+        raise WorkspaceFolderError(f"{shown}: outside the workspace; type a path inside it",
+                                   key="err.workspace.outside", folder=shown)
     return resolved
 
 
