@@ -316,6 +316,8 @@ def load_uploaded_city(files: UploadedFiles, kind: str) -> CityTwin:
 def error_text(exc: BaseException, lang: str = "en") -> str:
     """An error's message in ``lang``: its catalogue key's message when it has one, else its English text.
 
+    English is the error's own message, word for word as the CLI prints it.
+
     Examples
     --------
     >>> from gisdata.errors import CorruptFileError
@@ -326,11 +328,13 @@ def error_text(exc: BaseException, lang: str = "en") -> str:
     'bad'
     """
     found = getattr(exc, "message_key", None)
-    if found:
+    if found and lang != "en":
         key, params = found
+        message = catalogue(lang).get(key) or catalogue("en").get(key)
         try:
-            return t(key, lang, **params)
-        except (KeyError, IndexError, ValueError):  # a field the message lacks: the English words, not a crash
+            if message is not None:
+                return message.format(**params)
+        except (KeyError, IndexError, ValueError):  # a field the error lacks: its English words, not a crash
             pass
     return str(exc)
 
