@@ -57,6 +57,7 @@ def test_forecast_page_in_a_real_browser(server, tmp_path):  # noqa: F811 - pyte
             _choose(page, t("flood.duration_min", "en"), "60")
             _choose(page, t("flood.return_period_yr", "en"), "50")
             _choose(page, t("forecast.start_in_h", "en"), "2")
+            _choose(page, t("forecast.threshold_m", "en"), "0.05")  # the tiny city's streets take under 0.15 m
             _set_number(page, t("forecast.members", "en"), 3)
             page.get_by_text("3 members;", exact=False).first.wait_for(timeout=15_000)  # the ensemble summary
             _no_errors(page)
