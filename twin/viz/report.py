@@ -104,6 +104,7 @@ def write_demo_map_png(city: CityTwin, risk: pd.DataFrame, depths, path: str | P
         handles = [Patch(facecolor=c, edgecolor=pal.LEGEND_EDGE, label=label) for label, c in depth_legend_entries("en")]
         ax.legend(handles=handles, title="storm: max street depth (2D surface)", loc="lower right", fontsize=8,
                   title_fontsize=8, framealpha=0.9)
+    risk = risk[pd.to_numeric(risk["probability"], errors="coerce") > 0] if len(risk) else risk  # the dry stay off
     if len(risk):
         xy = _risk_xy(risk, city)
         ok = np.isfinite(xy[:, 0])
