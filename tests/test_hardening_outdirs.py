@@ -220,5 +220,5 @@ def test_a_failed_replacement_of_a_stored_run_restores_the_old_one(tmp_path):
     bad = RunResult("r1", "complete", manifest={"params": {"v": 2}}, tables={"../t": pd.DataFrame({"a": [2]})})
     with pytest.raises(InvalidIdError):
         write_run(bad, tmp_path, overwrite=True)
-    assert runstore.verify_run(path).ok and runstore.read_manifest(path)["params"] == {"v": 1}
+    assert runstore.verify_run(path).ok and runstore.read_manifest(path)["params"] == {"v": 1, "kind": "simulation"}
     assert [p.name for p in tmp_path.iterdir()] == ["r1"]
