@@ -26,6 +26,20 @@ series has an NSE of 0.999 against itzi's, which exchanges at every SWMM
 routing step, with a 5 s and with a 30 s exchange step alike.  5 s is the 2D
 surface's default ``dt_max``; 30 s is the upper bound the issue allows.
 
+Both at once
+------------
+Steps 3 and 4 are independent once the flows are fixed, so by default
+(``overlap``) SWMM takes its stride in a second thread (through ctypes, which
+releases the GIL: :func:`hydraulics.engine_batch.stride`) while this thread
+steps the 2D surface.  SWMM then receives the flows asked for rather than the
+volume the 2D actually moved.  Spills always move in full; a take the street
+could not fully supply (its cell emptied during the step) leaves SWMM with a
+little more than moved (``carry``, per node), repaid out of that node's later
+takes (never as a negative inflow at a node that takes nothing, which could
+ask the engine for water its node no longer holds).  The mass balance counts
+the carry not yet repaid as ``in_transit_m3``, so the books stay exact.  On the demo city this runs the two engines side by side
+on the machine's two cores.
+
 Why the spill leaves the node as a negative inflow (not as SWMM flooding)
 ------------------------------------------------------------------------
 With "flooding, ponding off", SWMM decides alone how much overflows (all the
@@ -81,6 +95,7 @@ import tempfile
 import time as _time
 import warnings
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -90,6 +105,7 @@ import pandas as pd
 from gisdata.errors import TwinError
 from gisdata.paths import StagedDir
 from hydraulics.engine_batch import read_node_results, set_node_inflows
+from hydraulics.engine_batch import stride as engine_stride
 from hydraulics.exchange import ExchangeParams, Exchanger, inlet_capacity_m3s
 from hydraulics.inp import FT_TO_M, InpModel, replace_lines, resolve_file_refs
 from hydraulics.river import reach_from_cells
@@ -165,6 +181,8 @@ class DualDrainageOptions:
         inflow read at the end of the last routing step, when the head has already answered the
         previous spill) cuts the spill short (EA 8B: 3,631 instead of 3,874 m3, NSE against itzi
         0.978 instead of 0.999 at a 5 s step, 0.905 instead of 0.999 at 30 s).
+    overlap : bool, default True
+        Step SWMM in a second thread while the 2D surface steps (module docstring, "Both at once").
     river_backs_outfalls : bool, default True
         On a city's street surface with a river: at every river update, each outfall's stage is set to the
         river level at its nearest river cell (``outfall_set_stage``; the engine then treats it as a stage
@@ -188,6 +206,7 @@ class DualDrainageOptions:
     h_min_m: float = 0.001
     allowed_inputs: tuple = ()
     limit_spill: bool = False
+    overlap: bool = True
     river_backs_outfalls: bool = True
     drain_after_stop: bool = True
 
@@ -602,6 +621,7 @@ def run_dual_drainage(model: str | Path | InpModel, dem: str | Path | Domain | U
         t_wall = _time.perf_counter()
         with _engine_slot():
             opened = started = False
+            pool = None  # the thread that steps SWMM while this one steps the 2D surface
             try:
                 opened = True
                 solver.swmm_open(str(inp), str(rpt), str(out))
@@ -683,6 +703,8 @@ def run_dual_drainage(model: str | Path | InpModel, dem: str | Path | Domain | U
                 to_network = np.zeros(n)
                 q_set = np.zeros(n)  # the lateral inflow each coupled node holds in the engine, m3/s
                 exchanged_cum = 0.0  # net volume the exchange put into SWMM, m3 (taken out of its ext. inflow)
+                carry = np.zeros(n)  # per node: what SWMM received beyond what the 2D moved, not yet repaid, m3
+                in_transit = 0.0  # their sum: water booked in SWMM and still on the street until the next step
 
                 frozen = None  # after a stop: the engine's totals, storage and exchange at that time
 
@@ -701,7 +723,7 @@ def run_dual_drainage(model: str | Path | InpModel, dem: str | Path | Domain | U
                     initial = initial_swmm + initial_2d
                     surface_in = mb.rain_m3 + mb.inflow_m3
                     error = (sw_store + mb.stored_m3 + tot.outflow * vol + tot.flooding * vol + losses
-                             + mb.boundary_out_m3 + mb.to_river_m3) - (initial + swmm_in + surface_in)
+                             + mb.boundary_out_m3 + mb.to_river_m3) - (initial + swmm_in + surface_in) - in_transit
                     vin = initial + max(swmm_in, 0.0) + surface_in
                     # the engine's own share: SWMM's books against its storage, the exchange counted as inflow
                     swmm_error = (sw_store + (tot.outflow + tot.flooding) * vol + losses) - (
@@ -711,7 +733,7 @@ def run_dual_drainage(model: str | Path | InpModel, dem: str | Path | Domain | U
                             "boundary_out_m3": mb.boundary_out_m3, "bank_to_river_m3": mb.to_river_m3,
                             "initial_m3": initial, "swmm_inflow_m3": swmm_in,
                             "surface_in_m3": surface_in, "to_surface_m3": float(to_surface.sum()),
-                            "to_network_m3": float(to_network.sum()), "error_m3": error,
+                            "to_network_m3": float(to_network.sum()), "in_transit_m3": in_transit, "error_m3": error,
                             "error_rel": error / vin if vin > 0 else 0.0, "swmm_error_m3": swmm_error,
                             "coupling_error_m3": error - swmm_error,
                             "coupling_error_rel": (error - swmm_error) / vin if vin > 0 else 0.0}
@@ -746,6 +768,7 @@ def run_dual_drainage(model: str | Path | InpModel, dem: str | Path | Domain | U
                 save_at = None if save_state_at_s is None else float(save_state_at_s)
                 drain = False
                 drained_after = 0.0
+                pool = ThreadPoolExecutor(1, thread_name_prefix="swmm") if opts.overlap else None
                 while t < total_s - 1e-6:
                     dt = float(min(step, total_s - t))
                     head = read_node_results(idx, head_key) * length
@@ -759,18 +782,38 @@ def run_dual_drainage(model: str | Path | InpModel, dem: str | Path | Domain | U
                     q = exchanger.step(head, ground, depth, dt, spill_max_m3s=spill_max)
                     q[np.abs(q) < _Q_TOL_M3S] = 0.0
                     surface.set_exchange(rows_, cols_, q)
-                    surface.run_until(t + dt)
-                    moved = surface.exchange_volume_m3()
-                    q_act = moved / dt
-                    exchanger.applied(q_act)
-                    changed = np.flatnonzero(q_act != q_set)  # the engine holds a rate until it is set again
-                    set_node_inflows(idx[changed], -q_act[changed] / flow)
-                    q_set[changed] = q_act[changed]
-                    exchanged_cum -= float(moved.sum())
+                    if pool is not None:
+                        # SWMM steps in another thread with the flows asked for (plus last step's correction)
+                        # while this one steps the 2D surface; see the module docstring, "Both at once"
+                        # the carry is repaid out of later takes only: a negative inflow at a node that
+                        # takes nothing could ask SWMM for water its node no longer holds
+                        repay = np.minimum(carry / dt, np.maximum(-q, 0.0))
+                        q_swmm = q + repay
+                        changed = np.flatnonzero(q_swmm != q_set)  # the engine holds a rate until set again
+                        set_node_inflows(idx[changed], -q_swmm[changed] / flow)
+                        q_set[changed] = q_swmm[changed]
+                        swmm_step = pool.submit(engine_stride, int(round(dt)))
+                        surface.run_until(t + dt)
+                        elapsed = swmm_step.result()
+                        moved = surface.exchange_volume_m3()
+                        exchanged_cum -= float(q_swmm.sum()) * dt
+                        # a take the street could not fully supply: SWMM received more than moved (>= 0), m3
+                        carry = carry - repay * dt + (moved - q * dt)
+                        in_transit = float(carry.sum())
+                        exchanger.applied(moved / dt)
+                    else:
+                        surface.run_until(t + dt)
+                        moved = surface.exchange_volume_m3()
+                        q_act = moved / dt
+                        exchanger.applied(q_act)
+                        changed = np.flatnonzero(q_act != q_set)  # the engine holds a rate until it is set again
+                        set_node_inflows(idx[changed], -q_act[changed] / flow)
+                        q_set[changed] = q_act[changed]
+                        exchanged_cum -= float(moved.sum())
+                        elapsed = engine_stride(int(round(dt)))
                     to_surface += np.maximum(moved, 0.0)
                     to_network += np.maximum(-moved, 0.0)
                     acc += moved
-                    elapsed = solver.swmm_stride(int(round(dt)))
                     t = t + dt
                     k_step += 1
                     if (moved > 0).any():
@@ -866,6 +909,8 @@ def run_dual_drainage(model: str | Path | InpModel, dem: str | Path | Domain | U
                     raise _engine_error(rpt, str(exc), display, parsed) from None
                 raise
             finally:
+                if pool is not None:
+                    pool.shutdown(wait=True)  # no stride may still run when the engine ends
                 if started:
                     try:
                         solver.swmm_end()

@@ -12,7 +12,8 @@ the very ``libswmm5`` that swmm-toolkit loaded, at ~35 ns a node.
 
 If the library cannot be found (a swmm-toolkit build that names it
 differently), the same functions fall back to the toolkit's wrappers: slower,
-same results.
+same results.  :func:`stride` steps the engine through ctypes too, which releases
+the GIL, so the coupled loop can step the 2D surface in the meantime.
 """
 
 from __future__ import annotations
@@ -38,7 +39,10 @@ def _engine_library():
         put = lib.swmm_setNodeInflow
         put.argtypes = [ctypes.c_int, ctypes.c_double]
         put.restype = ctypes.c_int
-        return get, put
+        stride = lib.swmm_stride
+        stride.argtypes = [ctypes.c_int, ctypes.POINTER(ctypes.c_double)]
+        stride.restype = ctypes.c_int
+        return get, put, stride
     except (ImportError, OSError, AttributeError):
         return None
 
@@ -48,7 +52,7 @@ _LIB = _engine_library()
 if _LIB is not None:
     import numba as nb
 
-    _get, _put = _LIB
+    _get, _put, _stride = _LIB
 
     @nb.njit(cache=False)
     def _read(idx, key, out):
@@ -117,3 +121,21 @@ def set_node_inflows(idx: np.ndarray, values: np.ndarray) -> None:
         return
     if _write(idx32, vals):
         raise RuntimeError("the SWMM engine refused a node inflow (is a simulation running?)")
+
+
+def stride(step_s: int) -> float:
+    """Advance the running engine by ``step_s`` seconds (``swmm_stride``); returns the elapsed time, days.
+
+    Called through ctypes, which releases the GIL for the C call, so another
+    thread can step the 2D surface meanwhile (:mod:`hydraulics.dual_drainage`).
+    0 means the simulation has ended.
+    """
+    if _LIB is None:
+        from swmm.toolkit import solver
+
+        return float(solver.swmm_stride(int(step_s)))
+    elapsed = ctypes.c_double(0.0)
+    err = _stride(int(step_s), ctypes.byref(elapsed))
+    if err != 0:
+        raise RuntimeError(f"the SWMM engine stopped with error {err} while stepping")
+    return float(elapsed.value)
