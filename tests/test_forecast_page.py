@@ -272,6 +272,9 @@ def test_page_runs_and_rethresholds_without_a_new_run(app):
     metrics = {m.label: m.value for m in app.metric}
     assert metrics[t("forecast.metric.members", "en")] == "3 of 3"
     assert int(metrics[t("forecast.metric.risk_points", "en")]) >= 1
+    # 3 members: probabilities in steps of 0.33, and the page says so
+    assert [w.value for w in app.warning] == [t("forecast.coarse_probability", "en", step="0.33", n=3, need="0.05",
+                                                members=20)]
     assert len(app.get("deck_gl_json_chart")) == 1 and len(app.get("download_button")) == 4  # plan's, map's
     (run,) = app.session_state["fc_runs"].values()
 

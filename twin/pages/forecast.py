@@ -133,6 +133,16 @@ def risk_table_display(risk: pd.DataFrame, lang: str = "en") -> pd.DataFrame:
     })
 
 
+PROBABILITY_STEP_NEEDED = 0.05
+"""Coarsest probability step shown without a warning (20 equal members)."""
+
+
+def probability_step(forecast) -> float:
+    """The smallest probability one member adds (its weight): a point's probability moves in these steps."""
+    w = [float(v) for v in forecast.weights.values()]
+    return min(w) if w else 1.0
+
+
 def forecast_metrics(forecast, risk: pd.DataFrame, lang: str = "en") -> list[tuple[str, str]]:
     """Headline figures as (label, value): risk points, lead of the first, members run, run time."""
     rp = risk[risk["is_risk_point"]]
@@ -417,6 +427,10 @@ def show_forecast(lang: str, run_key: str, city: CityTwin, forecast, bundle: dic
     for column, (label, value) in zip(st.columns(4), forecast_metrics(forecast, risk, lang)):
         column.metric(label, value)
     st.info(t("forecast.summary_line", lang, line=bundle["summary"]))
+    step = probability_step(forecast)
+    if step > PROBABILITY_STEP_NEEDED + 1e-9:
+        st.warning(t("forecast.coarse_probability", lang, step=f"{step:.2f}", n=len(forecast.weights),
+                     need=f"{PROBABILITY_STEP_NEEDED:.2f}", members=round(1 / PROBABILITY_STEP_NEEDED)))
     failed = forecast.members[forecast.members["status"] != "ok"]
     if len(failed):
         st.warning(t("forecast.failed_members", lang, n=len(failed), names=", ".join(map(str, failed.index[:5]))))
