@@ -16,9 +16,7 @@ They take a city and a :class:`~twin.flood_event.FloodEventResult`; nothing here
 
 from __future__ import annotations
 
-import base64
 import html as _html
-import io
 from pathlib import Path
 
 import numpy as np

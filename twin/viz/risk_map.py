@@ -76,8 +76,6 @@ def risk_deck(city: CityTwin, risk: pd.DataFrame, *, lang: str = "en", height_px
 
     deck = city_deck(city, ("terrain", "buildings"), lang=lang, height_px=height_px)
     layers = list(deck.layers)
-    xmin, ymin, xmax, ymax = city.extent
-    span = max(xmax - xmin, ymax - ymin, 50.0)
     shown = risk[risk["probability"] > 0]  # the rest stay grey, like every other road
     gdf = risk_layer(shown, city).to_crs("EPSG:4326") if len(shown) else None
     roads = city.roads.to_crs("EPSG:4326")
